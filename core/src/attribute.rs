@@ -1,0 +1,331 @@
+//! Attribute keys and values.
+//!
+//! A [`Str`] is either a `&'static str` (stored without allocation) or a shared
+//! `Arc<str>` (cloned without copying). Values are the OpenTelemetry primitive
+//! types and homogeneous arrays of them.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::sync::Arc;
+
+/// An immutable string that is free to clone: static, or shared by `Arc`.
+#[derive(Clone)]
+pub enum Str {
+    /// A string literal; no allocation.
+    Static(&'static str),
+    /// A string made at run time, shared.
+    Shared(Arc<str>),
+}
+
+impl Str {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Str::Static(s) => s,
+            Str::Shared(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for Str {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Borrow<str> for Str {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Str {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+impl Eq for Str {}
+
+impl PartialEq<str> for Str {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Str {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::hash::Hash for Str {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl fmt::Debug for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&'static str> for Str {
+    fn from(s: &'static str) -> Self {
+        Str::Static(s)
+    }
+}
+
+impl From<String> for Str {
+    fn from(s: String) -> Self {
+        Str::Shared(Arc::from(s))
+    }
+}
+
+impl From<Arc<str>> for Str {
+    fn from(s: Arc<str>) -> Self {
+        Str::Shared(s)
+    }
+}
+
+impl From<std::borrow::Cow<'static, str>> for Str {
+    fn from(s: std::borrow::Cow<'static, str>) -> Self {
+        match s {
+            std::borrow::Cow::Borrowed(b) => Str::Static(b),
+            std::borrow::Cow::Owned(o) => o.into(),
+        }
+    }
+}
+
+/// An attribute key.
+pub type Key = Str;
+
+/// A homogeneous array attribute value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Array {
+    /// Booleans.
+    Bool(Vec<bool>),
+    /// 64-bit signed integers.
+    I64(Vec<i64>),
+    /// 64-bit floats.
+    F64(Vec<f64>),
+    /// Strings.
+    String(Vec<Str>),
+}
+
+/// An attribute value.
+///
+/// ```
+/// use runtrace::Value;
+/// assert_eq!(Value::from(3), Value::I64(3));
+/// assert_eq!(Value::from("gpu").as_str(), Some("gpu"));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// A boolean.
+    Bool(bool),
+    /// A 64-bit signed integer.
+    I64(i64),
+    /// A 64-bit float.
+    F64(f64),
+    /// A string.
+    String(Str),
+    /// A homogeneous array.
+    Array(Array),
+}
+
+impl Value {
+    /// The string, if this is a string value.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+
+    /// Cuts strings (also inside arrays) to at most `max_chars` characters.
+    pub(crate) fn truncate(&mut self, max_chars: usize) {
+        fn cut(s: &mut Str, max: usize) {
+            if let Some((idx, _)) = s.as_str().char_indices().nth(max) {
+                *s = match s {
+                    Str::Static(st) => Str::Static(&st[..idx]),
+                    Str::Shared(sh) => Str::Shared(Arc::from(&sh[..idx])),
+                };
+            }
+        }
+        match self {
+            Value::String(s) => cut(s, max_chars),
+            Value::Array(Array::String(v)) => v.iter_mut().for_each(|s| cut(s, max_chars)),
+            _ => {}
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn list<T: fmt::Display>(f: &mut fmt::Formatter<'_>, v: &[T]) -> fmt::Result {
+            f.write_str("[")?;
+            for (i, x) in v.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(",")?;
+                }
+                write!(f, "{x}")?;
+            }
+            f.write_str("]")
+        }
+        match self {
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::I64(i) => write!(f, "{i}"),
+            Value::F64(x) => write!(f, "{x}"),
+            Value::String(s) => f.write_str(s),
+            Value::Array(Array::Bool(v)) => list(f, v),
+            Value::Array(Array::I64(v)) => list(f, v),
+            Value::Array(Array::F64(v)) => list(f, v),
+            Value::Array(Array::String(v)) => list(f, v),
+        }
+    }
+}
+
+macro_rules! value_from {
+    ($($t:ty => $variant:ident $(as $cast:ty)?),* $(,)?) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Self {
+                Value::$variant(v $(as $cast)?)
+            }
+        }
+    )*};
+}
+
+value_from!(bool => Bool, i64 => I64, i32 => I64 as i64, u32 => I64 as i64, f64 => F64);
+
+impl From<&'static str> for Value {
+    fn from(v: &'static str) -> Self {
+        Value::String(Str::Static(v))
+    }
+}
+
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::String(v.into())
+    }
+}
+
+impl From<Str> for Value {
+    fn from(v: Str) -> Self {
+        Value::String(v)
+    }
+}
+
+impl From<Arc<str>> for Value {
+    fn from(v: Arc<str>) -> Self {
+        Value::String(v.into())
+    }
+}
+
+impl From<Array> for Value {
+    fn from(v: Array) -> Self {
+        Value::Array(v)
+    }
+}
+
+impl From<Vec<bool>> for Value {
+    fn from(v: Vec<bool>) -> Self {
+        Value::Array(Array::Bool(v))
+    }
+}
+
+impl From<Vec<i64>> for Value {
+    fn from(v: Vec<i64>) -> Self {
+        Value::Array(Array::I64(v))
+    }
+}
+
+impl From<Vec<f64>> for Value {
+    fn from(v: Vec<f64>) -> Self {
+        Value::Array(Array::F64(v))
+    }
+}
+
+impl From<Vec<&'static str>> for Value {
+    fn from(v: Vec<&'static str>) -> Self {
+        Value::Array(Array::String(v.into_iter().map(Str::Static).collect()))
+    }
+}
+
+impl From<Vec<String>> for Value {
+    fn from(v: Vec<String>) -> Self {
+        Value::Array(Array::String(v.into_iter().map(Str::from).collect()))
+    }
+}
+
+/// A key and its value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyValue {
+    /// The key.
+    pub key: Key,
+    /// The value.
+    pub value: Value,
+}
+
+impl KeyValue {
+    /// Pairs a key with a value.
+    ///
+    /// ```
+    /// let kv = runtrace::KeyValue::new("model", "llama");
+    /// assert_eq!(kv.key, "model");
+    /// ```
+    pub fn new(key: impl Into<Key>, value: impl Into<Value>) -> Self {
+        KeyValue {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// Sets `kv` in `list` under the count limit: an existing key is overwritten, a
+/// new key beyond `max_count` is discarded. Returns `false` if it was discarded.
+pub(crate) fn upsert(list: &mut Vec<KeyValue>, kv: KeyValue, max_count: usize) -> bool {
+    if let Some(existing) = list.iter_mut().find(|e| e.key == kv.key) {
+        existing.value = kv.value;
+        return true;
+    }
+    if list.len() >= max_count {
+        return false;
+    }
+    list.push(kv);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncates_on_char_boundaries() {
+        let mut v = Value::from("héllo");
+        v.truncate(2);
+        assert_eq!(v.as_str(), Some("hé"));
+        let mut a = Value::from(vec!["abc".to_string(), "de".to_string()]);
+        a.truncate(2);
+        assert_eq!(a, Value::from(vec!["ab", "de"]));
+        let mut short = Value::from("ab");
+        short.truncate(5);
+        assert_eq!(short.as_str(), Some("ab"));
+    }
+
+    #[test]
+    fn upsert_overwrites_and_limits() {
+        let mut list = Vec::new();
+        assert!(upsert(&mut list, KeyValue::new("a", 1), 1));
+        assert!(upsert(&mut list, KeyValue::new("a", 2), 1));
+        assert!(!upsert(&mut list, KeyValue::new("b", 3), 1));
+        assert_eq!(list, vec![KeyValue::new("a", 2)]);
+    }
+}

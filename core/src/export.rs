@@ -1,0 +1,253 @@
+//! What exporters see: [`SpanData`], the [`SpanExporter`] trait, and an
+//! [`InMemoryExporter`] for tests.
+//!
+//! An exporter is called by one processor at a time (never concurrently) with a
+//! batch of ended spans and the deadline by which it must return. It may retry
+//! inside that deadline; past it, the processor counts the batch as failed.
+
+use crate::attribute::{KeyValue, Str};
+use crate::context::SpanContext;
+use crate::id::SpanId;
+use crate::resource::Resource;
+use crate::span::{SpanKind, Status};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// The name, version and attributes of the library that created a span.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InstrumentationScope {
+    /// Scope name, e.g. the crate or module name.
+    pub name: Str,
+    /// Scope version.
+    pub version: Option<Str>,
+    /// Schema URL.
+    pub schema_url: Option<Str>,
+    /// Scope attributes.
+    pub attributes: Vec<KeyValue>,
+}
+
+impl InstrumentationScope {
+    /// A scope with only a name.
+    pub fn new(name: impl Into<Str>) -> Self {
+        InstrumentationScope {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A time-stamped annotation on a span.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Event name.
+    pub name: Str,
+    /// When it happened, in nanoseconds since the Unix epoch.
+    pub time_unix_nano: u64,
+    /// Attributes.
+    pub attributes: Vec<KeyValue>,
+    /// Attributes discarded by the per-event limit.
+    pub dropped_attributes_count: u32,
+}
+
+/// A reference from a span to another span context.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Link {
+    /// The linked context.
+    pub span_context: SpanContext,
+    /// Attributes.
+    pub attributes: Vec<KeyValue>,
+    /// Attributes discarded by the per-link limit.
+    pub dropped_attributes_count: u32,
+}
+
+/// The scope and resource of a span, shared by every span of one tracer
+/// (one reference count per span).
+#[derive(Clone)]
+pub struct Instrumentation(pub(crate) Arc<InstrumentationInner>);
+
+pub(crate) struct InstrumentationInner {
+    pub(crate) scope: InstrumentationScope,
+    pub(crate) resource: Arc<Resource>,
+    /// The provider whose processors receive the spans; `None` for hand-built data.
+    pub(crate) pipeline: Option<Arc<crate::trace::Pipeline>>,
+}
+
+impl Instrumentation {
+    /// A scope and resource not tied to a provider, for building [`SpanData`] by hand
+    /// (exporter tests).
+    pub fn new(scope: InstrumentationScope, resource: Arc<Resource>) -> Self {
+        Instrumentation(Arc::new(InstrumentationInner {
+            scope,
+            resource,
+            pipeline: None,
+        }))
+    }
+    /// The instrumentation scope.
+    pub fn scope(&self) -> &InstrumentationScope {
+        &self.0.scope
+    }
+    /// The resource.
+    pub fn resource(&self) -> &Arc<Resource> {
+        &self.0.resource
+    }
+    /// `true` if both handles share the same scope and resource object.
+    pub fn ptr_eq(&self, other: &Instrumentation) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for Instrumentation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Instrumentation")
+            .field("scope", &self.0.scope)
+            .field("resource", &self.0.resource)
+            .finish()
+    }
+}
+
+/// An ended span, as exporters receive it.
+#[derive(Clone, Debug)]
+pub struct SpanData {
+    /// The span's own context (ids, flags, trace state).
+    pub span_context: SpanContext,
+    /// The parent's span id; invalid for a root span.
+    pub parent_span_id: SpanId,
+    /// Whether the parent came from another process.
+    pub parent_is_remote: bool,
+    /// Span name.
+    pub name: Str,
+    /// Span kind.
+    pub kind: SpanKind,
+    /// Start, in nanoseconds since the Unix epoch.
+    pub start_time_unix_nano: u64,
+    /// End, in nanoseconds since the Unix epoch.
+    pub end_time_unix_nano: u64,
+    /// Attributes.
+    pub attributes: Vec<KeyValue>,
+    /// Attributes discarded by the count limit.
+    pub dropped_attributes_count: u32,
+    /// Events in order.
+    pub events: Vec<Event>,
+    /// Events discarded by the count limit.
+    pub dropped_events_count: u32,
+    /// Links in order.
+    pub links: Vec<Link>,
+    /// Links discarded by the count limit.
+    pub dropped_links_count: u32,
+    /// Status.
+    pub status: Status,
+    /// Instrumentation scope and resource.
+    pub instrumentation: Instrumentation,
+}
+
+/// Why an export did not (fully) succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// The deadline passed before the backend confirmed the batch.
+    Timeout,
+    /// The exporter was shut down.
+    Shutdown,
+    /// The backend accepted the batch except `rejected` spans.
+    PartialSuccess {
+        /// Spans the backend refused.
+        rejected: u64,
+        /// The backend's explanation.
+        message: String,
+    },
+    /// The batch was not delivered.
+    Failed(String),
+}
+
+impl fmt::Display for ExportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExportError::Timeout => f.write_str("export timed out"),
+            ExportError::Shutdown => f.write_str("exporter is shut down"),
+            ExportError::PartialSuccess { rejected, message } => {
+                write!(f, "backend rejected {rejected} spans: {message}")
+            }
+            ExportError::Failed(m) => write!(f, "export failed: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ExportError {}
+
+/// Sends batches of ended spans somewhere.
+///
+/// Processors never call `export` concurrently and always pass the deadline by
+/// which it must return; an exporter that retries does so inside it.
+pub trait SpanExporter: Send + fmt::Debug {
+    /// Exports one batch.
+    fn export(&mut self, batch: &[SpanData], deadline: Instant) -> Result<(), ExportError>;
+    /// Sends anything the exporter itself buffers.
+    fn force_flush(&mut self, _deadline: Instant) -> Result<(), ExportError> {
+        Ok(())
+    }
+    /// Releases resources; later exports fail with [`ExportError::Shutdown`].
+    fn shutdown(&mut self, _deadline: Instant) -> Result<(), ExportError> {
+        Ok(())
+    }
+}
+
+impl<E: SpanExporter + ?Sized> SpanExporter for Box<E> {
+    fn export(&mut self, batch: &[SpanData], deadline: Instant) -> Result<(), ExportError> {
+        (**self).export(batch, deadline)
+    }
+    fn force_flush(&mut self, deadline: Instant) -> Result<(), ExportError> {
+        (**self).force_flush(deadline)
+    }
+    fn shutdown(&mut self, deadline: Instant) -> Result<(), ExportError> {
+        (**self).shutdown(deadline)
+    }
+}
+
+/// Keeps exported spans in memory; clones share the same storage.
+///
+/// ```
+/// use runtrace::{InMemoryExporter, TracerProvider};
+/// let exporter = InMemoryExporter::default();
+/// let provider = TracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+/// provider.tracer("test").span("work").start().end();
+/// assert_eq!(exporter.finished_spans()[0].name, "work");
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct InMemoryExporter {
+    spans: Arc<Mutex<Vec<SpanData>>>,
+    shut_down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl InMemoryExporter {
+    /// A copy of every span exported so far.
+    pub fn finished_spans(&self) -> Vec<SpanData> {
+        self.spans.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    /// Forgets the spans exported so far.
+    pub fn reset(&self) {
+        self.spans.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+    /// Whether `shutdown` was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.shut_down.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+impl SpanExporter for InMemoryExporter {
+    fn export(&mut self, batch: &[SpanData], _deadline: Instant) -> Result<(), ExportError> {
+        if self.is_shut_down() {
+            return Err(ExportError::Shutdown);
+        }
+        self.spans
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(batch);
+        Ok(())
+    }
+    fn shutdown(&mut self, _deadline: Instant) -> Result<(), ExportError> {
+        self.shut_down
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+}
