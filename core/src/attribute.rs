@@ -27,6 +27,12 @@ impl Str {
     }
 }
 
+impl Default for Str {
+    fn default() -> Self {
+        Str::Static("")
+    }
+}
+
 impl std::ops::Deref for Str {
     type Target = str;
     fn deref(&self) -> &str {

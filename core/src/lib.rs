@@ -1,8 +1,54 @@
-//! runtrace core (work in progress).
+//! # runtrace
+//!
+//! A tracing runtime for latency-sensitive services that speaks OpenTelemetry on
+//! the wire, with no dependencies.
+//!
+//! The model is OpenTelemetry's: a [`TracerProvider`] owns the pipeline (sampler,
+//! id generator, limits, resource, span processors); a [`Tracer`] starts [`Span`]s
+//! for one instrumentation scope; a span's [`SpanContext`] (ids, flags, trace state)
+//! is what propagates across threads ([`Context`]) and processes (`propagation`).
+//! When a sampled span ends, its [`SpanData`] goes to the processors; the batch
+//! processor hands it to a lock-free queue, and one background thread exports
+//! batches through a [`SpanExporter`].
+//!
+//! ```
+//! use runtrace::{InMemoryExporter, KeyValue, SpanKind, TracerProvider};
+//!
+//! let exporter = InMemoryExporter::default();
+//! let provider = TracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+//! let tracer = provider.tracer("inference");
+//! tracer.in_span("request", |span| {
+//!     span.set_attribute("model", "llama");
+//!     let mut child = tracer.span("tokenize").kind(SpanKind::Internal).start();
+//!     child.add_event("cache miss", vec![KeyValue::new("key", 7)]);
+//! });
+//! assert_eq!(exporter.finished_spans().len(), 2);
+//! ```
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
 pub mod attribute;
+mod clock;
 pub mod context;
+pub mod diagnostics;
+pub mod env;
 pub mod export;
 pub mod id;
+pub mod processor;
 pub mod resource;
+pub mod sampling;
 pub mod span;
+pub mod trace;
 pub mod trace_state;
+
+pub use attribute::{Array, Key, KeyValue, Str, Value};
+pub use context::{Context, ContextGuard, SpanContext, TraceFlags};
+pub use export::{
+    Event, ExportError, InMemoryExporter, Instrumentation, InstrumentationScope, Link, SpanData,
+    SpanExporter,
+};
+pub use id::{IdGenerator, RandomIdGenerator, SpanId, TraceId};
+pub use processor::{FlushError, ProcessorStats, SimpleSpanProcessor, SpanProcessor};
+pub use resource::Resource;
+pub use span::{Span, SpanBuilder, SpanKind, Status};
+pub use trace::{SpanLimits, Tracer, TracerProvider, TracerProviderBuilder};
+pub use trace_state::TraceState;

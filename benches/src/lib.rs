@@ -1,0 +1,1 @@
+//! Benchmarks of runtrace against opentelemetry_sdk and fastrace (see benches/).

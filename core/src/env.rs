@@ -1,0 +1,1 @@
+//! Environment configuration (being written).

@@ -1,0 +1,329 @@
+//! Spans: the builder, the [`Span`] handle, kinds and status.
+//!
+//! A span is recording when the sampler kept it (RecordOnly or RecordAndSample);
+//! a non-recording span still carries a span context, so the trace propagates,
+//! but every mutation on it is a no-op that neither allocates nor reads a clock.
+//! A span ends exactly once: at [`Span::end`], or when dropped.
+
+use crate::attribute::{upsert, KeyValue, Str, Value};
+use crate::clock;
+use crate::context::{Context, ContextGuard, SpanContext};
+use crate::export::{Event, Link, SpanData};
+use crate::trace::{SpanLimits, Tracer};
+use std::time::SystemTime;
+
+/// The role of a span in a trace.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SpanKind {
+    /// An internal operation (the default).
+    #[default]
+    Internal,
+    /// Handles an incoming request.
+    Server,
+    /// Makes an outgoing request.
+    Client,
+    /// Emits a message for later processing.
+    Producer,
+    /// Processes a message.
+    Consumer,
+}
+
+/// The outcome of a span. Precedence: `Ok` > `Error` > `Unset`; `Ok` is final.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Status {
+    /// No status set (the default).
+    #[default]
+    Unset,
+    /// The operation succeeded (final).
+    Ok,
+    /// The operation failed.
+    Error {
+        /// What went wrong.
+        description: Str,
+    },
+}
+
+impl Status {
+    /// An error status with a description.
+    pub fn error(description: impl Into<Str>) -> Self {
+        Status::Error {
+            description: description.into(),
+        }
+    }
+}
+
+/// Configures a span before it starts. Made by [`Tracer::span`].
+///
+/// ```
+/// use runtrace::{SpanKind, TracerProvider};
+/// let provider = TracerProvider::noop();
+/// let tracer = provider.tracer("svc");
+/// let span = tracer.span("GET /infer").kind(SpanKind::Server).attribute("http.route", "/infer").start();
+/// drop(span);
+/// ```
+#[derive(Debug)]
+#[must_use = "a span builder does nothing until `start` is called"]
+pub struct SpanBuilder<'t> {
+    tracer: &'t Tracer,
+    name: Str,
+    kind: SpanKind,
+    attributes: Vec<KeyValue>,
+    links: Vec<Link>,
+    parent: Option<Context>,
+    start_time: Option<SystemTime>,
+}
+
+impl<'t> SpanBuilder<'t> {
+    pub(crate) fn new(tracer: &'t Tracer, name: Str) -> Self {
+        SpanBuilder {
+            tracer,
+            name,
+            kind: SpanKind::Internal,
+            attributes: Vec::new(),
+            links: Vec::new(),
+            parent: None,
+            start_time: None,
+        }
+    }
+
+    /// Sets the span kind.
+    pub fn kind(mut self, kind: SpanKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// Adds an attribute the sampler can see. Ignored by a disabled tracer.
+    pub fn attribute(mut self, key: impl Into<Str>, value: impl Into<Value>) -> Self {
+        if self.tracer.is_enabled() {
+            self.attributes.push(KeyValue::new(key, value));
+        }
+        self
+    }
+
+    /// Adds a link to another span context.
+    pub fn link(mut self, span_context: SpanContext, attributes: Vec<KeyValue>) -> Self {
+        if self.tracer.is_enabled() && span_context.is_valid() {
+            self.links.push(Link {
+                span_context,
+                attributes,
+                dropped_attributes_count: 0,
+            });
+        }
+        self
+    }
+
+    /// Uses `cx` as the parent instead of the thread's current context
+    /// (an empty context makes a root span).
+    pub fn parent(mut self, cx: &Context) -> Self {
+        self.parent = Some(cx.clone());
+        self
+    }
+
+    /// Sets an explicit start time instead of now.
+    pub fn start_time(mut self, t: SystemTime) -> Self {
+        self.start_time = Some(t);
+        self
+    }
+
+    /// Samples and starts the span.
+    pub fn start(self) -> Span {
+        let SpanBuilder {
+            tracer,
+            name,
+            kind,
+            attributes,
+            links,
+            parent,
+            start_time,
+        } = self;
+        match parent {
+            Some(cx) => tracer.start_span(name, kind, attributes, links, cx.span_context(), start_time),
+            None => Context::with_current(|cx| {
+                tracer.start_span(name, kind, attributes, links, cx.span_context(), start_time)
+            }),
+        }
+    }
+}
+
+/// A span in progress. Ends when [`Span::end`] is called or when dropped.
+#[derive(Debug)]
+pub struct Span {
+    /// The context of a non-recording (or already ended) span.
+    context: SpanContext,
+    /// The data of a recording span until it ends.
+    data: Option<SpanData>,
+}
+
+impl Span {
+    pub(crate) fn non_recording(context: SpanContext) -> Span {
+        Span {
+            context,
+            data: None,
+        }
+    }
+
+    pub(crate) fn recording(data: SpanData) -> Span {
+        Span {
+            context: SpanContext::INVALID,
+            data: Some(data),
+        }
+    }
+
+    /// The span's context (valid after end too).
+    pub fn span_context(&self) -> &SpanContext {
+        match &self.data {
+            Some(d) => &d.span_context,
+            None => &self.context,
+        }
+    }
+
+    /// Whether mutations are recorded (the sampler kept it and it has not ended).
+    pub fn is_recording(&self) -> bool {
+        self.data.is_some()
+    }
+
+    /// Makes this span the thread's current span until the guard drops, so spans
+    /// started meanwhile become its children.
+    pub fn enter(&self) -> ContextGuard {
+        Context::from_span_context(self.span_context().clone()).attach()
+    }
+
+    /// A context whose active span is this one, to pass to another thread.
+    pub fn context(&self) -> Context {
+        Context::from_span_context(self.span_context().clone())
+    }
+
+    fn limits(data: &SpanData) -> SpanLimits {
+        data.instrumentation.limits()
+    }
+
+    /// Sets an attribute (a new key beyond the limit is dropped and counted).
+    pub fn set_attribute(&mut self, key: impl Into<Str>, value: impl Into<Value>) {
+        if let Some(data) = self.data.as_mut() {
+            let limits = Self::limits(data);
+            let mut kv = KeyValue::new(key, value);
+            if let Some(max) = limits.max_attribute_value_length {
+                kv.value.truncate(max);
+            }
+            if !upsert(&mut data.attributes, kv, limits.max_attributes_per_span) {
+                data.dropped_attributes_count += 1;
+            }
+        }
+    }
+
+    /// Adds an event now.
+    pub fn add_event(&mut self, name: impl Into<Str>, attributes: Vec<KeyValue>) {
+        if self.data.is_some() {
+            self.add_event_at(name, attributes, SystemTime::now());
+        }
+    }
+
+    /// Adds an event with an explicit timestamp.
+    pub fn add_event_at(&mut self, name: impl Into<Str>, attributes: Vec<KeyValue>, at: SystemTime) {
+        if let Some(data) = self.data.as_mut() {
+            let limits = Self::limits(data);
+            if data.events.len() >= limits.max_events_per_span {
+                data.dropped_events_count += 1;
+                return;
+            }
+            let (attributes, dropped) =
+                limit_list(attributes, limits.max_attributes_per_event, limits.max_attribute_value_length);
+            data.events.push(Event {
+                name: name.into(),
+                time_unix_nano: clock::system_time_to_unix_nanos(at),
+                attributes,
+                dropped_attributes_count: dropped,
+            });
+        }
+    }
+
+    /// Adds a link to another span context.
+    pub fn add_link(&mut self, span_context: SpanContext, attributes: Vec<KeyValue>) {
+        if let Some(data) = self.data.as_mut() {
+            if !span_context.is_valid() {
+                return;
+            }
+            let limits = Self::limits(data);
+            if data.links.len() >= limits.max_links_per_span {
+                data.dropped_links_count += 1;
+                return;
+            }
+            let (attributes, dropped) =
+                limit_list(attributes, limits.max_attributes_per_link, limits.max_attribute_value_length);
+            data.links.push(Link {
+                span_context,
+                attributes,
+                dropped_attributes_count: dropped,
+            });
+        }
+    }
+
+    /// Sets the status: `Ok` is final, `Unset` is ignored, otherwise the last call wins.
+    pub fn set_status(&mut self, status: Status) {
+        if let Some(data) = self.data.as_mut() {
+            match (&data.status, &status) {
+                (Status::Ok, _) | (_, Status::Unset) => {}
+                _ => data.status = status,
+            }
+        }
+    }
+
+    /// Records an error as an `exception` event with `exception.type` and
+    /// `exception.message`. Does not change the status: call `set_status` too.
+    pub fn record_error<E: std::error::Error + ?Sized>(&mut self, error: &E) {
+        if self.data.is_some() {
+            self.add_event(
+                "exception",
+                vec![
+                    KeyValue::new("exception.type", std::any::type_name::<E>()),
+                    KeyValue::new("exception.message", error.to_string()),
+                ],
+            );
+        }
+    }
+
+    /// Renames the span.
+    pub fn update_name(&mut self, name: impl Into<Str>) {
+        if let Some(data) = self.data.as_mut() {
+            data.name = name.into();
+        }
+    }
+
+    /// Ends the span now. Later calls (and the drop) do nothing.
+    pub fn end(&mut self) {
+        if self.data.is_some() {
+            self.finish(clock::now_unix_nanos());
+        }
+    }
+
+    /// Ends the span at an explicit time.
+    pub fn end_at(&mut self, t: SystemTime) {
+        if self.data.is_some() {
+            self.finish(clock::system_time_to_unix_nanos(t));
+        }
+    }
+
+    fn finish(&mut self, end_time_unix_nano: u64) {
+        if let Some(mut data) = self.data.take() {
+            data.end_time_unix_nano = end_time_unix_nano.max(data.start_time_unix_nano);
+            self.context = data.span_context.clone();
+            crate::trace::on_end(data);
+        }
+    }
+}
+
+impl Drop for Span {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+/// Applies a count limit (first `max` kept) and the value length limit.
+fn limit_list(mut list: Vec<KeyValue>, max: usize, max_len: Option<usize>) -> (Vec<KeyValue>, u32) {
+    let dropped = list.len().saturating_sub(max);
+    list.truncate(max);
+    if let Some(n) = max_len {
+        list.iter_mut().for_each(|kv| kv.value.truncate(n));
+    }
+    (list, dropped as u32)
+}
