@@ -27,6 +27,7 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub mod attribute;
+pub mod batch;
 mod clock;
 pub mod context;
 pub mod diagnostics;
@@ -34,6 +35,7 @@ pub mod env;
 pub mod export;
 pub mod id;
 pub mod processor;
+pub mod queue;
 pub mod resource;
 pub mod sampling;
 pub mod span;
@@ -41,6 +43,7 @@ pub mod trace;
 pub mod trace_state;
 
 pub use attribute::{Array, Key, KeyValue, Str, Value};
+pub use batch::{BatchConfig, BatchSpanProcessor};
 pub use context::{Context, ContextGuard, SpanContext, TraceFlags};
 pub use export::{
     Event, ExportError, InMemoryExporter, Instrumentation, InstrumentationScope, Link, SpanData,
