@@ -385,6 +385,16 @@ impl SpanProcessor for BatchSpanProcessor {
     }
 }
 
+impl Drop for BatchSpanProcessor {
+    /// A processor dropped without shutdown (e.g. never added to a provider)
+    /// still stops its worker, waiting at most 5 s.
+    fn drop(&mut self) {
+        if !self.shared.is_shutdown.load(Ordering::Acquire) {
+            let _ = self.shutdown_with_timeout(crate::trace::DEFAULT_DROP_SHUTDOWN_TIMEOUT);
+        }
+    }
+}
+
 /// The background thread's state.
 struct Worker {
     shared: Arc<Shared>,
@@ -413,7 +423,8 @@ impl Worker {
         let batch_size = self.shared.config.max_export_batch_size;
         loop {
             while self.shared.queue.len() >= batch_size {
-                self.export_one_batch(None);
+                // Failures are counted and reported inside.
+                let _ = self.export_one_batch(None);
             }
             self.report_drops();
             let (flush, shutdown) = {
@@ -438,7 +449,7 @@ impl Worker {
             let now = Instant::now();
             if now >= self.next_tick {
                 if !self.shared.queue.is_empty() {
-                    self.export_one_batch(None);
+                    let _ = self.export_one_batch(None);
                 }
                 self.next_tick = Instant::now() + self.shared.config.scheduled_delay;
                 continue;
