@@ -223,7 +223,9 @@ impl BatchSpanProcessor {
                 // Without a worker nothing can be exported: refuse spans (counted).
                 diagnostics::emit(
                     Level::Error,
-                    &format!("could not start the runtrace-batch thread ({e}); spans will be dropped"),
+                    &format!(
+                        "could not start the runtrace-batch thread ({e}); spans will be dropped"
+                    ),
                 );
                 shared.is_shutdown.store(true, Ordering::Release);
                 let mut c = shared.control();
@@ -286,7 +288,9 @@ impl SpanProcessor for BatchSpanProcessor {
         }
         let shared = &*self.shared;
         if shared.is_shutdown.load(Ordering::Relaxed) {
-            shared.dropped_after_shutdown.fetch_add(1, Ordering::Relaxed);
+            shared
+                .dropped_after_shutdown
+                .fetch_add(1, Ordering::Relaxed);
             return;
         }
         if shared.queue.push(span).is_err() {
@@ -510,7 +514,9 @@ impl Worker {
             Err(ExportError::PartialSuccess { rejected, message }) => {
                 let rejected = rejected.min(n);
                 shared.exported.fetch_add(n - rejected, Ordering::Relaxed);
-                shared.dropped_rejected.fetch_add(rejected, Ordering::Relaxed);
+                shared
+                    .dropped_rejected
+                    .fetch_add(rejected, Ordering::Relaxed);
                 shared.batches_exported.fetch_add(1, Ordering::Relaxed);
                 diagnostics::warn(&format!(
                     "the backend rejected {rejected} of {n} spans: {message}"
@@ -580,7 +586,9 @@ impl Worker {
         // Spans that raced with the shutdown flag are counted, not lost silently.
         let mut late = Vec::new();
         while self.shared.queue.drain_into(&mut late, usize::MAX) > 0 {
-            self.shared.popped.fetch_add(late.len() as u64, Ordering::Relaxed);
+            self.shared
+                .popped
+                .fetch_add(late.len() as u64, Ordering::Relaxed);
             self.shared
                 .dropped_after_shutdown
                 .fetch_add(late.len() as u64, Ordering::Relaxed);

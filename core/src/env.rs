@@ -147,7 +147,12 @@ impl Reader<'_> {
         match v.parse::<u32>() {
             Ok(n) if n <= i32::MAX as u32 => Some(n),
             _ => {
-                self.warn(name, &v, "is not an integer from 0 to 2^31-1", "the default");
+                self.warn(
+                    name,
+                    &v,
+                    "is not an integer from 0 to 2^31-1",
+                    "the default",
+                );
                 None
             }
         }
@@ -173,9 +178,8 @@ impl Reader<'_> {
             };
         };
         if rate.is_some() {
-            self.warnings.push(
-                "OTEL_SAMPLE_RATE is ignored because OTEL_TRACES_SAMPLER is set".to_string(),
-            );
+            self.warnings
+                .push("OTEL_SAMPLE_RATE is ignored because OTEL_TRACES_SAMPLER is set".to_string());
         }
         let ratio_arg = |r: &mut Self| r.ratio("OTEL_TRACES_SAMPLER_ARG").unwrap_or(1.0);
         match name.to_ascii_lowercase().as_str() {
@@ -226,8 +230,18 @@ impl Reader<'_> {
                 general_count,
                 d.max_attributes_per_span,
             ),
-            max_events_per_span: count(self, "OTEL_SPAN_EVENT_COUNT_LIMIT", None, d.max_events_per_span),
-            max_links_per_span: count(self, "OTEL_SPAN_LINK_COUNT_LIMIT", None, d.max_links_per_span),
+            max_events_per_span: count(
+                self,
+                "OTEL_SPAN_EVENT_COUNT_LIMIT",
+                None,
+                d.max_events_per_span,
+            ),
+            max_links_per_span: count(
+                self,
+                "OTEL_SPAN_LINK_COUNT_LIMIT",
+                None,
+                d.max_links_per_span,
+            ),
             max_attributes_per_event: count(
                 self,
                 "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
@@ -258,8 +272,11 @@ impl Reader<'_> {
             None => default,
         };
         let max_queue_size = positive(self, "OTEL_BSP_MAX_QUEUE_SIZE", d.max_queue_size);
-        let mut max_export_batch_size =
-            positive(self, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", d.max_export_batch_size);
+        let mut max_export_batch_size = positive(
+            self,
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+            d.max_export_batch_size,
+        );
         if max_export_batch_size > max_queue_size {
             self.warnings.push(format!(
                 "OTEL_BSP_MAX_EXPORT_BATCH_SIZE={max_export_batch_size} exceeds the queue size {max_queue_size}; clamped to {max_queue_size}"

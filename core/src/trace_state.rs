@@ -54,7 +54,10 @@ impl std::error::Error for TraceStateError {}
 /// assert_eq!(ts.header(), "congo=x,rojo=00f067aa0ba902b7");
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct TraceState(Option<Arc<[(Box<str>, Box<str>)]>>);
+pub struct TraceState(Option<Arc<[Member]>>);
+
+/// One `key=value` list member.
+type Member = (Box<str>, Box<str>);
 
 /// `true` if `key` is a valid Level 2 key.
 pub fn is_valid_key(key: &str) -> bool {
@@ -66,7 +69,9 @@ pub fn is_valid_key(key: &str) -> bool {
         return false;
     }
     b[1..].iter().all(|&c| {
-        c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'*' | b'/' | b'@')
+        c.is_ascii_lowercase()
+            || c.is_ascii_digit()
+            || matches!(c, b'_' | b'-' | b'*' | b'/' | b'@')
     })
 }
 
@@ -89,7 +94,7 @@ impl TraceState {
     pub fn from_members<K: AsRef<str>, V: AsRef<str>>(
         members: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Self, TraceStateError> {
-        let mut list: Vec<(Box<str>, Box<str>)> = Vec::new();
+        let mut list: Vec<Member> = Vec::new();
         for (k, v) in members {
             let (k, v) = (k.as_ref(), v.as_ref());
             if !is_valid_key(k) {
@@ -109,7 +114,7 @@ impl TraceState {
         Ok(Self::from_vec(list))
     }
 
-    fn from_vec(list: Vec<(Box<str>, Box<str>)>) -> Self {
+    fn from_vec(list: Vec<Member>) -> Self {
         if list.is_empty() {
             TraceState(None)
         } else {
@@ -122,13 +127,15 @@ impl TraceState {
     /// Empty members and optional white space around commas are accepted; any
     /// other violation rejects the whole value, as the W3C strict harness expects.
     pub fn parse(header: &str) -> Result<Self, TraceStateError> {
-        let mut list: Vec<(Box<str>, Box<str>)> = Vec::new();
+        let mut list: Vec<Member> = Vec::new();
         for raw in header.split(',') {
             let member = raw.trim_matches(|c| c == ' ' || c == '\t');
             if member.is_empty() {
                 continue;
             }
-            let (k, v) = member.split_once('=').ok_or(TraceStateError::MissingEquals)?;
+            let (k, v) = member
+                .split_once('=')
+                .ok_or(TraceStateError::MissingEquals)?;
             if !is_valid_key(k) {
                 return Err(TraceStateError::InvalidKey);
             }
@@ -179,7 +186,7 @@ impl TraceState {
         if !is_valid_value(value) {
             return Err(TraceStateError::InvalidValue);
         }
-        let mut list: Vec<(Box<str>, Box<str>)> = Vec::with_capacity(self.len() + 1);
+        let mut list: Vec<Member> = Vec::with_capacity(self.len() + 1);
         list.push((key.into(), value.into()));
         list.extend(
             self.iter()
@@ -290,7 +297,9 @@ fn valid_subkey(k: &str) -> bool {
     let b = k.as_bytes();
     !b.is_empty()
         && b[0].is_ascii_lowercase()
-        && b[1..].iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
 }
 
 fn valid_subvalue(v: &str) -> bool {
@@ -393,7 +402,10 @@ mod tests {
             "foo=bar,=1",
             "foo=a\u{7f}",
         ] {
-            assert!(TraceState::parse(bad).is_err(), "{bad:?} should be rejected");
+            assert!(
+                TraceState::parse(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
         let long_key = "a".repeat(257);
         assert!(TraceState::parse(&format!("{long_key}=1")).is_err());

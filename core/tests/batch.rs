@@ -51,12 +51,19 @@ fn full_batch_wakes_the_worker_before_the_delay() {
     let provider = provider_with(exporter.clone(), config(2048, 10, HOUR));
     end_spans(&provider, 10);
     assert!(
-        wait_for(|| exporter.finished_spans().len() == 10, Duration::from_secs(5)),
+        wait_for(
+            || exporter.finished_spans().len() == 10,
+            Duration::from_secs(5)
+        ),
         "a full batch was not exported promptly"
     );
     end_spans(&provider, 3);
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(exporter.finished_spans().len(), 10, "a partial batch waits for the delay");
+    assert_eq!(
+        exporter.finished_spans().len(),
+        10,
+        "a partial batch waits for the delay"
+    );
 }
 
 #[test]
@@ -75,7 +82,9 @@ fn force_flush_exports_everything_ended_before_the_call() {
     let exporter = InMemoryExporter::default();
     let provider = provider_with(exporter.clone(), config(4096, 100, HOUR));
     end_spans(&provider, 1234);
-    provider.force_flush_with_timeout(Duration::from_secs(10)).unwrap();
+    provider
+        .force_flush_with_timeout(Duration::from_secs(10))
+        .unwrap();
     assert_eq!(exporter.finished_spans().len(), 1234);
     let stats = provider.stats();
     assert_eq!(stats.spans_exported, 1234);
@@ -106,7 +115,10 @@ fn shutdown_returns_by_deadline_when_exporter_hangs() {
         config(2048, 1, HOUR),
     );
     end_spans(&provider, 5);
-    assert!(wait_for(|| entered.load(Ordering::SeqCst), Duration::from_secs(5)));
+    assert!(wait_for(
+        || entered.load(Ordering::SeqCst),
+        Duration::from_secs(5)
+    ));
     let start = Instant::now();
     let flush = provider.force_flush_with_timeout(Duration::from_millis(200));
     assert_eq!(flush, Err(FlushError::Timeout));
@@ -162,7 +174,9 @@ fn exports_never_overlap_and_stats_add_up_under_stress() {
     for t in threads {
         t.join().unwrap();
     }
-    provider.shutdown_with_timeout(Duration::from_secs(10)).unwrap();
+    provider
+        .shutdown_with_timeout(Duration::from_secs(10))
+        .unwrap();
     let s = provider.stats();
     assert_eq!(overlaps.load(Ordering::SeqCst), 0, "exports overlapped");
     assert_eq!(s.spans_ended, 80_000);
@@ -193,8 +207,13 @@ fn full_queue_drops_are_counted_and_reported() {
     let provider = provider_with(Slow(Duration::from_millis(100)), config(10, 5, HOUR));
     let start = Instant::now();
     end_spans(&provider, 1000);
-    assert!(start.elapsed() < Duration::from_secs(1), "ending spans waited for the exporter");
-    provider.shutdown_with_timeout(Duration::from_secs(5)).unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "ending spans waited for the exporter"
+    );
+    provider
+        .shutdown_with_timeout(Duration::from_secs(5))
+        .unwrap();
     let s = provider.stats();
     assert!(s.dropped_queue_full >= 900, "{s:?}");
     assert_eq!(s.spans_ended, 1000);
@@ -231,7 +250,9 @@ fn panicking_exporter_does_not_kill_the_worker() {
     end_spans(&provider, 4);
     provider.force_flush().unwrap_or(());
     end_spans(&provider, 8);
-    provider.force_flush_with_timeout(Duration::from_secs(5)).unwrap();
+    provider
+        .force_flush_with_timeout(Duration::from_secs(5))
+        .unwrap();
     assert_eq!(exported.load(Ordering::SeqCst), 8);
     let s = provider.stats();
     assert_eq!(s.export_failures, 1);
@@ -244,7 +265,9 @@ struct Overruns;
 
 impl SpanExporter for Overruns {
     fn export(&mut self, _: &[SpanData], deadline: Instant) -> Result<(), ExportError> {
-        std::thread::sleep(deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(20));
+        std::thread::sleep(
+            deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(20),
+        );
         Ok(())
     }
 }
@@ -257,7 +280,10 @@ fn export_past_its_deadline_counts_as_failed() {
         .build();
     let provider = provider_with(Overruns, cfg);
     end_spans(&provider, 2);
-    assert!(wait_for(|| provider.stats().export_failures == 1, Duration::from_secs(5)));
+    assert!(wait_for(
+        || provider.stats().export_failures == 1,
+        Duration::from_secs(5)
+    ));
     assert_eq!(provider.stats().dropped_export_failed, 2);
 }
 
@@ -310,7 +336,11 @@ fn spans_after_shutdown_are_counted_and_drop_shuts_down() {
     let provider = provider_with(exporter.clone(), config(64, 8, HOUR));
     end_spans(&provider, 2);
     drop(provider);
-    assert_eq!(exporter.finished_spans().len(), 2, "dropping the provider flushes");
+    assert_eq!(
+        exporter.finished_spans().len(),
+        2,
+        "dropping the provider flushes"
+    );
     assert!(exporter.is_shut_down());
 }
 
@@ -335,7 +365,10 @@ fn exporter_is_told_the_export_deadline() {
     end_spans(&provider, 1);
     provider.force_flush().unwrap();
     let left = seen.lock().unwrap().unwrap();
-    assert!(left > Duration::from_secs(6) && left <= Duration::from_secs(7), "{left:?}");
+    assert!(
+        left > Duration::from_secs(6) && left <= Duration::from_secs(7),
+        "{left:?}"
+    );
 }
 
 #[test]

@@ -49,7 +49,11 @@ fn builder_sets_everything_and_root_has_random_flag() {
     assert_eq!(d.attributes[4].value, Value::from(vec!["a", "b"]));
     assert_eq!(d.links[0].span_context, linked);
     assert!(!d.parent_span_id.is_valid());
-    assert_eq!(d.span_context.trace_flags().bits(), 0x03, "sampled + random");
+    assert_eq!(
+        d.span_context.trace_flags().bits(),
+        0x03,
+        "sampled + random"
+    );
     assert_eq!(d.instrumentation.scope().version.as_deref(), Some("1.2"));
     assert_eq!(
         d.instrumentation.resource().get("telemetry.sdk.name"),
@@ -88,8 +92,14 @@ fn nesting_with_guards_and_across_threads() {
     let by_name = |n: &str| spans.iter().find(|s| s.name == n).unwrap();
     let child = by_name("child");
     assert_eq!(child.parent_span_id, parent_cx.span_id());
-    assert_eq!(by_name("grandchild").parent_span_id, child.span_context.span_id());
-    assert_eq!(by_name("on other thread").parent_span_id, parent_cx.span_id());
+    assert_eq!(
+        by_name("grandchild").parent_span_id,
+        child.span_context.span_id()
+    );
+    assert_eq!(
+        by_name("on other thread").parent_span_id,
+        parent_cx.span_id()
+    );
     assert!(!by_name("root").parent_span_id.is_valid());
     // An explicit empty context makes a root even inside a guard.
     let _g = tracer.span("outer").start().enter();
@@ -143,7 +153,7 @@ fn status_precedence() {
 fn record_error_adds_exception_event() {
     let (provider, exporter) = setup();
     let mut span = provider.tracer("t").span("e").start();
-    let err = std::io::Error::new(std::io::ErrorKind::Other, "disk on fire");
+    let err = std::io::Error::other("disk on fire");
     span.record_error(&err);
     let dyn_err: &dyn std::error::Error = &err;
     span.record_error(dyn_err);
@@ -152,8 +162,14 @@ fn record_error_adds_exception_event() {
     assert_eq!(d.events.len(), 2);
     let e = &d.events[0];
     assert_eq!(e.name, "exception");
-    assert_eq!(e.attributes[0], KeyValue::new("exception.type", "std::io::error::Error"));
-    assert_eq!(e.attributes[1], KeyValue::new("exception.message", "disk on fire"));
+    assert_eq!(
+        e.attributes[0],
+        KeyValue::new("exception.type", "std::io::error::Error")
+    );
+    assert_eq!(
+        e.attributes[1],
+        KeyValue::new("exception.message", "disk on fire")
+    );
     assert_eq!(d.status, Status::Unset);
 }
 
@@ -184,17 +200,26 @@ fn limits_and_dropped_counts() {
         .attribute("a", "abcdef")
         .attribute("b", 1)
         .attribute("c", 2)
-        .link(other.clone(), vec![KeyValue::new("x", 1), KeyValue::new("y", 2)])
+        .link(
+            other.clone(),
+            vec![KeyValue::new("x", 1), KeyValue::new("y", 2)],
+        )
         .link(other.clone(), vec![])
         .start();
     span.set_attribute("a", "overwrite is not a drop");
     span.set_attribute("d", 4);
-    span.add_event("e1", vec![KeyValue::new("x", 1), KeyValue::new("y", "long value")]);
+    span.add_event(
+        "e1",
+        vec![KeyValue::new("x", 1), KeyValue::new("y", "long value")],
+    );
     span.add_event("e2", vec![]);
     span.add_link(other, vec![]);
     span.end();
     let d = &exporter.finished_spans()[0];
-    assert_eq!(d.attributes, vec![KeyValue::new("a", "ove"), KeyValue::new("b", 1)]);
+    assert_eq!(
+        d.attributes,
+        vec![KeyValue::new("a", "ove"), KeyValue::new("b", 1)]
+    );
     assert_eq!(d.dropped_attributes_count, 2);
     assert_eq!(d.events.len(), 1);
     assert_eq!(d.events[0].dropped_attributes_count, 1);
@@ -214,12 +239,18 @@ fn samplers_drive_recording_and_export() {
     let tracer = provider.tracer("t");
     let root = tracer.span("root").start();
     assert!(!root.is_recording());
-    assert!(root.span_context().is_valid(), "a dropped span still has ids");
+    assert!(
+        root.span_context().is_valid(),
+        "a dropped span still has ids"
+    );
     assert!(!root.span_context().is_sampled());
     let _g = root.enter();
     let child = tracer.span("child").start();
     assert!(child.is_recording());
-    assert_eq!(child.span_context().trace_id(), root.span_context().trace_id());
+    assert_eq!(
+        child.span_context().trace_id(),
+        root.span_context().trace_id()
+    );
     drop(child);
     assert_eq!(exporter.finished_spans().len(), 1);
 
@@ -247,12 +278,21 @@ fn remote_parent_is_recorded() {
         TraceState::parse("vendor=1").unwrap(),
     );
     let cx = Context::from_span_context(remote.clone());
-    provider.tracer("t").span("server").parent(&cx).start().end();
+    provider
+        .tracer("t")
+        .span("server")
+        .parent(&cx)
+        .start()
+        .end();
     let d = &exporter.finished_spans()[0];
     assert!(d.parent_is_remote);
     assert_eq!(d.parent_span_id, remote.span_id());
     assert_eq!(d.span_context.trace_id(), remote.trace_id());
-    assert_eq!(d.span_context.trace_flags().bits(), 0x01, "random flag copied unset");
+    assert_eq!(
+        d.span_context.trace_flags().bits(),
+        0x01,
+        "random flag copied unset"
+    );
     assert_eq!(d.span_context.trace_state().header(), "vendor=1");
 }
 

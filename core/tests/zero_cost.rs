@@ -95,7 +95,10 @@ fn disabled_provider_starts_no_thread() {
         std::thread::sleep(std::time::Duration::from_millis(10));
         batch_threads() == before + 1
     });
-    assert!(named, "the batch processor starts one runtrace-batch thread");
+    assert!(
+        named,
+        "the batch processor starts one runtrace-batch thread"
+    );
     enabled.shutdown().unwrap();
     assert_eq!(batch_threads(), before, "shutdown joins the worker");
 }

@@ -34,7 +34,11 @@ fn disabled_flags() {
 #[test]
 fn sampler_variables() {
     assert_eq!(
-        cfg(&[("OTEL_TRACES_SAMPLER", "TraceIdRatio"), ("OTEL_TRACES_SAMPLER_ARG", "0.5")]).sampler,
+        cfg(&[
+            ("OTEL_TRACES_SAMPLER", "TraceIdRatio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.5")
+        ])
+        .sampler,
         SamplerConfig::TraceIdRatio(0.5)
     );
     assert_eq!(
@@ -45,7 +49,10 @@ fn sampler_variables() {
         cfg(&[("OTEL_TRACES_SAMPLER", "always_off")]).sampler,
         SamplerConfig::AlwaysOff
     );
-    let bad_arg = cfg(&[("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "1.5")]);
+    let bad_arg = cfg(&[
+        ("OTEL_TRACES_SAMPLER", "traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+    ]);
     assert_eq!(bad_arg.sampler, SamplerConfig::TraceIdRatio(1.0));
     assert_eq!(bad_arg.warnings.len(), 1);
     let unknown = cfg(&[("OTEL_TRACES_SAMPLER", "jaeger_remote")]);
@@ -58,7 +65,10 @@ fn sampler_variables() {
     let rate_bad = cfg(&[("OTEL_SAMPLE_RATE", "abc")]);
     assert_eq!(rate_bad.sampler, SamplerConfig::ParentBasedAlwaysOn);
     assert_eq!(rate_bad.warnings.len(), 1);
-    let both = cfg(&[("OTEL_SAMPLE_RATE", "0.1"), ("OTEL_TRACES_SAMPLER", "always_on")]);
+    let both = cfg(&[
+        ("OTEL_SAMPLE_RATE", "0.1"),
+        ("OTEL_TRACES_SAMPLER", "always_on"),
+    ]);
     assert_eq!(both.sampler, SamplerConfig::AlwaysOn);
     assert_eq!(both.warnings.len(), 1);
 }

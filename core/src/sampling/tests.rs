@@ -26,18 +26,102 @@ const DROP: SamplingDecision = SamplingDecision::Drop;
 
 /// Spec §2.4: (trace id, p, full threshold, P4 threshold, full decision, P4 decision).
 const VECTORS: &[(&str, f64, u64, u64, SamplingDecision, SamplingDecision)] = &[
-    ("4bf92f3577b34da6a3ce929d0e0e4736", 1.0, 0, 0, SAMPLE, SAMPLE),
-    ("4bf92f3577b34da6a3ce929d0e0e4736", 0.25, 0xc0000000000000, 0xc0000000000000, SAMPLE, SAMPLE),
-    ("4bf92f3577b34da6a3ce929d0e0e4736", 0.1, 0xe6666666666666, 0xe6660000000000, DROP, DROP),
-    ("0af7651916cd43dd8448eb211c80319c", 0.5, 0x80000000000000, 0x80000000000000, DROP, DROP),
-    ("00000000000000000080000000000000", 0.5, 0x80000000000000, 0x80000000000000, SAMPLE, SAMPLE),
-    ("0000000000000000007fffffffffffff", 0.5, 0x80000000000000, 0x80000000000000, DROP, DROP),
-    ("5b8efff798038103d2e7000000000000", 0.1, 0xe6666666666666, 0xe6660000000000, SAMPLE, SAMPLE),
-    ("5b8efff798038103d2fd70a400000000", 0.01, 0xfd70a3d70a3d71, 0xfd70a000000000, SAMPLE, SAMPLE),
-    ("5b8efff798038103d2fd70a200000000", 0.01, 0xfd70a3d70a3d71, 0xfd70a000000000, DROP, SAMPLE),
-    ("5b8efff798038103d2fd70a3d70a3d70", 0.01, 0xfd70a3d70a3d71, 0xfd70a000000000, DROP, SAMPLE),
-    ("12345678901234567890123456789012", 1.0 / 3.0, 0xaaaaaaaaaaaaac, 0xaaab0000000000, DROP, DROP),
-    ("12345678901234567890123456789012", 0.75, 0x40000000000000, 0x40000000000000, SAMPLE, SAMPLE),
+    (
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        1.0,
+        0,
+        0,
+        SAMPLE,
+        SAMPLE,
+    ),
+    (
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        0.25,
+        0xc0000000000000,
+        0xc0000000000000,
+        SAMPLE,
+        SAMPLE,
+    ),
+    (
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        0.1,
+        0xe6666666666666,
+        0xe6660000000000,
+        DROP,
+        DROP,
+    ),
+    (
+        "0af7651916cd43dd8448eb211c80319c",
+        0.5,
+        0x80000000000000,
+        0x80000000000000,
+        DROP,
+        DROP,
+    ),
+    (
+        "00000000000000000080000000000000",
+        0.5,
+        0x80000000000000,
+        0x80000000000000,
+        SAMPLE,
+        SAMPLE,
+    ),
+    (
+        "0000000000000000007fffffffffffff",
+        0.5,
+        0x80000000000000,
+        0x80000000000000,
+        DROP,
+        DROP,
+    ),
+    (
+        "5b8efff798038103d2e7000000000000",
+        0.1,
+        0xe6666666666666,
+        0xe6660000000000,
+        SAMPLE,
+        SAMPLE,
+    ),
+    (
+        "5b8efff798038103d2fd70a400000000",
+        0.01,
+        0xfd70a3d70a3d71,
+        0xfd70a000000000,
+        SAMPLE,
+        SAMPLE,
+    ),
+    (
+        "5b8efff798038103d2fd70a200000000",
+        0.01,
+        0xfd70a3d70a3d71,
+        0xfd70a000000000,
+        DROP,
+        SAMPLE,
+    ),
+    (
+        "5b8efff798038103d2fd70a3d70a3d70",
+        0.01,
+        0xfd70a3d70a3d71,
+        0xfd70a000000000,
+        DROP,
+        SAMPLE,
+    ),
+    (
+        "12345678901234567890123456789012",
+        1.0 / 3.0,
+        0xaaaaaaaaaaaaac,
+        0xaaab0000000000,
+        DROP,
+        DROP,
+    ),
+    (
+        "12345678901234567890123456789012",
+        0.75,
+        0x40000000000000,
+        0x40000000000000,
+        SAMPLE,
+        SAMPLE,
+    ),
 ];
 
 #[test]
@@ -73,7 +157,11 @@ fn spec_threshold_table_at_precisions_3_4_5() {
     for (p, digits) in table {
         for (i, precision) in [3, 4, 5].into_iter().enumerate() {
             let t = threshold_for(*p, precision).unwrap();
-            assert_eq!(Threshold(t).encode(), digits[i], "p={p} precision={precision}");
+            assert_eq!(
+                Threshold(t).encode(),
+                digits[i],
+                "p={p} precision={precision}"
+            );
         }
     }
 }
@@ -117,7 +205,10 @@ fn sample_replaces_parent_th_and_drop_removes_it() {
         ..root(parent.trace_id())
     });
     assert_eq!(keep.decision, SAMPLE);
-    assert_eq!(keep.trace_state.header(), "ot=th:8;rv:ffffffffffffff,vendor=x");
+    assert_eq!(
+        keep.trace_state.header(),
+        "ot=th:8;rv:ffffffffffffff,vendor=x"
+    );
     let low = SpanContext::new(
         parent.trace_id(),
         parent.span_id(),
@@ -136,7 +227,10 @@ fn sample_replaces_parent_th_and_drop_removes_it() {
 #[test]
 fn ratio_edge_cases() {
     let zero = TraceIdRatioBased::new(0.0);
-    assert_eq!(decide(&zero, "ffffffffffffffffffffffffffffffff").decision, DROP);
+    assert_eq!(
+        decide(&zero, "ffffffffffffffffffffffffffffffff").decision,
+        DROP
+    );
     let one = TraceIdRatioBased::new(1.0);
     let r = decide(&one, "00000000000000000000000000000001");
     assert_eq!(r.decision, SAMPLE);
@@ -145,10 +239,16 @@ fn ratio_edge_cases() {
     assert_eq!(more.threshold(), Some(0));
     for bad in [f64::NAN, -0.5] {
         let s = TraceIdRatioBased::new(bad);
-        assert_eq!(decide(&s, "ffffffffffffffffffffffffffffffff").decision, DROP);
+        assert_eq!(
+            decide(&s, "ffffffffffffffffffffffffffffffff").decision,
+            DROP
+        );
     }
     // Below 2^-56 nothing can be sampled: behaves as AlwaysOff.
-    assert_eq!(TraceIdRatioBased::with_precision(1e-18, 14).threshold(), None);
+    assert_eq!(
+        TraceIdRatioBased::with_precision(1e-18, 14).threshold(),
+        None
+    );
     assert_eq!(
         TraceIdRatioBased::new(0.0001).description(),
         "TraceIdRatioBased{0.000100}"
@@ -190,7 +290,10 @@ fn consistent_across_ratios() {
         let mut seen = false;
         for s in &samplers {
             let sampled = s.should_sample(&root(t)).decision == SAMPLE;
-            assert!(!seen || sampled, "sampled at a lower ratio but not at a higher one");
+            assert!(
+                !seen || sampled,
+                "sampled at a lower ratio but not at a higher one"
+            );
             seen |= sampled;
         }
     }
@@ -210,7 +313,11 @@ fn legacy_matches_go_and_rust_table() {
         assert!(r.trace_state.is_empty(), "legacy writes no th");
     }
     assert_eq!(
-        decide(&TraceIdRatioBased::legacy(1.0), "ffffffffffffffffffffffffffffffff").decision,
+        decide(
+            &TraceIdRatioBased::legacy(1.0),
+            "ffffffffffffffffffffffffffffffff"
+        )
+        .decision,
         SAMPLE
     );
 }
