@@ -1,0 +1,397 @@
+//! [`OtlpHttpExporter`]: encode, compress, POST, interpret the response, retry.
+//!
+//! One `ureq::Agent` per exporter keeps connections alive between batches. Every
+//! attempt's timeout is the time left until the export's end, which is the earlier
+//! of the caller's deadline and `now + timeout` at the start of the export, so no
+//! export outlives either. Retryable failures (429/502/503/504, no response) wait
+//! for `Retry-After` or a jittered exponential backoff, but never sleep past that
+//! end: when the next attempt could not start in time, the last failure is returned.
+
+use crate::config::{
+    validate_endpoint, Compression, ConfigError, EndpointSource, Headers, OtlpHttpExporterBuilder,
+};
+use crate::error::{excerpt, Error};
+use crate::proto;
+use crate::retry::{backoff_ceiling, parse_retry_after, XorShift};
+use prost::Message;
+use runtrace::diagnostics::{emit, Level};
+use runtrace::{ExportError, SpanData, SpanExporter};
+use std::fmt;
+use std::io::Write;
+use std::time::{Duration, Instant, SystemTime};
+use ureq::http::Uri;
+
+/// Largest response body read (after decompression), from the OTLP spec.
+pub const MAX_RESPONSE_SIZE: u64 = 4 * 1024 * 1024;
+
+/// Buffers bigger than this are released after an export instead of kept.
+const KEEP_BUFFER_CAPACITY: usize = 4 * 1024 * 1024;
+
+/// The `User-Agent` header sent with every request.
+pub const USER_AGENT: &str = concat!("runtrace-otlp-http/", env!("CARGO_PKG_VERSION"));
+
+/// Exports spans as OTLP protobuf over HTTP. See the crate docs for an example.
+pub struct OtlpHttpExporter {
+    agent: ureq::Agent,
+    endpoint: Uri,
+    headers: Headers,
+    timeout: Option<Duration>,
+    compression: Compression,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    max_request_size: usize,
+    rng: XorShift,
+    body: Vec<u8>,
+    gzip: Vec<u8>,
+    shut_down: bool,
+}
+
+impl fmt::Debug for OtlpHttpExporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpHttpExporter")
+            .field("endpoint", &self.endpoint.to_string())
+            .field("headers", &self.headers)
+            .field("timeout", &self.timeout)
+            .field("compression", &self.compression)
+            .field("shut_down", &self.shut_down)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OtlpHttpExporter {
+    /// A builder with the defaults (`http://localhost:4318/v1/traces`, 10 s, no
+    /// compression, no headers).
+    pub fn builder() -> OtlpHttpExporterBuilder {
+        OtlpHttpExporterBuilder::default()
+    }
+
+    /// An exporter configured by the `OTEL_EXPORTER_OTLP_*` environment variables.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup`.
+    ///
+    /// ```
+    /// use runtrace_otlp_http::OtlpHttpExporter;
+    /// let exporter = OtlpHttpExporter::from_lookup(|k| match k {
+    ///     "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://collector:4318/".into()),
+    ///     _ => None,
+    /// })
+    /// .unwrap();
+    /// assert_eq!(exporter.endpoint(), "http://collector:4318/v1/traces");
+    /// ```
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::builder().with_env_lookup(lookup).build()
+    }
+
+    pub(crate) fn from_builder(b: OtlpHttpExporterBuilder) -> Result<Self, ConfigError> {
+        let endpoint = validate_endpoint(&b.endpoint).map_err(|why| {
+            ConfigError::new(match &b.endpoint_source {
+                EndpointSource::Env(var, raw) => {
+                    format!("{var}={raw:?} is not a valid endpoint: {why}")
+                }
+                EndpointSource::Builder => {
+                    format!("endpoint {:?} is not a valid URL: {why}", b.endpoint)
+                }
+            })
+        })?;
+        if let Some(e) = b.header_error {
+            return Err(ConfigError::new(e));
+        }
+        if let Some(e) = b.ca_error {
+            return Err(ConfigError::new(e));
+        }
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some((pem, origin)) = &b.ca_pem {
+            let mut certs = Vec::new();
+            for item in ureq::tls::parse_pem(pem) {
+                match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+                    Ok(_) => {}
+                    Err(e) => return Err(ConfigError::new(format!("{origin}: invalid PEM: {e}"))),
+                }
+            }
+            if certs.is_empty() {
+                return Err(ConfigError::new(format!(
+                    "{origin}: no certificate found in the PEM data"
+                )));
+            }
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+        }
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .user_agent(USER_AGENT)
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .tls_config(tls.build())
+            .build();
+        Ok(OtlpHttpExporter {
+            agent: ureq::Agent::new_with_config(config),
+            endpoint,
+            headers: b.headers,
+            timeout: b.timeout,
+            compression: b.compression,
+            initial_backoff: b.initial_backoff,
+            max_backoff: b.max_backoff,
+            max_request_size: b.max_request_size,
+            rng: XorShift::from_entropy(),
+            body: Vec::new(),
+            gzip: Vec::new(),
+            shut_down: false,
+        })
+    }
+
+    /// The URL requests are sent to.
+    pub fn endpoint(&self) -> String {
+        self.endpoint.to_string()
+    }
+
+    /// The export timeout (`None`: only the caller's deadline applies).
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// The request compression.
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    /// The names of the configured headers (values are secrets and not exposed).
+    pub fn header_names(&self) -> Vec<String> {
+        self.headers.0.iter().map(|(k, _)| k.to_string()).collect()
+    }
+
+    /// Exports `batch`, retrying inside the deadline, with the crate's detailed error.
+    pub fn export_detailed(&mut self, batch: &[SpanData], deadline: Instant) -> Result<(), Error> {
+        if self.shut_down {
+            return Err(Error::Shutdown);
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let start = Instant::now();
+        let end = match self.timeout {
+            Some(t) => deadline.min(start + t),
+            None => deadline,
+        };
+        self.body.clear();
+        let size = crate::encode::encode_request(batch, &mut self.body);
+        if size > self.max_request_size {
+            self.release_buffers();
+            return Err(Error::RequestTooLarge {
+                size,
+                limit: self.max_request_size,
+            });
+        }
+        if self.compression == Compression::Gzip {
+            self.gzip.clear();
+            let mut enc = flate2::write::GzEncoder::new(
+                std::mem::take(&mut self.gzip),
+                flate2::Compression::fast(),
+            );
+            let written = enc.write_all(&self.body).and_then(|_| enc.finish());
+            match written {
+                Ok(out) => self.gzip = out,
+                Err(e) => return Err(Error::Permanent(format!("gzip failed: {e}"))),
+            }
+        }
+        let result = self.send_with_retries(end);
+        self.release_buffers();
+        result
+    }
+
+    fn release_buffers(&mut self) {
+        for buf in [&mut self.body, &mut self.gzip] {
+            if buf.capacity() > KEEP_BUFFER_CAPACITY {
+                *buf = Vec::new();
+            }
+        }
+    }
+
+    fn send_with_retries(&mut self, end: Instant) -> Result<(), Error> {
+        let mut retry = 0u32;
+        loop {
+            let now = Instant::now();
+            if now >= end {
+                return Err(Error::Timeout);
+            }
+            let err = match self.send_once(end - now) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_retryable() => e,
+                Err(e) => return Err(e),
+            };
+            retry += 1;
+            let delay = match &err {
+                Error::Throttled {
+                    retry_after: Some(d),
+                    ..
+                } => *d,
+                _ => self.rng.below(backoff_ceiling(
+                    self.initial_backoff,
+                    self.max_backoff,
+                    retry,
+                )),
+            };
+            let now = Instant::now();
+            if now + delay >= end {
+                // The next attempt could not start before the end: report the last
+                // failure (a timed-out attempt stays a timeout).
+                return Err(err);
+            }
+            std::thread::sleep(delay);
+        }
+    }
+
+    /// One POST. Maps every outcome to `Ok` or an [`Error`] that says whether a
+    /// retry may help. Never panics on any response.
+    fn send_once(&mut self, timeout: Duration) -> Result<(), Error> {
+        let body: &[u8] = match self.compression {
+            Compression::Gzip => &self.gzip,
+            Compression::None => &self.body,
+        };
+        let mut req = self
+            .agent
+            .post(self.endpoint.clone())
+            .header("content-type", "application/x-protobuf");
+        if self.compression == Compression::Gzip {
+            req = req.header("content-encoding", "gzip");
+        }
+        for (k, v) in &self.headers.0 {
+            req = req.header(k, v);
+        }
+        let result = req
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .send(body);
+        let mut resp = match result {
+            Ok(r) => r,
+            Err(e) => return Err(map_transport_error(e)),
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE_SIZE)
+            .read_to_vec();
+        match status {
+            200..=299 => match body {
+                Ok(bytes) => {
+                    interpret_success_body(&bytes)?;
+                    Ok(())
+                }
+                Err(ureq::Error::BodyExceedsLimit(_)) => Err(Error::Permanent(format!(
+                    "HTTP {status} response body exceeds {MAX_RESPONSE_SIZE} bytes"
+                ))),
+                // The status already says the batch was accepted.
+                Err(e) => {
+                    warn(&format!(
+                        "OTLP export succeeded (HTTP {status}) but reading the response failed: {e}"
+                    ));
+                    Ok(())
+                }
+            },
+            _ => {
+                let message = match &body {
+                    Ok(bytes) => error_message(bytes),
+                    Err(ureq::Error::BodyExceedsLimit(_)) => {
+                        format!("(response body exceeds {MAX_RESPONSE_SIZE} bytes)")
+                    }
+                    Err(_) => String::new(),
+                };
+                if matches!(status, 429 | 502 | 503 | 504) {
+                    Err(Error::Throttled {
+                        status,
+                        retry_after,
+                        message,
+                    })
+                } else {
+                    Err(Error::Rejected { status, message })
+                }
+            }
+        }
+    }
+}
+
+fn warn(message: &str) {
+    emit(Level::Warn, message)
+}
+
+fn map_transport_error(e: ureq::Error) -> Error {
+    use ureq::Error as U;
+    match e {
+        U::Timeout(_) => Error::Timeout,
+        U::Io(ref io) if io.kind() == std::io::ErrorKind::TimedOut => Error::Timeout,
+        U::Io(_) | U::ConnectionFailed | U::HostNotFound | U::Protocol(_) | U::BodyStalled => {
+            Error::Connection(e.to_string())
+        }
+        other => Error::Permanent(format!("request failed: {other}")),
+    }
+}
+
+/// A 2xx body: an `ExportTraceServiceResponse`. An empty body is full success. A
+/// body that does not decode is treated as success (the status says the batch was
+/// accepted) with a warning.
+fn interpret_success_body(bytes: &[u8]) -> Result<(), Error> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let resp = match proto::ExportTraceServiceResponse::decode(bytes) {
+        Ok(r) => r,
+        Err(_) => {
+            warn(&format!(
+                "OTLP export succeeded, but the response body is not an \
+                 ExportTraceServiceResponse ({} bytes, starts {:?}); ignored",
+                bytes.len(),
+                excerpt(&bytes[..bytes.len().min(32)])
+            ));
+            return Ok(());
+        }
+    };
+    let Some(ps) = resp.partial_success else {
+        return Ok(());
+    };
+    if ps.rejected_spans > 0 {
+        return Err(Error::PartialSuccess {
+            rejected: ps.rejected_spans as u64,
+            message: ps.error_message,
+        });
+    }
+    if !ps.error_message.is_empty() {
+        warn(&format!(
+            "OTLP export succeeded with a warning from the server: {}",
+            excerpt(ps.error_message.as_bytes())
+        ));
+    }
+    Ok(())
+}
+
+/// The message of a `google.rpc.Status` body, else a short excerpt of the body.
+fn error_message(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return String::new();
+    }
+    match proto::RpcStatus::decode(bytes) {
+        Ok(s) if !s.message.is_empty() => excerpt(s.message.as_bytes()),
+        _ => excerpt(bytes),
+    }
+}
+
+impl SpanExporter for OtlpHttpExporter {
+    fn export(&mut self, batch: &[SpanData], deadline: Instant) -> Result<(), ExportError> {
+        self.export_detailed(batch, deadline).map_err(Into::into)
+    }
+
+    fn shutdown(&mut self, _deadline: Instant) -> Result<(), ExportError> {
+        self.shut_down = true;
+        self.body = Vec::new();
+        self.gzip = Vec::new();
+        Ok(())
+    }
+}
