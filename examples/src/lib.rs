@@ -1,1 +1,5 @@
-//! Shared code of the runtrace example programs.
+//! Shared code of the runtrace example programs: an embedded OTLP/HTTP receiver
+//! with fault injection, and the simulated inference request the programs trace.
+
+pub mod receiver;
+pub mod workload;
