@@ -36,7 +36,9 @@ impl fmt::Display for IdParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             IdParseError::Length => f.write_str("id has the wrong number of hex digits"),
-            IdParseError::NotLowercaseHex => f.write_str("id contains a non lowercase-hex character"),
+            IdParseError::NotLowercaseHex => {
+                f.write_str("id contains a non lowercase-hex character")
+            }
         }
     }
 }

@@ -98,8 +98,14 @@ mod tests {
     #[test]
     fn default_has_sdk_and_service_name() {
         let r = Resource::default();
-        assert_eq!(r.get("telemetry.sdk.name").unwrap().as_str(), Some("runtrace"));
-        assert_eq!(r.get("telemetry.sdk.language").unwrap().as_str(), Some("rust"));
+        assert_eq!(
+            r.get("telemetry.sdk.name").unwrap().as_str(),
+            Some("runtrace")
+        );
+        assert_eq!(
+            r.get("telemetry.sdk.language").unwrap().as_str(),
+            Some("rust")
+        );
         assert!(r.service_name().unwrap().starts_with("unknown_service"));
     }
 

@@ -311,7 +311,8 @@ pub(crate) fn threshold_for(p: f64, precision: u32) -> Option<u64> {
         TWO_56.saturating_sub(kept)
     } else {
         let e = frexp_exponent(p);
-        let digits = (precision as i32 + (-e).div_euclid(4)).clamp(1, 12.max(precision as i32)) as u32;
+        let digits =
+            (precision as i32 + (-e).div_euclid(4)).clamp(1, 12.max(precision as i32)) as u32;
         let x = (2.0 - p) + 2f64.powi(-4 * digits as i32 - 1);
         if x >= 2.0 {
             // 13 digits of f, as in the specification.
@@ -370,14 +371,20 @@ impl Sampler for TraceIdRatioBased {
                     if WARN_CHILD_USE.first() {
                         diagnostics::warn("TraceIdRatioBased is deciding for a span with a parent; its child behaviour may change (it is the spec's ProbabilitySampler): wrap it in ParentBased so only root spans use it");
                     }
-                    if ot.rv.is_none() && !parent.trace_flags().is_random() && WARN_NOT_RANDOM.first() {
+                    if ot.rv.is_none()
+                        && !parent.trace_flags().is_random()
+                        && WARN_NOT_RANDOM.first()
+                    {
                         diagnostics::warn("a parent's trace id is not flagged random (W3C Level 2) and has no ot=rv: it is presumed random; upgrade callers to W3C Level 2 trace ids");
                     }
                 }
                 let r = ot.rv.unwrap_or_else(|| p.trace_id.low_56_bits());
                 if r >= *threshold {
                     ot.th = Some(Threshold(*threshold));
-                    SamplingResult::new(SamplingDecision::RecordAndSample, parent_state.with_ot(&ot))
+                    SamplingResult::new(
+                        SamplingDecision::RecordAndSample,
+                        parent_state.with_ot(&ot),
+                    )
                 } else {
                     ot.th = None;
                     SamplingResult::new(SamplingDecision::Drop, parent_state.with_ot(&ot))

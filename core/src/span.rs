@@ -137,7 +137,9 @@ impl<'t> SpanBuilder<'t> {
             start_time,
         } = self;
         match parent {
-            Some(cx) => tracer.start_span(name, kind, attributes, links, cx.span_context(), start_time),
+            Some(cx) => {
+                tracer.start_span(name, kind, attributes, links, cx.span_context(), start_time)
+            }
             None => Context::with_current(|cx| {
                 tracer.start_span(name, kind, attributes, links, cx.span_context(), start_time)
             }),
@@ -219,15 +221,23 @@ impl Span {
     }
 
     /// Adds an event with an explicit timestamp.
-    pub fn add_event_at(&mut self, name: impl Into<Str>, attributes: Vec<KeyValue>, at: SystemTime) {
+    pub fn add_event_at(
+        &mut self,
+        name: impl Into<Str>,
+        attributes: Vec<KeyValue>,
+        at: SystemTime,
+    ) {
         if let Some(data) = self.data.as_mut() {
             let limits = Self::limits(data);
             if data.events.len() >= limits.max_events_per_span {
                 data.dropped_events_count += 1;
                 return;
             }
-            let (attributes, dropped) =
-                limit_list(attributes, limits.max_attributes_per_event, limits.max_attribute_value_length);
+            let (attributes, dropped) = limit_list(
+                attributes,
+                limits.max_attributes_per_event,
+                limits.max_attribute_value_length,
+            );
             data.events.push(Event {
                 name: name.into(),
                 time_unix_nano: clock::system_time_to_unix_nanos(at),
@@ -248,8 +258,11 @@ impl Span {
                 data.dropped_links_count += 1;
                 return;
             }
-            let (attributes, dropped) =
-                limit_list(attributes, limits.max_attributes_per_link, limits.max_attribute_value_length);
+            let (attributes, dropped) = limit_list(
+                attributes,
+                limits.max_attributes_per_link,
+                limits.max_attribute_value_length,
+            );
             data.links.push(Link {
                 span_context,
                 attributes,

@@ -439,7 +439,9 @@ impl Tracer {
         links.truncate(limits.max_links_per_span);
         for link in &mut links {
             link.dropped_attributes_count +=
-                link.attributes.len().saturating_sub(limits.max_attributes_per_link) as u32;
+                link.attributes
+                    .len()
+                    .saturating_sub(limits.max_attributes_per_link) as u32;
             link.attributes.truncate(limits.max_attributes_per_link);
         }
         for p in &pipeline.processors {
@@ -470,14 +472,19 @@ impl Tracer {
 fn apply_limits(attributes: &mut Vec<KeyValue>, limits: &SpanLimits) -> u32 {
     let mut i = 1;
     while i < attributes.len() {
-        if let Some(j) = attributes[..i].iter().position(|e| e.key == attributes[i].key) {
+        if let Some(j) = attributes[..i]
+            .iter()
+            .position(|e| e.key == attributes[i].key)
+        {
             let kv = attributes.remove(i);
             attributes[j].value = kv.value;
         } else {
             i += 1;
         }
     }
-    let dropped = attributes.len().saturating_sub(limits.max_attributes_per_span);
+    let dropped = attributes
+        .len()
+        .saturating_sub(limits.max_attributes_per_span);
     attributes.truncate(limits.max_attributes_per_span);
     if let Some(n) = limits.max_attribute_value_length {
         attributes.iter_mut().for_each(|kv| kv.value.truncate(n));

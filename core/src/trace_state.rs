@@ -66,7 +66,9 @@ pub fn is_valid_key(key: &str) -> bool {
         return false;
     }
     b[1..].iter().all(|&c| {
-        c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'*' | b'/' | b'@')
+        c.is_ascii_lowercase()
+            || c.is_ascii_digit()
+            || matches!(c, b'_' | b'-' | b'*' | b'/' | b'@')
     })
 }
 
@@ -128,7 +130,9 @@ impl TraceState {
             if member.is_empty() {
                 continue;
             }
-            let (k, v) = member.split_once('=').ok_or(TraceStateError::MissingEquals)?;
+            let (k, v) = member
+                .split_once('=')
+                .ok_or(TraceStateError::MissingEquals)?;
             if !is_valid_key(k) {
                 return Err(TraceStateError::InvalidKey);
             }
@@ -290,7 +294,9 @@ fn valid_subkey(k: &str) -> bool {
     let b = k.as_bytes();
     !b.is_empty()
         && b[0].is_ascii_lowercase()
-        && b[1..].iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
 }
 
 fn valid_subvalue(v: &str) -> bool {
@@ -393,7 +399,10 @@ mod tests {
             "foo=bar,=1",
             "foo=a\u{7f}",
         ] {
-            assert!(TraceState::parse(bad).is_err(), "{bad:?} should be rejected");
+            assert!(
+                TraceState::parse(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
         let long_key = "a".repeat(257);
         assert!(TraceState::parse(&format!("{long_key}=1")).is_err());
