@@ -74,6 +74,7 @@ impl OnceFlag {
 
 /// Lets a message through at most once per interval (the first one immediately).
 #[derive(Debug)]
+#[allow(dead_code)] // not used until the batch processor and env reader land
 pub(crate) struct RateLimiter {
     origin: Instant,
     /// Milliseconds since `origin` of the last message, plus one (0 = never).
@@ -81,6 +82,7 @@ pub(crate) struct RateLimiter {
     interval: Duration,
 }
 
+#[allow(dead_code)]
 impl RateLimiter {
     pub(crate) fn new(interval: Duration) -> Self {
         RateLimiter {

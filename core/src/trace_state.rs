@@ -54,7 +54,10 @@ impl std::error::Error for TraceStateError {}
 /// assert_eq!(ts.header(), "congo=x,rojo=00f067aa0ba902b7");
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct TraceState(Option<Arc<[(Box<str>, Box<str>)]>>);
+pub struct TraceState(Option<Members>);
+
+/// The shared member list of a non-empty [`TraceState`].
+type Members = Arc<[(Box<str>, Box<str>)]>;
 
 /// `true` if `key` is a valid Level 2 key.
 pub fn is_valid_key(key: &str) -> bool {
