@@ -23,9 +23,6 @@ impl std::fmt::Display for InferenceError {
 
 impl std::error::Error for InferenceError {}
 
-/// Spans one request produces.
-pub const SPANS_PER_REQUEST: u64 = 4;
-
 const MODELS: [&str; 3] = ["llama-3-8b", "mistral-7b", "phi-3-mini"];
 
 /// Busy-waits for `d` (simulated CPU work that keeps the thread on-core).
@@ -36,9 +33,17 @@ pub fn work(d: Duration) {
     }
 }
 
+/// What one request did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// Whether the request succeeded.
+    pub ok: bool,
+    /// Spans started (sampled or not).
+    pub spans_started: u64,
+}
+
 /// Handles request `n`, spending about `stage` in each of the three stages.
-/// Returns whether it succeeded.
-pub fn handle_request(tracer: &Tracer, n: u64, stage: Duration) -> bool {
+pub fn handle_request(tracer: &Tracer, n: u64, stage: Duration) -> Outcome {
     let model = MODELS[(n % 3) as usize];
     let tokens = 64 + (n * 37 % 512) as i64;
     let cached = n % 4 == 0;
@@ -80,5 +85,19 @@ pub fn handle_request(tracer: &Tracer, n: u64, stage: Duration) -> bool {
     if failed {
         request.set_status(Status::error("inference failed"));
     }
-    !failed
+    Outcome {
+        ok: !failed,
+        spans_started: if failed { 3 } else { 4 },
+    }
+}
+
+/// Threads of this process named `runtrace-batch` (Linux; 0 elsewhere).
+pub fn batch_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .filter(|name| name.trim() == "runtrace-batch")
+                .count()
+        })
+        .unwrap_or(0)
 }

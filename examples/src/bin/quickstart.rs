@@ -9,7 +9,7 @@
 
 use runtrace::TracerProvider;
 use runtrace_examples::receiver::{Fault, Receiver};
-use runtrace_examples::workload::handle_request;
+use runtrace_examples::workload::{batch_threads, handle_request};
 use runtrace_otlp_http::proto::{any_value::Value as Any, AnyValue, Span as OtlpSpan};
 use runtrace_otlp_http::OtlpHttpExporter;
 use std::collections::BTreeMap;
@@ -49,12 +49,13 @@ fn main() {
     });
 
     let started = Instant::now();
-    let mut failures = 0;
+    let (mut failures, mut started_spans) = (0, 0);
     for n in 0..requests {
-        if !handle_request(&tracer, n, Duration::from_micros(300)) {
-            failures += 1;
-        }
+        let outcome = handle_request(&tracer, n, Duration::from_micros(300));
+        failures += u64::from(!outcome.ok);
+        started_spans += outcome.spans_started;
     }
+    let threads = batch_threads();
     let work_ms = started.elapsed().as_secs_f64() * 1e3;
 
     let flush_start = Instant::now();
@@ -67,6 +68,7 @@ fn main() {
     }
     println!("\nsummary");
     println!("  requests handled     {requests} ({failures} failed) in {work_ms:.1} ms");
+    println!("  spans started        {started_spans}");
     println!("  sampled spans ended  {}", stats.spans_ended);
     println!("  exported             {}", stats.spans_exported);
     println!(
@@ -84,9 +86,7 @@ fn main() {
         Ok(()) => "ok".to_string(),
         Err(e) => e.to_string(),
     });
-    if !provider.is_enabled() {
-        println!("  background threads   0 (no runtrace-batch thread was started)");
-    }
+    println!("  runtrace-batch threads while running: {threads}");
 }
 
 fn parse_requests() -> u64 {
