@@ -6,7 +6,8 @@
 //! The model is OpenTelemetry's: a [`TracerProvider`] owns the pipeline (sampler,
 //! id generator, limits, resource, span processors); a [`Tracer`] starts [`Span`]s
 //! for one instrumentation scope; a span's [`SpanContext`] (ids, flags, trace state)
-//! is what propagates across threads ([`Context`]) and processes (`propagation`).
+//! is what propagates across threads ([`Context`]) and processes
+//! ([`TraceContextPropagator`], W3C `traceparent`/`tracestate`).
 //! When a sampled span ends, its [`SpanData`] goes to the processors; the batch
 //! processor hands it to a lock-free queue, and one background thread exports
 //! batches through a [`SpanExporter`].
@@ -27,6 +28,7 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub mod attribute;
+pub mod batch;
 mod clock;
 pub mod context;
 pub mod diagnostics;
@@ -34,6 +36,8 @@ pub mod env;
 pub mod export;
 pub mod id;
 pub mod processor;
+pub mod propagation;
+pub mod queue;
 pub mod resource;
 pub mod sampling;
 pub mod span;
@@ -41,6 +45,7 @@ pub mod trace;
 pub mod trace_state;
 
 pub use attribute::{Array, Key, KeyValue, Str, Value};
+pub use batch::{BatchConfig, BatchSpanProcessor};
 pub use context::{Context, ContextGuard, SpanContext, TraceFlags};
 pub use export::{
     Event, ExportError, InMemoryExporter, Instrumentation, InstrumentationScope, Link, SpanData,
@@ -48,6 +53,7 @@ pub use export::{
 };
 pub use id::{IdGenerator, RandomIdGenerator, SpanId, TraceId};
 pub use processor::{FlushError, ProcessorStats, SimpleSpanProcessor, SpanProcessor};
+pub use propagation::{Extractor, Injector, TraceContextPropagator};
 pub use resource::Resource;
 pub use span::{Span, SpanBuilder, SpanKind, Status};
 pub use trace::{SpanLimits, Tracer, TracerProvider, TracerProviderBuilder};

@@ -7,6 +7,7 @@
 //! its spans are non-recording and cost no allocation, clock read or thread.
 
 use crate::attribute::{KeyValue, Str};
+use crate::batch::{BatchConfig, BatchSpanProcessor};
 use crate::context::{SpanContext, TraceFlags};
 use crate::export::{Instrumentation, InstrumentationInner, InstrumentationScope, Link, SpanData};
 use crate::id::{IdGenerator, RandomIdGenerator, SpanId};
@@ -165,6 +166,24 @@ impl TracerProvider {
         TracerProviderBuilder::default()
     }
 
+    /// A builder configured from the environment: `OTEL_SDK_DISABLED` /
+    /// `ENABLE_TRACING`, the sampler variables (`OTEL_TRACES_SAMPLER`,
+    /// `OTEL_TRACES_SAMPLER_ARG`, `OTEL_SAMPLE_RATE`), `OTEL_SERVICE_NAME`,
+    /// `OTEL_RESOURCE_ATTRIBUTES`, the `OTEL_*_LIMIT` variables and the
+    /// `OTEL_BSP_*` variables (for [`TracerProviderBuilder::with_batch_exporter`]).
+    /// Bad values are reported through diagnostics and replaced by defaults.
+    ///
+    /// ```
+    /// use runtrace::{InMemoryExporter, TracerProvider};
+    /// let provider = TracerProvider::from_env()
+    ///     .with_batch_exporter(InMemoryExporter::default())
+    ///     .build();
+    /// let _tracer = provider.tracer("my-service");
+    /// ```
+    pub fn from_env() -> TracerProviderBuilder {
+        TracerProviderBuilder::from_config(crate::env::EnvConfig::from_env())
+    }
+
     /// A provider that records nothing and starts no thread: spans are
     /// non-recording, and a valid parent's context still propagates.
     pub fn noop() -> Self {
@@ -263,6 +282,8 @@ impl TracerProvider {
 
 /// Configures a [`TracerProvider`].
 pub struct TracerProviderBuilder {
+    disabled: bool,
+    batch_config: BatchConfig,
     sampler: Box<dyn Sampler>,
     id_generator: Box<dyn IdGenerator>,
     limits: SpanLimits,
@@ -273,6 +294,8 @@ pub struct TracerProviderBuilder {
 impl fmt::Debug for TracerProviderBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TracerProviderBuilder")
+            .field("disabled", &self.disabled)
+            .field("batch_config", &self.batch_config)
             .field("sampler", &self.sampler.description())
             .field("limits", &self.limits)
             .field("resource", &self.resource)
@@ -284,6 +307,8 @@ impl fmt::Debug for TracerProviderBuilder {
 impl Default for TracerProviderBuilder {
     fn default() -> Self {
         TracerProviderBuilder {
+            disabled: false,
+            batch_config: BatchConfig::default(),
             sampler: Box::new(ParentBased::new(AlwaysOn)),
             id_generator: Box::new(RandomIdGenerator),
             limits: SpanLimits::default(),
@@ -294,6 +319,22 @@ impl Default for TracerProviderBuilder {
 }
 
 impl TracerProviderBuilder {
+    /// A builder configured from an [`EnvConfig`](crate::env::EnvConfig).
+    pub fn from_config(cfg: crate::env::EnvConfig) -> Self {
+        let mut resource = Resource::default().merge(&Resource::new(cfg.resource_attributes));
+        if let Some(name) = cfg.service_name {
+            resource = resource.merge(&Resource::new([KeyValue::new("service.name", name)]));
+        }
+        TracerProviderBuilder {
+            disabled: cfg.disabled,
+            batch_config: cfg.batch,
+            sampler: cfg.sampler.build(),
+            limits: cfg.limits,
+            resource,
+            ..Default::default()
+        }
+    }
+
     /// Sets the sampler.
     pub fn with_sampler(mut self, sampler: impl Sampler + 'static) -> Self {
         self.sampler = Box::new(sampler);
@@ -319,12 +360,35 @@ impl TracerProviderBuilder {
         self.processors.push(Box::new(p));
         self
     }
+    /// Sets the batch settings used by [`with_batch_exporter`](Self::with_batch_exporter).
+    pub fn with_batch_config(mut self, config: BatchConfig) -> Self {
+        self.batch_config = config;
+        self
+    }
+    /// Adds a [`BatchSpanProcessor`] around `exporter` (the production set-up).
+    /// On a disabled builder (see [`TracerProvider::from_env`]) the exporter is
+    /// dropped and no thread starts.
+    pub fn with_batch_exporter(mut self, exporter: impl crate::SpanExporter + 'static) -> Self {
+        if !self.disabled {
+            let bsp = BatchSpanProcessor::new(exporter, self.batch_config);
+            self.processors.push(Box::new(bsp));
+        }
+        self
+    }
+    /// Makes [`build`](Self::build) return a no-op provider (no thread, no queue).
+    pub fn disabled(mut self, disabled: bool) -> Self {
+        self.disabled = disabled;
+        self
+    }
     /// Adds a [`SimpleSpanProcessor`] around `exporter`.
     pub fn with_simple_exporter(self, exporter: impl crate::SpanExporter + 'static) -> Self {
         self.with_span_processor(SimpleSpanProcessor::new(exporter))
     }
-    /// Builds the provider.
+    /// Builds the provider (a no-op one when disabled).
     pub fn build(self) -> TracerProvider {
+        if self.disabled {
+            return TracerProvider::noop();
+        }
         let ids_random = self.id_generator.trace_ids_are_random();
         TracerProvider {
             handle: Arc::new(ProviderHandle {

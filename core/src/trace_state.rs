@@ -54,7 +54,10 @@ impl std::error::Error for TraceStateError {}
 /// assert_eq!(ts.header(), "congo=x,rojo=00f067aa0ba902b7");
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct TraceState(Option<Arc<[(Box<str>, Box<str>)]>>);
+pub struct TraceState(Option<Arc<[Member]>>);
+
+/// One `key=value` list member.
+type Member = (Box<str>, Box<str>);
 
 /// `true` if `key` is a valid Level 2 key.
 pub fn is_valid_key(key: &str) -> bool {
@@ -91,7 +94,7 @@ impl TraceState {
     pub fn from_members<K: AsRef<str>, V: AsRef<str>>(
         members: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Self, TraceStateError> {
-        let mut list: Vec<(Box<str>, Box<str>)> = Vec::new();
+        let mut list: Vec<Member> = Vec::new();
         for (k, v) in members {
             let (k, v) = (k.as_ref(), v.as_ref());
             if !is_valid_key(k) {
@@ -111,7 +114,7 @@ impl TraceState {
         Ok(Self::from_vec(list))
     }
 
-    fn from_vec(list: Vec<(Box<str>, Box<str>)>) -> Self {
+    fn from_vec(list: Vec<Member>) -> Self {
         if list.is_empty() {
             TraceState(None)
         } else {
@@ -124,7 +127,7 @@ impl TraceState {
     /// Empty members and optional white space around commas are accepted; any
     /// other violation rejects the whole value, as the W3C strict harness expects.
     pub fn parse(header: &str) -> Result<Self, TraceStateError> {
-        let mut list: Vec<(Box<str>, Box<str>)> = Vec::new();
+        let mut list: Vec<Member> = Vec::new();
         for raw in header.split(',') {
             let member = raw.trim_matches(|c| c == ' ' || c == '\t');
             if member.is_empty() {
@@ -183,7 +186,7 @@ impl TraceState {
         if !is_valid_value(value) {
             return Err(TraceStateError::InvalidValue);
         }
-        let mut list: Vec<(Box<str>, Box<str>)> = Vec::with_capacity(self.len() + 1);
+        let mut list: Vec<Member> = Vec::with_capacity(self.len() + 1);
         list.push((key.into(), value.into()));
         list.extend(
             self.iter()

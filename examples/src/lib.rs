@@ -1,1 +1,12 @@
 //! Shared code of the runtrace example programs.
+//!
+//! - [`receiver`]: an embedded OTLP/HTTP receiver with fault injection.
+//! - [`workload`]: the simulated inference request the programs trace.
+//! - [`http`]: a tiny blocking HTTP/1.1 server side and client (examples only).
+//! - [`w3c_service`]: the W3C trace-context test-suite service, as a library so
+//!   that `runtrace-tests` can drive it in-process.
+
+pub mod http;
+pub mod receiver;
+pub mod w3c_service;
+pub mod workload;

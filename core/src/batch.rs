@@ -1,0 +1,626 @@
+//! The batch span processor: ended spans leave the application thread through a
+//! lock-free queue, and one background thread (`runtrace-batch`) exports them.
+//!
+//! Application threads only push into the queue (never block, lock or allocate;
+//! a full queue drops the span and counts it). The worker exports when the queue
+//! holds a full batch, when the schedule delay has passed, on `force_flush` and on
+//! shutdown, one export at a time, each with a deadline.
+//!
+//! Waking the worker costs the application thread no syscall per span: before the
+//! worker sleeps it publishes how many more spans it needs for a full batch
+//! (`wanted`); a producer signals only when the queue length reaches that number,
+//! about once per batch (the scheme of OpenTelemetry Java's processor).
+
+use crate::diagnostics::{self, Level, RateLimiter};
+use crate::export::{ExportError, SpanData, SpanExporter};
+use crate::processor::{FlushError, ProcessorStats, SpanProcessor};
+use crate::queue::BoundedQueue;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+/// What "no limit" means for the export timeout (`OTEL_BSP_EXPORT_TIMEOUT=0`).
+pub const NO_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// How often the "spans dropped" warning may repeat.
+const DROP_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The batch processor's settings (OpenTelemetry defaults).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// Spans the queue holds; more are dropped (default 2048).
+    pub max_queue_size: usize,
+    /// Spans per export (default 512, at most `max_queue_size`).
+    pub max_export_batch_size: usize,
+    /// Longest wait before a partial batch is exported (default 5 s).
+    pub scheduled_delay: Duration,
+    /// Time allowed for one export (default 30 s).
+    pub export_timeout: Duration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_queue_size: 2048,
+            max_export_batch_size: 512,
+            scheduled_delay: Duration::from_secs(5),
+            export_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl BatchConfig {
+    /// A builder starting from the defaults.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cfg = runtrace::BatchConfig::builder()
+    ///     .max_queue_size(8192)
+    ///     .scheduled_delay(Duration::from_millis(500))
+    ///     .build();
+    /// assert_eq!(cfg.max_export_batch_size, 512);
+    /// ```
+    pub fn builder() -> BatchConfigBuilder {
+        BatchConfigBuilder(BatchConfig::default())
+    }
+
+    /// The config read from the `OTEL_BSP_*` variables (bad values: warning, default).
+    pub fn from_env() -> Self {
+        crate::env::EnvConfig::from_env().batch
+    }
+}
+
+/// Builds a [`BatchConfig`]; `build` fixes invalid combinations with a warning.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchConfigBuilder(BatchConfig);
+
+impl BatchConfigBuilder {
+    /// Sets `max_queue_size`.
+    pub fn max_queue_size(mut self, n: usize) -> Self {
+        self.0.max_queue_size = n;
+        self
+    }
+    /// Sets `max_export_batch_size`.
+    pub fn max_export_batch_size(mut self, n: usize) -> Self {
+        self.0.max_export_batch_size = n;
+        self
+    }
+    /// Sets `scheduled_delay`.
+    pub fn scheduled_delay(mut self, d: Duration) -> Self {
+        self.0.scheduled_delay = d;
+        self
+    }
+    /// Sets `export_timeout`.
+    pub fn export_timeout(mut self, d: Duration) -> Self {
+        self.0.export_timeout = d;
+        self
+    }
+    /// The config: sizes of 0 become 1, and a batch size above the queue size is
+    /// clamped to it (with a warning).
+    pub fn build(self) -> BatchConfig {
+        let mut c = self.0;
+        c.max_queue_size = c.max_queue_size.max(1);
+        c.max_export_batch_size = c.max_export_batch_size.max(1);
+        if c.max_export_batch_size > c.max_queue_size {
+            diagnostics::warn(&format!(
+                "max_export_batch_size {} exceeds max_queue_size {}; clamped",
+                c.max_export_batch_size, c.max_queue_size
+            ));
+            c.max_export_batch_size = c.max_queue_size;
+        }
+        c
+    }
+}
+
+/// `wanted` when the worker is awake (producers never signal).
+const AWAKE: usize = usize::MAX;
+
+/// Requests from callers to the worker, under `Shared::control`.
+#[derive(Debug, Default)]
+struct Control {
+    /// Flush generations requested and completed.
+    flush_requested: u64,
+    flush_completed: u64,
+    /// The result of the last completed flush.
+    flush_result: Option<Result<(), FlushError>>,
+    /// Shutdown requested, with its deadline.
+    shutdown_deadline: Option<Instant>,
+    /// The worker has finished and returned.
+    worker_done: bool,
+    shutdown_result: Option<Result<(), FlushError>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    queue: BoundedQueue<SpanData>,
+    config: BatchConfig,
+    /// Spans the sleeping worker still needs for a full batch, or `AWAKE`.
+    wanted: AtomicUsize,
+    is_shutdown: AtomicBool,
+    control: Mutex<Control>,
+    /// The worker thread, unparked to wake it (no lock involved).
+    worker_thread: OnceLock<Thread>,
+    /// Wakes callers waiting for a flush or shutdown.
+    caller_cv: Condvar,
+    // Counters written by application threads (only on drops).
+    dropped_queue_full: AtomicU64,
+    dropped_after_shutdown: AtomicU64,
+    // Counters written by the worker.
+    popped: AtomicU64,
+    exported: AtomicU64,
+    dropped_export_failed: AtomicU64,
+    dropped_rejected: AtomicU64,
+    batches_exported: AtomicU64,
+    export_failures: AtomicU64,
+    last_export_error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn control(&self) -> MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wake_worker(&self) {
+        if let Some(t) = self.worker_thread.get() {
+            t.unpark();
+        }
+    }
+}
+
+/// Exports sampled spans in batches from a background thread.
+///
+/// ```
+/// use runtrace::{BatchConfig, BatchSpanProcessor, InMemoryExporter, TracerProvider};
+/// let exporter = InMemoryExporter::default();
+/// let provider = TracerProvider::builder()
+///     .with_span_processor(BatchSpanProcessor::new(exporter.clone(), BatchConfig::default()))
+///     .build();
+/// provider.tracer("t").span("work").start().end();
+/// provider.force_flush().unwrap();
+/// assert_eq!(exporter.finished_spans().len(), 1);
+/// ```
+#[derive(Debug)]
+pub struct BatchSpanProcessor {
+    shared: Arc<Shared>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl BatchSpanProcessor {
+    /// Starts the worker thread `runtrace-batch` that owns `exporter`.
+    pub fn new(exporter: impl SpanExporter + 'static, config: BatchConfig) -> Self {
+        let config = BatchConfigBuilder(config).build();
+        let shared = Arc::new(Shared {
+            queue: BoundedQueue::with_capacity(config.max_queue_size),
+            config,
+            wanted: AtomicUsize::new(AWAKE),
+            is_shutdown: AtomicBool::new(false),
+            control: Mutex::new(Control::default()),
+            worker_thread: OnceLock::new(),
+            caller_cv: Condvar::new(),
+            dropped_queue_full: AtomicU64::new(0),
+            dropped_after_shutdown: AtomicU64::new(0),
+            popped: AtomicU64::new(0),
+            exported: AtomicU64::new(0),
+            dropped_export_failed: AtomicU64::new(0),
+            dropped_rejected: AtomicU64::new(0),
+            batches_exported: AtomicU64::new(0),
+            export_failures: AtomicU64::new(0),
+            last_export_error: Mutex::new(None),
+        });
+        let worker_shared = shared.clone();
+        let exporter: Box<dyn SpanExporter> = Box::new(exporter);
+        let handle = std::thread::Builder::new()
+            .name("runtrace-batch".into())
+            .spawn(move || Worker::new(worker_shared, exporter).run());
+        let worker = match handle {
+            Ok(h) => {
+                let _ = shared.worker_thread.set(h.thread().clone());
+                Some(h)
+            }
+            Err(e) => {
+                // Without a worker nothing can be exported: refuse spans (counted).
+                diagnostics::emit(
+                    Level::Error,
+                    &format!(
+                        "could not start the runtrace-batch thread ({e}); spans will be dropped"
+                    ),
+                );
+                shared.is_shutdown.store(true, Ordering::Release);
+                let mut c = shared.control();
+                c.worker_done = true;
+                c.shutdown_result = Some(Ok(()));
+                None
+            }
+        };
+        BatchSpanProcessor {
+            shared,
+            worker: Mutex::new(worker),
+        }
+    }
+
+    /// The processor's configuration.
+    pub fn config(&self) -> &BatchConfig {
+        &self.shared.config
+    }
+
+    /// [`SpanProcessor::force_flush`] with a timeout.
+    pub fn force_flush_with_timeout(&self, timeout: Duration) -> Result<(), FlushError> {
+        self.force_flush(Instant::now() + timeout)
+    }
+
+    /// [`SpanProcessor::shutdown`] with a timeout.
+    pub fn shutdown_with_timeout(&self, timeout: Duration) -> Result<(), FlushError> {
+        SpanProcessor::shutdown(self, Instant::now() + timeout)
+    }
+
+    /// Waits on `caller_cv` until `done` holds or the deadline passes.
+    fn wait_until<'a>(
+        &'a self,
+        mut c: MutexGuard<'a, Control>,
+        deadline: Instant,
+        done: impl Fn(&Control) -> bool,
+    ) -> (MutexGuard<'a, Control>, bool) {
+        loop {
+            if done(&c) {
+                return (c, true);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return (c, false);
+            }
+            c = self
+                .shared
+                .caller_cv
+                .wait_timeout(c, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+impl SpanProcessor for BatchSpanProcessor {
+    #[inline]
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        let shared = &*self.shared;
+        if shared.is_shutdown.load(Ordering::Relaxed) {
+            shared
+                .dropped_after_shutdown
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if shared.queue.push(span).is_err() {
+            shared.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+        }
+        // Pairs with the fence in `Worker::sleep`: either the worker sees our span
+        // when it re-checks the queue, or we see its `wanted`.
+        fence(Ordering::SeqCst);
+        let wanted = shared.wanted.load(Ordering::Relaxed);
+        if wanted != AWAKE
+            && shared.queue.len() >= wanted
+            && shared
+                .wanted
+                .compare_exchange(wanted, AWAKE, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            shared.wake_worker();
+        }
+    }
+
+    fn force_flush(&self, deadline: Instant) -> Result<(), FlushError> {
+        if self.shared.is_shutdown.load(Ordering::Acquire) {
+            return Err(FlushError::AlreadyShutdown);
+        }
+        let mut c = self.shared.control();
+        c.flush_requested += 1;
+        let generation = c.flush_requested;
+        self.shared.wake_worker();
+        let (c, done) = self.wait_until(c, deadline, |c| {
+            c.flush_completed >= generation || c.worker_done
+        });
+        if !done {
+            return Err(FlushError::Timeout);
+        }
+        if c.flush_completed >= generation {
+            c.flush_result.clone().unwrap_or(Ok(()))
+        } else {
+            Err(FlushError::AlreadyShutdown)
+        }
+    }
+
+    fn shutdown(&self, deadline: Instant) -> Result<(), FlushError> {
+        if self.shared.is_shutdown.swap(true, Ordering::AcqRel) {
+            return Err(FlushError::AlreadyShutdown);
+        }
+        let mut c = self.shared.control();
+        c.shutdown_deadline = Some(deadline);
+        self.shared.wake_worker();
+        let (c, done) = self.wait_until(c, deadline, |c| c.worker_done);
+        let result = c.shutdown_result.clone();
+        drop(c);
+        let handle = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if done {
+            if let Some(h) = handle {
+                let _ = h.join();
+            }
+            result.unwrap_or(Ok(()))
+        } else {
+            // The exporter hangs: leave the worker detached (dropping the handle).
+            diagnostics::emit(
+                Level::Error,
+                &format!(
+                    "shutdown deadline passed with {} spans still queued; the exporter did not return in time",
+                    self.shared.queue.len()
+                ),
+            );
+            Err(FlushError::Timeout)
+        }
+    }
+
+    fn stats(&self) -> Option<ProcessorStats> {
+        let s = &*self.shared;
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let queue_size = s.queue.len() as u64;
+        let spans_queued = r(&s.popped) + queue_size;
+        let dropped_queue_full = r(&s.dropped_queue_full);
+        let dropped_after_shutdown = r(&s.dropped_after_shutdown);
+        Some(ProcessorStats {
+            spans_ended: spans_queued + dropped_queue_full + dropped_after_shutdown,
+            spans_queued,
+            spans_exported: r(&s.exported),
+            dropped_queue_full,
+            dropped_export_failed: r(&s.dropped_export_failed),
+            dropped_rejected: r(&s.dropped_rejected),
+            dropped_after_shutdown,
+            batches_exported: r(&s.batches_exported),
+            export_failures: r(&s.export_failures),
+            queue_size,
+            queue_capacity: s.config.max_queue_size as u64,
+            last_export_error: s
+                .last_export_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        })
+    }
+}
+
+impl Drop for BatchSpanProcessor {
+    /// A processor dropped without shutdown (e.g. never added to a provider)
+    /// still stops its worker, waiting at most 5 s.
+    fn drop(&mut self) {
+        if !self.shared.is_shutdown.load(Ordering::Acquire) {
+            let _ = self.shutdown_with_timeout(crate::trace::DEFAULT_DROP_SHUTDOWN_TIMEOUT);
+        }
+    }
+}
+
+/// The background thread's state.
+struct Worker {
+    shared: Arc<Shared>,
+    exporter: Box<dyn SpanExporter>,
+    batch: Vec<SpanData>,
+    next_tick: Instant,
+    drop_warnings: RateLimiter,
+    reported_drops: u64,
+}
+
+impl Worker {
+    fn new(shared: Arc<Shared>, exporter: Box<dyn SpanExporter>) -> Self {
+        let batch = Vec::with_capacity(shared.config.max_export_batch_size);
+        let next_tick = Instant::now() + shared.config.scheduled_delay;
+        Worker {
+            shared,
+            exporter,
+            batch,
+            next_tick,
+            drop_warnings: RateLimiter::new(DROP_WARNING_INTERVAL),
+            reported_drops: 0,
+        }
+    }
+
+    fn run(mut self) {
+        let batch_size = self.shared.config.max_export_batch_size;
+        loop {
+            while self.shared.queue.len() >= batch_size {
+                // Failures are counted and reported inside.
+                let _ = self.export_one_batch(None);
+            }
+            self.report_drops();
+            let (flush, shutdown) = {
+                let c = self.shared.control();
+                (
+                    (c.flush_requested > c.flush_completed).then_some(c.flush_requested),
+                    c.shutdown_deadline,
+                )
+            };
+            if let Some(deadline) = shutdown {
+                self.shut_down(deadline);
+                return;
+            }
+            if let Some(generation) = flush {
+                let result = self.flush_all(None);
+                let mut c = self.shared.control();
+                c.flush_completed = generation;
+                c.flush_result = Some(result);
+                self.shared.caller_cv.notify_all();
+                continue;
+            }
+            let now = Instant::now();
+            if now >= self.next_tick {
+                if !self.shared.queue.is_empty() {
+                    let _ = self.export_one_batch(None);
+                }
+                self.next_tick = Instant::now() + self.shared.config.scheduled_delay;
+                continue;
+            }
+            self.sleep(self.next_tick - now, batch_size);
+        }
+    }
+
+    /// Sleeps until unparked or `timeout` passes, publishing how many spans we need.
+    /// Callers unpark after recording a request, so none is missed (the park token
+    /// is kept if the unpark comes first); spurious wake-ups just loop.
+    fn sleep(&self, timeout: Duration, batch_size: usize) {
+        let shared = &*self.shared;
+        let len = shared.queue.len();
+        shared
+            .wanted
+            .store(batch_size.saturating_sub(len).max(1), Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if shared.queue.len() < batch_size {
+            std::thread::park_timeout(timeout);
+        }
+        shared.wanted.store(AWAKE, Ordering::Relaxed);
+    }
+
+    /// Exports up to one batch from the queue; `cap` bounds the deadline.
+    fn export_one_batch(&mut self, cap: Option<Instant>) -> Result<(), FlushError> {
+        let shared = self.shared.clone();
+        let n = shared
+            .queue
+            .drain_into(&mut self.batch, shared.config.max_export_batch_size);
+        if n == 0 {
+            return Ok(());
+        }
+        shared.popped.fetch_add(n as u64, Ordering::Relaxed);
+        let mut deadline = Instant::now() + shared.config.export_timeout;
+        if let Some(cap) = cap {
+            deadline = deadline.min(cap);
+        }
+        let exporter = &mut self.exporter;
+        let batch = &self.batch;
+        let outcome = catch_unwind(AssertUnwindSafe(|| exporter.export(batch, deadline)));
+        let outcome = match outcome {
+            Ok(Ok(())) if Instant::now() > deadline => Err(ExportError::Timeout),
+            Ok(r) => r,
+            Err(panic) => Err(ExportError::Failed(format!(
+                "exporter panicked: {}",
+                panic_message(&panic)
+            ))),
+        };
+        self.batch.clear();
+        let n = n as u64;
+        let result = match outcome {
+            Ok(()) => {
+                shared.exported.fetch_add(n, Ordering::Relaxed);
+                shared.batches_exported.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(ExportError::PartialSuccess { rejected, message }) => {
+                let rejected = rejected.min(n);
+                shared.exported.fetch_add(n - rejected, Ordering::Relaxed);
+                shared
+                    .dropped_rejected
+                    .fetch_add(rejected, Ordering::Relaxed);
+                shared.batches_exported.fetch_add(1, Ordering::Relaxed);
+                diagnostics::warn(&format!(
+                    "the backend rejected {rejected} of {n} spans: {message}"
+                ));
+                Ok(())
+            }
+            Err(e) => {
+                shared.dropped_export_failed.fetch_add(n, Ordering::Relaxed);
+                shared.export_failures.fetch_add(1, Ordering::Relaxed);
+                let msg = e.to_string();
+                diagnostics::emit(Level::Error, &format!("dropped {n} spans: {msg}"));
+                *shared
+                    .last_export_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(msg);
+                Err(FlushError::Export(e))
+            }
+        };
+        self.next_tick = Instant::now() + shared.config.scheduled_delay;
+        result
+    }
+
+    /// Exports everything queued now, then flushes the exporter.
+    fn flush_all(&mut self, cap: Option<Instant>) -> Result<(), FlushError> {
+        let mut result = Ok(());
+        // Only what is queued at the start: spans ended after the call may wait.
+        let mut remaining = self.shared.queue.len();
+        while remaining > 0 {
+            if cap.is_some_and(|c| Instant::now() >= c) {
+                return Err(FlushError::Timeout);
+            }
+            let before = self.shared.popped.load(Ordering::Relaxed);
+            if let Err(e) = self.export_one_batch(cap) {
+                result = Err(e);
+            }
+            let taken = (self.shared.popped.load(Ordering::Relaxed) - before) as usize;
+            if taken == 0 {
+                break;
+            }
+            remaining = remaining.saturating_sub(taken);
+        }
+        let deadline = cap.unwrap_or_else(|| Instant::now() + self.shared.config.export_timeout);
+        let exporter = &mut self.exporter;
+        match catch_unwind(AssertUnwindSafe(|| exporter.force_flush(deadline))) {
+            Ok(Ok(())) => result,
+            Ok(Err(e)) => Err(FlushError::Export(e)),
+            Err(p) => Err(FlushError::Export(ExportError::Failed(format!(
+                "exporter panicked in force_flush: {}",
+                panic_message(&p)
+            )))),
+        }
+    }
+
+    fn shut_down(&mut self, deadline: Instant) {
+        let mut result = self.flush_all(Some(deadline));
+        let exporter = &mut self.exporter;
+        match catch_unwind(AssertUnwindSafe(|| exporter.shutdown(deadline))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = result.and(Err(FlushError::Export(e))),
+            Err(p) => {
+                diagnostics::emit(
+                    Level::Error,
+                    &format!("exporter panicked in shutdown: {}", panic_message(&p)),
+                );
+            }
+        }
+        // Spans that raced with the shutdown flag are counted, not lost silently.
+        let mut late = Vec::new();
+        while self.shared.queue.drain_into(&mut late, usize::MAX) > 0 {
+            self.shared
+                .popped
+                .fetch_add(late.len() as u64, Ordering::Relaxed);
+            self.shared
+                .dropped_after_shutdown
+                .fetch_add(late.len() as u64, Ordering::Relaxed);
+            late.clear();
+        }
+        self.report_drops();
+        let mut c = self.shared.control();
+        c.worker_done = true;
+        c.shutdown_result = Some(result);
+        self.shared.caller_cv.notify_all();
+    }
+
+    /// Warns about queue-full drops: the first at once, then every 10 s at most.
+    fn report_drops(&mut self) {
+        let dropped = self.shared.dropped_queue_full.load(Ordering::Relaxed);
+        if dropped > self.reported_drops && self.drop_warnings.allow() {
+            diagnostics::emit(
+                Level::Error,
+                &format!(
+                    "{} spans dropped because the queue (max_queue_size={}) was full ({dropped} in total); raise OTEL_BSP_MAX_QUEUE_SIZE or lower OTEL_BSP_SCHEDULE_DELAY",
+                    dropped - self.reported_drops,
+                    self.shared.config.max_queue_size
+                ),
+            );
+            self.reported_drops = dropped;
+        }
+    }
+}
+
+fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_string())
+}

@@ -1,0 +1,692 @@
+//! The bounded lock-free queue that carries ended spans from application
+//! threads to the batch worker.
+//!
+//! This is Dmitry Vyukov's bounded MPMC array queue (the design behind
+//! crossbeam's `ArrayQueue`), used here with many producers and one draining
+//! consumer. Every slot carries a *stamp*; `head` and `tail` are stamps too.
+//! A stamp packs a *lap* (high bits, a multiple of `one_lap`) and an *index*
+//! into the buffer (low bits), where `one_lap` is the smallest power of two
+//! greater than the capacity, so `lap | index` never carries into the lap.
+//!
+//! * A slot whose stamp equals `tail` is free for the push at position `tail`.
+//!   A producer claims it by moving `tail` on with a CAS, writes the value,
+//!   then publishes it by setting the stamp to `tail + 1`.
+//! * A slot whose stamp equals `head + 1` holds the value for the pop at
+//!   `head`. The consumer claims it by moving `head` on with a CAS, reads the
+//!   value, then frees the slot for the next lap by setting the stamp to
+//!   `head + one_lap`.
+//!
+//! The Release store of a stamp and the Acquire load that observes it are the
+//! only synchronisation the values need; `head` and `tail` merely arbitrate
+//! which thread owns which position, so they are accessed Relaxed.
+//!
+//! Neither side ever waits for the other without bound: a push into a full
+//! queue returns the value at once, and a push or pop that meets a slot still
+//! being written or read by another thread retries a few times, then reports
+//! full or empty.
+
+#![warn(unsafe_op_in_unsafe_fn)]
+
+use std::fmt;
+use std::mem::MaybeUninit;
+use std::ops::Deref;
+
+use self::sync::{AtomicUsize, Ordering, UnsafeCell};
+
+/// The same code runs on std's primitives and, under `--cfg loom`, on loom's
+/// model-checked ones.
+mod sync {
+    #[cfg(loom)]
+    pub(super) use loom::cell::UnsafeCell;
+    #[cfg(loom)]
+    pub(super) use loom::sync::atomic::{AtomicUsize, Ordering};
+    #[cfg(not(loom))]
+    pub(super) use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// std's `UnsafeCell` behind loom's closure-based API.
+    #[cfg(not(loom))]
+    #[derive(Debug)]
+    pub(super) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    #[cfg(not(loom))]
+    impl<T> UnsafeCell<T> {
+        pub(super) fn new(value: T) -> Self {
+            Self(std::cell::UnsafeCell::new(value))
+        }
+
+        pub(super) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+
+    pub(super) fn spin_loop() {
+        #[cfg(loom)]
+        loom::hint::spin_loop();
+        #[cfg(not(loom))]
+        std::hint::spin_loop();
+    }
+
+    pub(super) fn yield_now() {
+        #[cfg(loom)]
+        loom::thread::yield_now();
+        #[cfg(not(loom))]
+        std::thread::yield_now();
+    }
+}
+
+/// Pads and aligns a value to 128 bytes so that counters written by
+/// different threads never share a cache line (x86-64 prefetches lines in
+/// adjacent pairs, hence 128 rather than 64).
+#[repr(align(128))]
+struct CachePadded<T>(T);
+
+impl<T> Deref for CachePadded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Exponential backoff for contended retries.
+///
+/// `spin` is for losing a race to a thread that made progress; `snooze` is
+/// for waiting on a thread that is mid-operation, and gives up
+/// (`is_completed`) after a bounded number of steps.
+struct Backoff {
+    step: u32,
+}
+
+impl Backoff {
+    /// Steps below this spin `2^step` times; steps above it yield.
+    #[cfg(not(loom))]
+    const SPIN_LIMIT: u32 = 6;
+    /// After this many steps a waiter stops waiting.
+    #[cfg(not(loom))]
+    const WAIT_LIMIT: u32 = 10;
+    // Under loom every retry is a new branch to explore: keep it to one.
+    #[cfg(loom)]
+    const SPIN_LIMIT: u32 = 0;
+    #[cfg(loom)]
+    const WAIT_LIMIT: u32 = 1;
+
+    fn new() -> Self {
+        Backoff { step: 0 }
+    }
+
+    fn spin(&mut self) {
+        for _ in 0..1u32 << self.step.min(Self::SPIN_LIMIT) {
+            sync::spin_loop();
+        }
+        if self.step <= Self::SPIN_LIMIT {
+            self.step += 1;
+        }
+    }
+
+    fn snooze(&mut self) {
+        if self.step <= Self::SPIN_LIMIT {
+            for _ in 0..1u32 << self.step {
+                sync::spin_loop();
+            }
+        } else {
+            sync::yield_now();
+        }
+        self.step += 1;
+    }
+
+    fn is_completed(&self) -> bool {
+        self.step > Self::WAIT_LIMIT
+    }
+}
+
+/// One cell of the ring buffer.
+struct Slot<T> {
+    /// `position` if the slot is free for the push at `position`;
+    /// `position + 1` once that push has written its value. A pop at
+    /// `position` sets it to `position + one_lap`, freeing it for the next lap.
+    stamp: AtomicUsize,
+    /// Initialised exactly while `stamp == position + 1` for some position
+    /// not yet released by a pop.
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// A bounded, lock-free, multi-producer queue of values moved in by value.
+///
+/// Any number of threads may [`push`](Self::push); the batch worker drains
+/// it with [`pop`](Self::pop) or [`drain_into`](Self::drain_into) (several
+/// consumers are safe too, only slower). A push never blocks, never takes a
+/// lock and never allocates: when the queue already holds `capacity` items
+/// the value is handed back.
+///
+/// # Examples
+///
+/// ```
+/// use runtrace::queue::BoundedQueue;
+///
+/// let queue = BoundedQueue::with_capacity(2);
+/// assert_eq!(queue.push("a"), Ok(()));
+/// assert_eq!(queue.push("b"), Ok(()));
+/// assert_eq!(queue.push("c"), Err("c")); // full: the caller counts a drop
+///
+/// let mut batch = Vec::new();
+/// assert_eq!(queue.drain_into(&mut batch, 512), 2);
+/// assert_eq!(batch, ["a", "b"]);
+/// ```
+pub struct BoundedQueue<T> {
+    /// Stamp of the next position to pop. Written by consumers only.
+    head: CachePadded<AtomicUsize>,
+    /// Stamp of the next position to push. Written by producers only.
+    tail: CachePadded<AtomicUsize>,
+    /// `capacity` slots; slot `i` starts with stamp `i` (lap 0, free).
+    buffer: Box<[Slot<T>]>,
+    /// Smallest power of two greater than `buffer.len()`: adding it to a
+    /// stamp advances the lap and keeps the index.
+    one_lap: usize,
+}
+
+// SAFETY: the queue owns its values and moves them between threads, which is
+// sound exactly when `T: Send`.
+unsafe impl<T: Send> Send for BoundedQueue<T> {}
+// SAFETY: through `&BoundedQueue` a value is only ever moved in (push) or
+// out (pop), never shared: the stamp protocol gives each access exclusive
+// ownership of its slot, so `T: Send` suffices and `T: Sync` is not needed.
+unsafe impl<T: Send> Sync for BoundedQueue<T> {}
+
+impl<T> BoundedQueue<T> {
+    /// Creates a queue that holds at most `capacity` items.
+    ///
+    /// This is the only place the queue allocates.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is zero or too large to index (above `usize::MAX / 4`).
+    pub fn with_capacity(capacity: usize) -> Self {
+        assert!(capacity >= 1, "BoundedQueue capacity must be at least 1");
+        assert!(
+            capacity <= usize::MAX / 4,
+            "BoundedQueue capacity too large"
+        );
+        let buffer = (0..capacity)
+            .map(|i| Slot {
+                stamp: AtomicUsize::new(i),
+                value: UnsafeCell::new(MaybeUninit::uninit()),
+            })
+            .collect();
+        BoundedQueue {
+            head: CachePadded(AtomicUsize::new(0)),
+            tail: CachePadded(AtomicUsize::new(0)),
+            buffer,
+            one_lap: (capacity + 1).next_power_of_two(),
+        }
+    }
+
+    /// The most items the queue holds, as passed to [`with_capacity`](Self::with_capacity).
+    pub fn capacity(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Appends `value`, or hands it back in `Err` if the queue is full.
+    ///
+    /// Never blocks, never locks, never allocates. It may also report full
+    /// if the last free slot is still being read by a pop that is taking
+    /// unusually long (a preempted consumer), rather than wait for it.
+    pub fn push(&self, value: T) -> Result<(), T> {
+        let mut backoff = Backoff::new();
+        let mut tail = self.tail.load(Ordering::Relaxed);
+        loop {
+            let slot = self.slot(tail);
+            // Acquire: pairs with the Release of the pop that freed this
+            // slot, so its read of the old value happens before our write.
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            if stamp == tail {
+                // The slot is free for this lap: try to claim position `tail`.
+                let new_tail = self.next(tail);
+                match self.tail.compare_exchange_weak(
+                    tail,
+                    new_tail,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: the CAS made this thread the only owner of
+                        // position `tail`, and `stamp == tail` says the slot
+                        // holds no value (the previous lap's pop has finished
+                        // reading it, see the Acquire above). No other thread
+                        // touches the cell until the stamp moves on.
+                        slot.value
+                            .with_mut(|cell| unsafe { cell.write(MaybeUninit::new(value)) });
+                        // Release: publishes the value to the pop that sees it.
+                        slot.stamp.store(tail.wrapping_add(1), Ordering::Release);
+                        return Ok(());
+                    }
+                    Err(current) => {
+                        tail = current;
+                        backoff.spin();
+                    }
+                }
+            } else if stamp.wrapping_sub(tail) as isize > 0 {
+                // Another producer already used this position: `tail` is stale.
+                backoff.spin();
+                tail = self.tail.load(Ordering::Relaxed);
+            } else {
+                // The slot is still in use by the previous lap. If `head` is
+                // a full lap behind, the queue holds `capacity` items.
+                let head = self.head.load(Ordering::Relaxed);
+                if head.wrapping_add(self.one_lap) == tail || backoff.is_completed() {
+                    return Err(value);
+                }
+                // A pop has claimed the slot and is reading it: wait a little.
+                backoff.snooze();
+                tail = self.tail.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Removes the oldest item, or returns `None` if the queue is empty.
+    ///
+    /// Also returns `None`, after a brief wait, if the oldest item's push
+    /// has claimed its slot but not finished writing it.
+    pub fn pop(&self) -> Option<T> {
+        let (position, _) = self.claim(1)?;
+        // SAFETY: `claim` gave us position `position`, which is published.
+        Some(unsafe { self.take(position) })
+    }
+
+    /// Pops up to `max` items into `out`, oldest first, and returns how many.
+    ///
+    /// Claims runs of ready items with one CAS per run, so draining a batch
+    /// costs far less than popping it item by item.
+    pub fn drain_into(&self, out: &mut Vec<T>, max: usize) -> usize {
+        let mut taken = 0;
+        while taken < max {
+            let Some((mut position, run)) = self.claim(max - taken) else {
+                break;
+            };
+            out.reserve(run);
+            for _ in 0..run {
+                // SAFETY: `claim` gave us `run` consecutive published
+                // positions starting at `position`.
+                out.push(unsafe { self.take(position) });
+                position = self.next(position);
+            }
+            taken += run;
+        }
+        taken
+    }
+
+    /// The number of items in the queue: exact when no push or pop runs
+    /// concurrently, otherwise a value between 0 and `capacity` that was
+    /// true at some recent moment.
+    pub fn len(&self) -> usize {
+        loop {
+            let tail = self.tail.load(Ordering::Relaxed);
+            let head = self.head.load(Ordering::Relaxed);
+            // Only trust `head` if `tail` did not move while we read it.
+            if self.tail.load(Ordering::Relaxed) == tail {
+                let head_index = head & (self.one_lap - 1);
+                let tail_index = tail & (self.one_lap - 1);
+                return if head_index < tail_index {
+                    tail_index - head_index
+                } else if head_index > tail_index {
+                    self.capacity() - head_index + tail_index
+                } else if tail == head {
+                    0
+                } else {
+                    self.capacity()
+                };
+            }
+        }
+    }
+
+    /// Whether the queue holds no items (with the same caveat as [`len`](Self::len)).
+    pub fn is_empty(&self) -> bool {
+        let head = self.head.load(Ordering::Relaxed);
+        self.tail.load(Ordering::Relaxed) == head
+    }
+
+    /// The slot that position `stamp` maps to.
+    fn slot(&self, stamp: usize) -> &Slot<T> {
+        let index = stamp & (self.one_lap - 1);
+        debug_assert!(index < self.buffer.len(), "stamp index out of bounds");
+        // SAFETY: every stamp held in `head`, `tail` or passed around here
+        // comes from `next`, which keeps the index below `buffer.len()`.
+        unsafe { self.buffer.get_unchecked(index) }
+    }
+
+    /// The position after `stamp`: the next index, or index 0 of the next lap.
+    fn next(&self, stamp: usize) -> usize {
+        let index = stamp & (self.one_lap - 1);
+        let lap = stamp & !(self.one_lap - 1);
+        if index + 1 < self.buffer.len() {
+            stamp.wrapping_add(1)
+        } else {
+            lap.wrapping_add(self.one_lap)
+        }
+    }
+
+    /// Claims the longest run (up to `max >= 1`) of published positions at
+    /// `head` and returns its first position and length, or `None` if the
+    /// oldest position is not published.
+    fn claim(&self, max: usize) -> Option<(usize, usize)> {
+        let mut backoff = Backoff::new();
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            // Acquire: pairs with the Release of the push that published it.
+            let stamp = self.slot(head).stamp.load(Ordering::Acquire);
+            if stamp == head.wrapping_add(1) {
+                // Extend the run over the following published slots. Each
+                // Acquire load makes that slot's value visible to us.
+                let mut run = 1;
+                let mut end = self.next(head);
+                while run < max
+                    && self.slot(end).stamp.load(Ordering::Acquire) == end.wrapping_add(1)
+                {
+                    run += 1;
+                    end = self.next(end);
+                }
+                // The CAS succeeds only if no other consumer moved `head`, so
+                // the slots we saw published are still unclaimed.
+                match self.head.compare_exchange_weak(
+                    head,
+                    end,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Some((head, run)),
+                    Err(current) => {
+                        head = current;
+                        backoff.spin();
+                    }
+                }
+            } else if stamp.wrapping_sub(head.wrapping_add(1)) as isize > 0 {
+                // Another consumer already took this position: `head` is stale.
+                backoff.spin();
+                head = self.head.load(Ordering::Relaxed);
+            } else {
+                // Not published yet. Empty if no push has claimed it either.
+                let tail = self.tail.load(Ordering::Relaxed);
+                if tail == head || backoff.is_completed() {
+                    return None;
+                }
+                // A push has claimed the slot and is writing it: wait a little.
+                backoff.snooze();
+                head = self.head.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Moves the value out of `position` and frees its slot for the next lap.
+    ///
+    /// # Safety
+    ///
+    /// The caller must have claimed `position` with `claim` (moving `head`
+    /// past it) after observing its stamp as `position + 1`, and not taken it yet.
+    unsafe fn take(&self, position: usize) -> T {
+        let slot = self.slot(position);
+        // SAFETY: per this function's contract the slot holds an initialised
+        // value (stamp `position + 1`, seen with Acquire) that only this
+        // thread may read; producers wait for the stamp below before writing.
+        let value = slot
+            .value
+            .with_mut(|cell| unsafe { cell.read().assume_init() });
+        // Release: our read happens before the next lap's push writes.
+        slot.stamp
+            .store(position.wrapping_add(self.one_lap), Ordering::Release);
+        value
+    }
+}
+
+impl<T> Drop for BoundedQueue<T> {
+    fn drop(&mut self) {
+        if !std::mem::needs_drop::<T>() {
+            return;
+        }
+        // `&mut self`: no push or pop is in flight, so every position from
+        // `head` to `tail` holds a published value.
+        let mut position = self.head.load(Ordering::Relaxed);
+        for _ in 0..self.len() {
+            let slot = self.slot(position);
+            // SAFETY: the position lies between `head` and `tail` with no
+            // operation in flight, so its value is initialised and unowned;
+            // it is dropped once because the queue is going away.
+            slot.value
+                .with_mut(|cell| unsafe { (*cell).assume_init_drop() });
+            position = self.next(position);
+        }
+    }
+}
+
+impl<T> fmt::Debug for BoundedQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoundedQueue")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::BoundedQueue;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::thread;
+
+    #[test]
+    fn pops_in_push_order_on_one_thread() {
+        let queue = BoundedQueue::with_capacity(8);
+        for i in 0..8 {
+            queue.push(i).unwrap();
+        }
+        assert_eq!(queue.len(), 8);
+        for i in 0..8 {
+            assert_eq!(queue.pop(), Some(i));
+        }
+        assert_eq!(queue.pop(), None);
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn push_into_full_queue_hands_the_value_back() {
+        let queue = BoundedQueue::with_capacity(3);
+        for i in 0..3 {
+            queue.push(i.to_string()).unwrap();
+        }
+        assert_eq!(queue.push("late".to_string()), Err("late".to_string()));
+        assert_eq!(queue.len(), 3);
+        assert_eq!(queue.capacity(), 3);
+        assert_eq!(queue.pop().as_deref(), Some("0"));
+        queue.push("now fits".to_string()).unwrap();
+        assert_eq!(
+            queue.push("full again".to_string()).unwrap_err(),
+            "full again"
+        );
+    }
+
+    #[test]
+    fn stays_fifo_and_exact_over_many_laps() {
+        // 5 is not a power of two, so index wrap and lap carry both get used.
+        let queue = BoundedQueue::with_capacity(5);
+        let mut next_in = 0u64;
+        let mut next_out = 0u64;
+        for round in 0..10_000 {
+            let burst = round % 6; // 0..=5 items, sometimes filling the queue
+            for _ in 0..burst {
+                if queue.push(next_in).is_ok() {
+                    next_in += 1;
+                }
+            }
+            assert!(queue.len() <= 5);
+            for _ in 0..(round % 4) {
+                if let Some(v) = queue.pop() {
+                    assert_eq!(v, next_out);
+                    next_out += 1;
+                }
+            }
+            assert_eq!(queue.len() as u64, next_in - next_out);
+        }
+        assert!(next_out > 10_000, "the test should wrap many laps");
+    }
+
+    #[test]
+    fn capacity_one_holds_exactly_one_item() {
+        let queue = BoundedQueue::with_capacity(1);
+        for i in 0..100 {
+            assert!(queue.is_empty());
+            queue.push(i).unwrap();
+            assert_eq!(queue.push(-1), Err(-1));
+            assert_eq!(queue.len(), 1);
+            assert_eq!(queue.pop(), Some(i));
+            assert_eq!(queue.pop(), None);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "at least 1")]
+    fn zero_capacity_panics() {
+        let _ = BoundedQueue::<u8>::with_capacity(0);
+    }
+
+    #[test]
+    fn drain_into_respects_max_and_keeps_order() {
+        let queue = BoundedQueue::with_capacity(10);
+        for i in 0..10 {
+            queue.push(i).unwrap();
+        }
+        let mut out = vec![-1];
+        assert_eq!(queue.drain_into(&mut out, 4), 4);
+        assert_eq!(out, [-1, 0, 1, 2, 3]);
+        assert_eq!(queue.drain_into(&mut out, 0), 0);
+        // Wraps past the end of the buffer.
+        for i in 10..14 {
+            queue.push(i).unwrap();
+        }
+        out.clear();
+        assert_eq!(queue.drain_into(&mut out, 100), 10);
+        assert_eq!(out, (4..14).collect::<Vec<_>>());
+        assert_eq!(queue.drain_into(&mut out, 100), 0);
+    }
+
+    #[test]
+    fn drop_drops_the_items_left_inside() {
+        struct Counted(Arc<AtomicUsize>);
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let drops = Arc::new(AtomicUsize::new(0));
+        let queue = BoundedQueue::with_capacity(4);
+        // Move head and tail off zero so the leftovers wrap the buffer.
+        for _ in 0..3 {
+            queue
+                .push(Counted(drops.clone()))
+                .unwrap_or_else(|_| panic!());
+            drop(queue.pop());
+        }
+        assert_eq!(drops.load(Ordering::Relaxed), 3);
+        for _ in 0..4 {
+            assert!(queue.push(Counted(drops.clone())).is_ok());
+        }
+        drop(queue.push(Counted(drops.clone()))); // rejected: dropped by us
+        assert_eq!(drops.load(Ordering::Relaxed), 4);
+        drop(queue.pop());
+        assert_eq!(drops.load(Ordering::Relaxed), 5);
+        drop(queue);
+        assert_eq!(drops.load(Ordering::Relaxed), 8);
+    }
+
+    #[test]
+    fn concurrent_producers_lose_nothing_and_duplicate_nothing() {
+        const PRODUCERS: usize = 4;
+        let per_producer: usize = if cfg!(debug_assertions) {
+            250_000
+        } else {
+            1_000_000
+        };
+        let queue = Arc::new(BoundedQueue::with_capacity(1024));
+        let done = Arc::new(AtomicBool::new(false));
+
+        let consumer = {
+            let (queue, done) = (queue.clone(), done.clone());
+            thread::spawn(move || {
+                let mut received = vec![0u8; PRODUCERS * per_producer];
+                let mut last_seen = vec![None::<usize>; PRODUCERS];
+                let mut batch = Vec::with_capacity(512);
+                loop {
+                    // Read `done` before draining so nothing pushed before it is missed.
+                    let finished = done.load(Ordering::Acquire);
+                    batch.clear();
+                    if queue.drain_into(&mut batch, 512) == 0 {
+                        if finished {
+                            break;
+                        }
+                        thread::yield_now();
+                    }
+                    for &item in &batch {
+                        received[item] += 1;
+                        // Each producer's items arrive in the order it pushed them.
+                        let producer = item / per_producer;
+                        assert!(last_seen[producer] < Some(item), "out of order");
+                        last_seen[producer] = Some(item);
+                    }
+                }
+                received
+            })
+        };
+
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let queue = queue.clone();
+                thread::spawn(move || {
+                    let mut failed = Vec::new();
+                    for item in p * per_producer..(p + 1) * per_producer {
+                        // Retry a full queue a few times so most items go
+                        // through, but keep exercising the failure path.
+                        let mut value = item;
+                        for attempt in 0.. {
+                            match queue.push(value) {
+                                Ok(()) => break,
+                                Err(back) if attempt < 3 => {
+                                    value = back;
+                                    thread::yield_now();
+                                }
+                                Err(back) => {
+                                    assert_eq!(back, item);
+                                    failed.push(item);
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    failed
+                })
+            })
+            .collect();
+        let mut failed = 0;
+        let mut outcome = Vec::new();
+        for producer in producers {
+            let f = producer.join().unwrap();
+            failed += f.len();
+            outcome.extend(f);
+        }
+        done.store(true, Ordering::Release);
+        let mut received = consumer.join().unwrap();
+        for item in outcome {
+            received[item] += 1;
+        }
+        assert!(
+            received.iter().all(|&n| n == 1),
+            "an item was lost or duplicated"
+        );
+        assert!(queue.is_empty());
+        eprintln!(
+            "stress: {failed} of {} pushes found the queue full",
+            PRODUCERS * per_producer
+        );
+        assert!(
+            failed < PRODUCERS * per_producer,
+            "some pushes must succeed"
+        );
+    }
+}

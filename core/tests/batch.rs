@@ -1,0 +1,384 @@
+//! Behaviour of the batch span processor: triggers, flush, shutdown deadlines,
+//! drop accounting and exporter faults.
+
+use runtrace::sampling::{SamplingDecision, SamplingParameters, SamplingResult};
+use runtrace::{
+    BatchConfig, BatchSpanProcessor, ExportError, FlushError, InMemoryExporter, SpanData,
+    SpanExporter, SpanProcessor, TracerProvider,
+};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn config(queue: usize, batch: usize, delay_ms: u64) -> BatchConfig {
+    BatchConfig::builder()
+        .max_queue_size(queue)
+        .max_export_batch_size(batch)
+        .scheduled_delay(Duration::from_millis(delay_ms))
+        .build()
+}
+
+fn provider_with(exporter: impl SpanExporter + 'static, cfg: BatchConfig) -> TracerProvider {
+    TracerProvider::builder()
+        .with_batch_config(cfg)
+        .with_batch_exporter(exporter)
+        .build()
+}
+
+fn end_spans(provider: &TracerProvider, n: usize) {
+    let tracer = provider.tracer("t");
+    for _ in 0..n {
+        tracer.span("s").start().end();
+    }
+}
+
+fn wait_for(mut cond: impl FnMut() -> bool, within: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cond()
+}
+
+const HOUR: u64 = 3_600_000;
+
+#[test]
+fn full_batch_wakes_the_worker_before_the_delay() {
+    let exporter = InMemoryExporter::default();
+    let provider = provider_with(exporter.clone(), config(2048, 10, HOUR));
+    end_spans(&provider, 10);
+    assert!(
+        wait_for(
+            || exporter.finished_spans().len() == 10,
+            Duration::from_secs(5)
+        ),
+        "a full batch was not exported promptly"
+    );
+    end_spans(&provider, 3);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        exporter.finished_spans().len(),
+        10,
+        "a partial batch waits for the delay"
+    );
+}
+
+#[test]
+fn schedule_delay_exports_a_partial_batch() {
+    let exporter = InMemoryExporter::default();
+    let provider = provider_with(exporter.clone(), config(2048, 512, 50));
+    end_spans(&provider, 3);
+    assert!(wait_for(
+        || exporter.finished_spans().len() == 3,
+        Duration::from_secs(5)
+    ));
+}
+
+#[test]
+fn force_flush_exports_everything_ended_before_the_call() {
+    let exporter = InMemoryExporter::default();
+    let provider = provider_with(exporter.clone(), config(4096, 100, HOUR));
+    end_spans(&provider, 1234);
+    provider
+        .force_flush_with_timeout(Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(exporter.finished_spans().len(), 1234);
+    let stats = provider.stats();
+    assert_eq!(stats.spans_exported, 1234);
+    assert_eq!(stats.queue_size, 0);
+}
+
+#[derive(Debug, Default)]
+struct Hanging {
+    entered: Arc<AtomicBool>,
+}
+
+impl SpanExporter for Hanging {
+    fn export(&mut self, _: &[SpanData], _: Instant) -> Result<(), ExportError> {
+        self.entered.store(true, Ordering::SeqCst);
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+}
+
+#[test]
+fn shutdown_returns_by_deadline_when_exporter_hangs() {
+    let entered = Arc::new(AtomicBool::new(false));
+    let provider = provider_with(
+        Hanging {
+            entered: entered.clone(),
+        },
+        config(2048, 1, HOUR),
+    );
+    end_spans(&provider, 5);
+    assert!(wait_for(
+        || entered.load(Ordering::SeqCst),
+        Duration::from_secs(5)
+    ));
+    let start = Instant::now();
+    let flush = provider.force_flush_with_timeout(Duration::from_millis(200));
+    assert_eq!(flush, Err(FlushError::Timeout));
+    let result = provider.shutdown_with_timeout(Duration::from_millis(300));
+    let took = start.elapsed();
+    assert_eq!(result, Err(FlushError::Timeout));
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert_eq!(
+        provider.shutdown_with_timeout(Duration::from_millis(10)),
+        Err(FlushError::AlreadyShutdown),
+        "idempotent"
+    );
+}
+
+#[derive(Debug, Default)]
+struct NoOverlap {
+    busy: Arc<AtomicBool>,
+    overlaps: Arc<AtomicUsize>,
+    spans: Arc<AtomicUsize>,
+}
+
+impl SpanExporter for NoOverlap {
+    fn export(&mut self, batch: &[SpanData], _: Instant) -> Result<(), ExportError> {
+        if self.busy.swap(true, Ordering::SeqCst) {
+            self.overlaps.fetch_add(1, Ordering::SeqCst);
+        }
+        std::thread::sleep(Duration::from_micros(200));
+        self.spans.fetch_add(batch.len(), Ordering::SeqCst);
+        self.busy.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[test]
+fn exports_never_overlap_and_stats_add_up_under_stress() {
+    let exporter = NoOverlap::default();
+    let (overlaps, spans) = (exporter.overlaps.clone(), exporter.spans.clone());
+    let provider = provider_with(exporter, config(512, 64, 5));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let p = provider.clone();
+            std::thread::spawn(move || {
+                let tracer = p.tracer("stress");
+                for i in 0..20_000 {
+                    tracer.span("s").start().end();
+                    if i % 5000 == 0 {
+                        let _ = p.force_flush_with_timeout(Duration::from_secs(5));
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    provider
+        .shutdown_with_timeout(Duration::from_secs(10))
+        .unwrap();
+    let s = provider.stats();
+    assert_eq!(overlaps.load(Ordering::SeqCst), 0, "exports overlapped");
+    assert_eq!(s.spans_ended, 80_000);
+    assert_eq!(s.spans_exported as usize, spans.load(Ordering::SeqCst));
+    assert_eq!(s.queue_size, 0);
+    assert_eq!(
+        s.spans_ended,
+        s.spans_exported + s.dropped_total(),
+        "every span exported or counted: {s:?}"
+    );
+}
+
+#[derive(Debug)]
+struct Slow(Duration);
+
+impl SpanExporter for Slow {
+    fn export(&mut self, _: &[SpanData], _: Instant) -> Result<(), ExportError> {
+        std::thread::sleep(self.0);
+        Ok(())
+    }
+}
+
+#[test]
+fn full_queue_drops_are_counted_and_reported() {
+    let messages = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = messages.clone();
+    runtrace::diagnostics::set_handler(move |_, m| sink.lock().unwrap().push(m.to_string()));
+    let provider = provider_with(Slow(Duration::from_millis(100)), config(10, 5, HOUR));
+    let start = Instant::now();
+    end_spans(&provider, 1000);
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "ending spans waited for the exporter"
+    );
+    provider
+        .shutdown_with_timeout(Duration::from_secs(5))
+        .unwrap();
+    let s = provider.stats();
+    assert!(s.dropped_queue_full >= 900, "{s:?}");
+    assert_eq!(s.spans_ended, 1000);
+    assert_eq!(s.spans_ended, s.spans_exported + s.dropped_total());
+    assert!(messages
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|m| m.contains("queue") && m.contains("OTEL_BSP_MAX_QUEUE_SIZE")));
+}
+
+#[derive(Debug, Default)]
+struct PanicsOnce {
+    calls: usize,
+    exported: Arc<AtomicUsize>,
+}
+
+impl SpanExporter for PanicsOnce {
+    fn export(&mut self, batch: &[SpanData], _: Instant) -> Result<(), ExportError> {
+        self.calls += 1;
+        if self.calls == 1 {
+            panic!("exporter bug");
+        }
+        self.exported.fetch_add(batch.len(), Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[test]
+fn panicking_exporter_does_not_kill_the_worker() {
+    let exporter = PanicsOnce::default();
+    let exported = exporter.exported.clone();
+    let provider = provider_with(exporter, config(2048, 4, HOUR));
+    end_spans(&provider, 4);
+    provider.force_flush().unwrap_or(());
+    end_spans(&provider, 8);
+    provider
+        .force_flush_with_timeout(Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(exported.load(Ordering::SeqCst), 8);
+    let s = provider.stats();
+    assert_eq!(s.export_failures, 1);
+    assert_eq!(s.dropped_export_failed, 4);
+    assert!(s.last_export_error.unwrap().contains("exporter bug"));
+}
+
+#[derive(Debug)]
+struct Overruns;
+
+impl SpanExporter for Overruns {
+    fn export(&mut self, _: &[SpanData], deadline: Instant) -> Result<(), ExportError> {
+        std::thread::sleep(
+            deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(20),
+        );
+        Ok(())
+    }
+}
+
+#[test]
+fn export_past_its_deadline_counts_as_failed() {
+    let cfg = BatchConfig::builder()
+        .max_export_batch_size(2)
+        .export_timeout(Duration::from_millis(50))
+        .build();
+    let provider = provider_with(Overruns, cfg);
+    end_spans(&provider, 2);
+    assert!(wait_for(
+        || provider.stats().export_failures == 1,
+        Duration::from_secs(5)
+    ));
+    assert_eq!(provider.stats().dropped_export_failed, 2);
+}
+
+#[derive(Debug)]
+struct RecordOnly;
+
+impl runtrace::sampling::Sampler for RecordOnly {
+    fn should_sample(&self, p: &SamplingParameters<'_>) -> SamplingResult {
+        SamplingResult {
+            decision: SamplingDecision::RecordOnly,
+            attributes: vec![],
+            trace_state: p.parent_trace_state(),
+        }
+    }
+    fn description(&self) -> String {
+        "RecordOnly".into()
+    }
+}
+
+#[test]
+fn record_only_spans_are_not_exported() {
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_sampler(RecordOnly)
+        .with_batch_exporter(exporter.clone())
+        .build();
+    let span = provider.tracer("t").span("r").start();
+    assert!(span.is_recording());
+    drop(span);
+    provider.force_flush().unwrap();
+    assert!(exporter.finished_spans().is_empty());
+    assert_eq!(provider.stats().spans_ended, 0);
+}
+
+#[test]
+fn spans_after_shutdown_are_counted_and_drop_shuts_down() {
+    let exporter = InMemoryExporter::default();
+    let provider = provider_with(exporter.clone(), config(64, 8, HOUR));
+    let tracer = provider.tracer("t");
+    end_spans(&provider, 3);
+    provider.shutdown().unwrap();
+    assert_eq!(exporter.finished_spans().len(), 3, "shutdown flushes");
+    assert!(exporter.is_shut_down());
+    tracer.span("late").start().end();
+    let s = provider.stats();
+    assert_eq!(s.dropped_after_shutdown, 1);
+    assert_eq!(provider.force_flush(), Err(FlushError::AlreadyShutdown));
+
+    let exporter = InMemoryExporter::default();
+    let provider = provider_with(exporter.clone(), config(64, 8, HOUR));
+    end_spans(&provider, 2);
+    drop(provider);
+    assert_eq!(
+        exporter.finished_spans().len(),
+        2,
+        "dropping the provider flushes"
+    );
+    assert!(exporter.is_shut_down());
+}
+
+#[derive(Debug)]
+struct DeadlineProbe(Arc<Mutex<Option<Duration>>>);
+
+impl SpanExporter for DeadlineProbe {
+    fn export(&mut self, _: &[SpanData], deadline: Instant) -> Result<(), ExportError> {
+        *self.0.lock().unwrap() = Some(deadline.saturating_duration_since(Instant::now()));
+        Ok(())
+    }
+}
+
+#[test]
+fn exporter_is_told_the_export_deadline() {
+    let seen = Arc::new(Mutex::new(None));
+    let cfg = BatchConfig::builder()
+        .export_timeout(Duration::from_secs(7))
+        .build();
+    let bsp = BatchSpanProcessor::new(DeadlineProbe(seen.clone()), cfg);
+    let provider = TracerProvider::builder().with_span_processor(bsp).build();
+    end_spans(&provider, 1);
+    provider.force_flush().unwrap();
+    let left = seen.lock().unwrap().unwrap();
+    assert!(
+        left > Duration::from_secs(6) && left <= Duration::from_secs(7),
+        "{left:?}"
+    );
+}
+
+#[test]
+fn batch_size_above_queue_size_is_clamped() {
+    let cfg = BatchConfig::builder()
+        .max_queue_size(16)
+        .max_export_batch_size(100)
+        .build();
+    assert_eq!(cfg.max_export_batch_size, 16);
+    let bsp = BatchSpanProcessor::new(InMemoryExporter::default(), cfg);
+    assert_eq!(bsp.stats().unwrap().queue_capacity, 16);
+    bsp.shutdown_with_timeout(Duration::from_secs(1)).unwrap();
+}

@@ -1,0 +1,334 @@
+//! The span API end to end, checked with the in-memory exporter.
+
+use runtrace::sampling::{AlwaysOff, AlwaysOn, ParentBased, TraceIdRatioBased};
+use runtrace::{
+    Context, InMemoryExporter, KeyValue, Resource, SpanContext, SpanId, SpanKind, SpanLimits,
+    Status, TraceFlags, TraceId, TraceState, TracerProvider, Value,
+};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+fn setup() -> (TracerProvider, InMemoryExporter) {
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    (provider, exporter)
+}
+
+#[test]
+fn builder_sets_everything_and_root_has_random_flag() {
+    let (provider, exporter) = setup();
+    let tracer = provider.versioned_tracer("scope", "1.2");
+    let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let linked = SpanContext::new(
+        TraceId::from_bytes([7; 16]),
+        SpanId::from_bytes([8; 8]),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::EMPTY,
+    );
+    let mut span = tracer
+        .span("request")
+        .kind(SpanKind::Server)
+        .attribute("route", "/infer")
+        .attribute("n", 3)
+        .link(linked.clone(), vec![KeyValue::new("why", "batch")])
+        .start_time(t0)
+        .start();
+    span.set_attribute("cached", true);
+    span.set_attribute("ratio", 0.5);
+    span.set_attribute("tags", vec!["a", "b"]);
+    span.update_name("request2");
+    span.end_at(t0 + Duration::from_millis(5));
+    let d = &exporter.finished_spans()[0];
+    assert_eq!(d.name, "request2");
+    assert_eq!(d.kind, SpanKind::Server);
+    assert_eq!(d.start_time_unix_nano, 1_700_000_000_000_000_000);
+    assert_eq!(d.end_time_unix_nano - d.start_time_unix_nano, 5_000_000);
+    assert_eq!(d.attributes.len(), 5);
+    assert_eq!(d.attributes[4].value, Value::from(vec!["a", "b"]));
+    assert_eq!(d.links[0].span_context, linked);
+    assert!(!d.parent_span_id.is_valid());
+    assert_eq!(
+        d.span_context.trace_flags().bits(),
+        0x03,
+        "sampled + random"
+    );
+    assert_eq!(d.instrumentation.scope().version.as_deref(), Some("1.2"));
+    assert_eq!(
+        d.instrumentation.resource().get("telemetry.sdk.name"),
+        Some(&Value::from("runtrace"))
+    );
+}
+
+#[test]
+fn nesting_with_guards_and_across_threads() {
+    let (provider, exporter) = setup();
+    let tracer = provider.tracer("t");
+    let parent = tracer.span("parent").start();
+    let parent_cx = parent.span_context().clone();
+    {
+        let _g = parent.enter();
+        tracer.in_span("child", |child| {
+            let inner = tracer.span("grandchild").start();
+            assert_eq!(inner.span_context().trace_id(), parent_cx.trace_id());
+            drop(inner);
+            child.set_attribute("k", 1);
+        });
+        let cx = Context::current();
+        let t = tracer.clone();
+        std::thread::spawn(move || {
+            t.span("on other thread").parent(&cx).start();
+        })
+        .join()
+        .unwrap();
+    }
+    // Guard dropped: the next span is a root again.
+    let root = tracer.span("root").start();
+    assert_ne!(root.span_context().trace_id(), parent_cx.trace_id());
+    drop(root);
+    drop(parent);
+    let spans = exporter.finished_spans();
+    let by_name = |n: &str| spans.iter().find(|s| s.name == n).unwrap();
+    let child = by_name("child");
+    assert_eq!(child.parent_span_id, parent_cx.span_id());
+    assert_eq!(
+        by_name("grandchild").parent_span_id,
+        child.span_context.span_id()
+    );
+    assert_eq!(
+        by_name("on other thread").parent_span_id,
+        parent_cx.span_id()
+    );
+    assert!(!by_name("root").parent_span_id.is_valid());
+    // An explicit empty context makes a root even inside a guard.
+    let _g = tracer.span("outer").start().enter();
+    let explicit_root = tracer.span("r").parent(&Context::new()).start();
+    assert!(explicit_root.is_recording());
+}
+
+#[test]
+fn ends_exactly_once() {
+    let (provider, exporter) = setup();
+    let tracer = provider.tracer("t");
+    let mut span = tracer.span("once").start();
+    span.end();
+    assert!(!span.is_recording());
+    span.set_attribute("late", 1);
+    span.end();
+    let cx = span.span_context().clone();
+    drop(span);
+    let spans = exporter.finished_spans();
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0].span_context, cx);
+    assert!(spans[0].attributes.is_empty());
+    tracer.span("dropped without end").start();
+    assert_eq!(exporter.finished_spans().len(), 2);
+}
+
+#[test]
+fn status_precedence() {
+    let (provider, exporter) = setup();
+    let tracer = provider.tracer("t");
+    let mut a = tracer.span("a").start();
+    a.set_status(Status::error("boom"));
+    a.set_status(Status::Unset);
+    a.end();
+    let mut b = tracer.span("b").start();
+    b.set_status(Status::error("first"));
+    b.set_status(Status::Ok);
+    b.set_status(Status::error("after ok"));
+    b.end();
+    let mut c = tracer.span("c").start();
+    c.set_status(Status::error("one"));
+    c.set_status(Status::error("two"));
+    c.end();
+    let s = exporter.finished_spans();
+    assert_eq!(s[0].status, Status::error("boom"));
+    assert_eq!(s[1].status, Status::Ok);
+    assert_eq!(s[2].status, Status::error("two"));
+}
+
+#[test]
+fn record_error_adds_exception_event() {
+    let (provider, exporter) = setup();
+    let mut span = provider.tracer("t").span("e").start();
+    let err = std::io::Error::other("disk on fire");
+    span.record_error(&err);
+    let dyn_err: &dyn std::error::Error = &err;
+    span.record_error(dyn_err);
+    span.end();
+    let d = &exporter.finished_spans()[0];
+    assert_eq!(d.events.len(), 2);
+    let e = &d.events[0];
+    assert_eq!(e.name, "exception");
+    assert_eq!(
+        e.attributes[0],
+        KeyValue::new("exception.type", "std::io::error::Error")
+    );
+    assert_eq!(
+        e.attributes[1],
+        KeyValue::new("exception.message", "disk on fire")
+    );
+    assert_eq!(d.status, Status::Unset);
+}
+
+#[test]
+fn limits_and_dropped_counts() {
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_span_limits(SpanLimits {
+            max_attributes_per_span: 2,
+            max_events_per_span: 1,
+            max_links_per_span: 1,
+            max_attributes_per_event: 1,
+            max_attributes_per_link: 1,
+            max_attribute_value_length: Some(3),
+        })
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let tracer = provider.tracer("t");
+    let other = SpanContext::new(
+        TraceId::from_bytes([1; 16]),
+        SpanId::from_bytes([1; 8]),
+        TraceFlags::SAMPLED,
+        false,
+        TraceState::EMPTY,
+    );
+    let mut span = tracer
+        .span("s")
+        .attribute("a", "abcdef")
+        .attribute("b", 1)
+        .attribute("c", 2)
+        .link(
+            other.clone(),
+            vec![KeyValue::new("x", 1), KeyValue::new("y", 2)],
+        )
+        .link(other.clone(), vec![])
+        .start();
+    span.set_attribute("a", "overwrite is not a drop");
+    span.set_attribute("d", 4);
+    span.add_event(
+        "e1",
+        vec![KeyValue::new("x", 1), KeyValue::new("y", "long value")],
+    );
+    span.add_event("e2", vec![]);
+    span.add_link(other, vec![]);
+    span.end();
+    let d = &exporter.finished_spans()[0];
+    assert_eq!(
+        d.attributes,
+        vec![KeyValue::new("a", "ove"), KeyValue::new("b", 1)]
+    );
+    assert_eq!(d.dropped_attributes_count, 2);
+    assert_eq!(d.events.len(), 1);
+    assert_eq!(d.events[0].dropped_attributes_count, 1);
+    assert_eq!(d.dropped_events_count, 1);
+    assert_eq!(d.links.len(), 1);
+    assert_eq!(d.links[0].dropped_attributes_count, 1);
+    assert_eq!(d.dropped_links_count, 2);
+}
+
+#[test]
+fn samplers_drive_recording_and_export() {
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_sampler(ParentBased::new(AlwaysOff).with_local_parent_not_sampled(AlwaysOn))
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let tracer = provider.tracer("t");
+    let root = tracer.span("root").start();
+    assert!(!root.is_recording());
+    assert!(
+        root.span_context().is_valid(),
+        "a dropped span still has ids"
+    );
+    assert!(!root.span_context().is_sampled());
+    let _g = root.enter();
+    let child = tracer.span("child").start();
+    assert!(child.is_recording());
+    assert_eq!(
+        child.span_context().trace_id(),
+        root.span_context().trace_id()
+    );
+    drop(child);
+    assert_eq!(exporter.finished_spans().len(), 1);
+
+    // A ratio root writes ot=th and children inherit it through ParentBased.
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_sampler(ParentBased::new(TraceIdRatioBased::new(1.0)))
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let tracer = provider.tracer("t");
+    tracer.in_span("root", |_| tracer.span("child").start().end());
+    for s in exporter.finished_spans() {
+        assert_eq!(s.span_context.trace_state().header(), "ot=th:0");
+    }
+}
+
+#[test]
+fn remote_parent_is_recorded() {
+    let (provider, exporter) = setup();
+    let remote = SpanContext::new(
+        "4bf92f3577b34da6a3ce929d0e0e4736".parse().unwrap(),
+        "00f067aa0ba902b7".parse().unwrap(),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::parse("vendor=1").unwrap(),
+    );
+    let cx = Context::from_span_context(remote.clone());
+    provider
+        .tracer("t")
+        .span("server")
+        .parent(&cx)
+        .start()
+        .end();
+    let d = &exporter.finished_spans()[0];
+    assert!(d.parent_is_remote);
+    assert_eq!(d.parent_span_id, remote.span_id());
+    assert_eq!(d.span_context.trace_id(), remote.trace_id());
+    assert_eq!(
+        d.span_context.trace_flags().bits(),
+        0x01,
+        "random flag copied unset"
+    );
+    assert_eq!(d.span_context.trace_state().header(), "vendor=1");
+}
+
+#[test]
+fn noop_propagates_valid_parent() {
+    let provider = TracerProvider::noop();
+    let remote = SpanContext::new(
+        "4bf92f3577b34da6a3ce929d0e0e4736".parse().unwrap(),
+        "00f067aa0ba902b7".parse().unwrap(),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::EMPTY,
+    );
+    let span = provider
+        .tracer("t")
+        .span("s")
+        .parent(&Context::from_span_context(remote.clone()))
+        .start();
+    assert!(!span.is_recording());
+    assert_eq!(span.span_context(), &remote);
+}
+
+#[test]
+fn resource_from_builder_wins_and_shutdown_makes_tracers_noop() {
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_resource(Resource::new([KeyValue::new("service.name", "svc")]))
+        .with_simple_exporter(exporter.clone())
+        .build();
+    assert_eq!(provider.resource().unwrap().service_name(), Some("svc"));
+    provider.shutdown().unwrap();
+    assert!(provider.shutdown().is_err(), "second shutdown reports it");
+    assert!(exporter.is_shut_down());
+    let late = provider.tracer("late");
+    assert!(!late.is_enabled());
+    let t = SystemTime::now();
+    late.span("x").start_time(t).start().end();
+    assert!(exporter.finished_spans().is_empty());
+}
