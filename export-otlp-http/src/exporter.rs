@@ -328,6 +328,11 @@ fn map_transport_error(e: ureq::Error) -> Error {
     match e {
         U::Timeout(_) => Error::Timeout,
         U::Io(ref io) if io.kind() == std::io::ErrorKind::TimedOut => Error::Timeout,
+        // rustls reports certificate and protocol failures as InvalidData: retrying
+        // cannot fix those.
+        U::Io(ref io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            Error::Permanent(format!("TLS or protocol failure: {e}"))
+        }
         U::Io(_) | U::ConnectionFailed | U::HostNotFound | U::Protocol(_) | U::BodyStalled => {
             Error::Connection(e.to_string())
         }

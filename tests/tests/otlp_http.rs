@@ -692,3 +692,30 @@ fn env_timeout_compression_and_headers() {
     );
     assert!(!all.contains("Bearer"), "{all}");
 }
+
+#[test]
+fn env_ca_certificate_is_loaded_or_reported() {
+    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/data/test-ca.pem");
+    let exp = OtlpHttpExporter::from_lookup(env(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://127.0.0.1:4318"),
+        ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", ca),
+    ]));
+    assert!(exp.is_ok(), "{exp:?}");
+
+    let err = OtlpHttpExporter::from_lookup(env(&[(
+        "OTEL_EXPORTER_OTLP_CERTIFICATE",
+        "/nonexistent/ca.pem",
+    )]))
+    .unwrap_err();
+    let m = err.to_string();
+    assert!(
+        m.contains("OTEL_EXPORTER_OTLP_CERTIFICATE") && m.contains("/nonexistent/ca.pem"),
+        "{m}"
+    );
+
+    let err = OtlpHttpExporter::builder()
+        .ca_certificate_pem(b"not a pem".to_vec())
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("no certificate"), "{err}");
+}
