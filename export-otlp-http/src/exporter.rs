@@ -172,7 +172,7 @@ impl OtlpHttpExporter {
         }
         let start = Instant::now();
         let end = match self.timeout {
-            Some(t) => deadline.min(start + t),
+            Some(t) => start.checked_add(t).map_or(deadline, |t| deadline.min(t)),
             None => deadline,
         };
         self.body.clear();
@@ -234,7 +234,7 @@ impl OtlpHttpExporter {
                 )),
             };
             let now = Instant::now();
-            if now + delay >= end {
+            if now.checked_add(delay).is_none_or(|t| t >= end) {
                 // The next attempt could not start before the end: report the last
                 // failure (a timed-out attempt stays a timeout).
                 return Err(err);

@@ -387,6 +387,22 @@ fn silent_server_export_returns_by_its_deadline() {
 }
 
 #[test]
+fn huge_retry_after_and_timeout_give_up_without_sleeping() {
+    let rx = Receiver::with_script(vec![Reply::status(429).header("Retry-After", "99999999999")]);
+    let mut exp = OtlpHttpExporter::builder()
+        .endpoint(rx.endpoint())
+        .timeout(Duration::MAX)
+        .build()
+        .unwrap();
+    let t0 = Instant::now();
+    let ExportError::Failed(m) = exp.export(&rich_batch(), deadline(5.0)).unwrap_err() else {
+        panic!("expected Failed");
+    };
+    assert!(m.contains("429"), "{m}");
+    assert!(t0.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
 fn configured_timeout_bounds_an_export_with_a_later_deadline() {
     let rx = Receiver::with_script(vec![Reply::Hang, Reply::Hang]);
     let mut exp = OtlpHttpExporter::builder()
