@@ -172,7 +172,7 @@ impl OtlpHttpExporter {
         }
         let start = Instant::now();
         let end = match self.timeout {
-            Some(t) => deadline.min(start + t),
+            Some(t) => start.checked_add(t).map_or(deadline, |t| deadline.min(t)),
             None => deadline,
         };
         self.body.clear();
@@ -234,7 +234,7 @@ impl OtlpHttpExporter {
                 )),
             };
             let now = Instant::now();
-            if now + delay >= end {
+            if now.checked_add(delay).is_none_or(|t| t >= end) {
                 // The next attempt could not start before the end: report the last
                 // failure (a timed-out attempt stays a timeout).
                 return Err(err);
@@ -328,6 +328,11 @@ fn map_transport_error(e: ureq::Error) -> Error {
     match e {
         U::Timeout(_) => Error::Timeout,
         U::Io(ref io) if io.kind() == std::io::ErrorKind::TimedOut => Error::Timeout,
+        // rustls reports certificate and protocol failures as InvalidData: retrying
+        // cannot fix those.
+        U::Io(ref io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            Error::Permanent(format!("TLS or protocol failure: {e}"))
+        }
         U::Io(_) | U::ConnectionFailed | U::HostNotFound | U::Protocol(_) | U::BodyStalled => {
             Error::Connection(e.to_string())
         }

@@ -1,1 +1,3 @@
 //! Helpers shared by the runtrace integration tests.
+
+pub mod receiver;
