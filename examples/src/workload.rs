@@ -46,7 +46,7 @@ pub struct Outcome {
 pub fn handle_request(tracer: &Tracer, n: u64, stage: Duration) -> Outcome {
     let model = MODELS[(n % 3) as usize];
     let tokens = 64 + (n * 37 % 512) as i64;
-    let cached = n % 4 == 0;
+    let cached = n.is_multiple_of(4);
     let mut request = tracer
         .span("request")
         .kind(SpanKind::Server)
@@ -80,7 +80,10 @@ pub fn handle_request(tracer: &Tracer, n: u64, stage: Duration) -> Outcome {
     }
     request.add_event(
         "response.sent",
-        vec![KeyValue::new("http.response.status_code", if failed { 500 } else { 200 })],
+        vec![KeyValue::new(
+            "http.response.status_code",
+            if failed { 500 } else { 200 },
+        )],
     );
     if failed {
         request.set_status(Status::error("inference failed"));
