@@ -407,6 +407,8 @@ struct Worker {
     next_tick: Instant,
     drop_warnings: RateLimiter,
     reported_drops: u64,
+    /// Export failures and partial successes are reported at the same pace.
+    export_warnings: RateLimiter,
 }
 
 impl Worker {
@@ -420,6 +422,7 @@ impl Worker {
             next_tick,
             drop_warnings: RateLimiter::new(DROP_WARNING_INTERVAL),
             reported_drops: 0,
+            export_warnings: RateLimiter::new(DROP_WARNING_INTERVAL),
         }
     }
 
@@ -518,16 +521,28 @@ impl Worker {
                     .dropped_rejected
                     .fetch_add(rejected, Ordering::Relaxed);
                 shared.batches_exported.fetch_add(1, Ordering::Relaxed);
-                diagnostics::warn(&format!(
-                    "the backend rejected {rejected} of {n} spans: {message}"
-                ));
+                if self.export_warnings.allow() {
+                    diagnostics::warn(&format!(
+                        "the backend rejected {rejected} of {n} spans: {message} ({} rejected in total)",
+                        shared.dropped_rejected.load(Ordering::Relaxed)
+                    ));
+                }
                 Ok(())
             }
             Err(e) => {
                 shared.dropped_export_failed.fetch_add(n, Ordering::Relaxed);
                 shared.export_failures.fetch_add(1, Ordering::Relaxed);
                 let msg = e.to_string();
-                diagnostics::emit(Level::Error, &format!("dropped {n} spans: {msg}"));
+                if self.export_warnings.allow() {
+                    diagnostics::emit(
+                        Level::Error,
+                        &format!(
+                            "dropped {n} spans: {msg} ({} export failures, {} spans lost so far)",
+                            shared.export_failures.load(Ordering::Relaxed),
+                            shared.dropped_export_failed.load(Ordering::Relaxed)
+                        ),
+                    );
+                }
                 *shared
                     .last_export_error
                     .lock()
