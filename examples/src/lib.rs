@@ -10,3 +10,8 @@ pub mod http;
 pub mod receiver;
 pub mod w3c_service;
 pub mod workload;
+
+/// The README's code compiles (checked as a doctest).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
