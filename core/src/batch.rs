@@ -7,9 +7,10 @@
 //! shutdown, one export at a time, each with a deadline.
 //!
 //! Waking the worker costs the application thread no syscall per span: before the
-//! worker sleeps it publishes how many more spans it needs for a full batch
-//! (`wanted`); a producer signals only when the queue length reaches that number,
-//! about once per batch (the scheme of OpenTelemetry Java's processor).
+//! worker sleeps it publishes the queue length that makes a full batch (`wanted`);
+//! a producer signals only when the queue reaches it, about once per batch (the
+//! scheme of OpenTelemetry Java's processor), and only one producer wins the
+//! right to signal.
 
 use crate::diagnostics::{self, Level, RateLimiter};
 use crate::export::{ExportError, SpanData, SpanExporter};
@@ -136,7 +137,7 @@ struct Control {
 struct Shared {
     queue: BoundedQueue<SpanData>,
     config: BatchConfig,
-    /// Spans the sleeping worker still needs for a full batch, or `AWAKE`.
+    /// The queue length at which the sleeping worker wants waking, or `AWAKE`.
     wanted: AtomicUsize,
     is_shutdown: AtomicBool,
     control: Mutex<Control>,
@@ -144,7 +145,8 @@ struct Shared {
     worker_thread: OnceLock<Thread>,
     /// Wakes callers waiting for a flush or shutdown.
     caller_cv: Condvar,
-    // Counters written by application threads (only on drops).
+    // Counters written by application threads (only on drops and wake-ups).
+    producer_wakeups: AtomicU64,
     dropped_queue_full: AtomicU64,
     dropped_after_shutdown: AtomicU64,
     // Counters written by the worker.
@@ -199,6 +201,7 @@ impl BatchSpanProcessor {
             control: Mutex::new(Control::default()),
             worker_thread: OnceLock::new(),
             caller_cv: Condvar::new(),
+            producer_wakeups: AtomicU64::new(0),
             dropped_queue_full: AtomicU64::new(0),
             dropped_after_shutdown: AtomicU64::new(0),
             popped: AtomicU64::new(0),
@@ -307,6 +310,7 @@ impl SpanProcessor for BatchSpanProcessor {
                 .compare_exchange(wanted, AWAKE, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
+            shared.producer_wakeups.fetch_add(1, Ordering::Relaxed);
             shared.wake_worker();
         }
     }
@@ -465,15 +469,13 @@ impl Worker {
         }
     }
 
-    /// Sleeps until unparked or `timeout` passes, publishing how many spans we need.
+    /// Sleeps until unparked or `timeout` passes, publishing the queue length at
+    /// which producers should wake it.
     /// Callers unpark after recording a request, so none is missed (the park token
     /// is kept if the unpark comes first); spurious wake-ups just loop.
     fn sleep(&self, timeout: Duration, batch_size: usize) {
         let shared = &*self.shared;
-        let len = shared.queue.len();
-        shared
-            .wanted
-            .store(batch_size.saturating_sub(len).max(1), Ordering::Relaxed);
+        shared.wanted.store(batch_size, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         if shared.queue.len() < batch_size {
             std::thread::park_timeout(timeout);
@@ -638,4 +640,37 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{InMemoryExporter, TracerProvider};
+
+    #[test]
+    fn producers_wake_the_worker_about_once_per_batch() {
+        let exporter = InMemoryExporter::default();
+        let bsp = BatchSpanProcessor::new(
+            exporter.clone(),
+            BatchConfig::builder()
+                .max_queue_size(100_000)
+                .max_export_batch_size(100)
+                .scheduled_delay(Duration::from_secs(3600))
+                .build(),
+        );
+        let shared = bsp.shared.clone();
+        let provider = TracerProvider::builder().with_span_processor(bsp).build();
+        let tracer = provider.tracer("t");
+        for _ in 0..10_000 {
+            tracer.span("s").start().end();
+        }
+        provider.force_flush().unwrap();
+        assert_eq!(exporter.finished_spans().len(), 10_000);
+        let wakeups = shared.producer_wakeups.load(Ordering::Relaxed);
+        assert!(
+            wakeups <= 10_000 / 100 + 1,
+            "{wakeups} wake-ups for 100 batches"
+        );
+        assert!(wakeups > 0, "full batches must wake the sleeping worker");
+    }
 }
