@@ -331,6 +331,8 @@ mod ft {
         Span::root(black_box("span"), SpanContext::random())
     }
 
+    /// fastrace reports a trace when its collector thread gets to it, so spans
+    /// of one bench may be reported during the next one: indicative only.
     fn finish(bench: &str, exported: &AtomicU64, ended: u64) {
         fastrace::flush();
         report_delivery(
