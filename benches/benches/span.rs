@@ -1,0 +1,421 @@
+//! Span start+end cost: runtrace against opentelemetry_sdk and fastrace.
+//!
+//! Run with `cargo bench -p runtrace-benches --bench span -- --warm-up-time 1
+//! --measurement-time 3`. Every figure is time per span (start + end, plus the
+//! attributes where named). Sampled spans go through each library's production
+//! pipeline: runtrace's and opentelemetry_sdk's std-thread `BatchSpanProcessor`
+//! with an exporter that counts and discards, fastrace's global collector with a
+//! reporter that counts and discards. The batch queues are large (65536) so that
+//! the worker keeps up and we measure the enqueue path, not the queue-full drop
+//! path; after each sampled bench the number of spans ended, exported and dropped
+//! is printed to stderr so that a run that measured drops is visible.
+//!
+//! The "2threads" figure is the wall time for two threads that each end `iters`
+//! sampled root spans concurrently, divided by `2 * iters`: the time per span of
+//! the aggregate, comparable with the single-thread ns/span. Perfect scaling gives
+//! half the single-thread figure; the target "two threads together reach at least
+//! 1.6x the single-thread span rate" means `2threads <= sampled_root / 1.6`
+//! (equivalently: each thread's own time per span, `2 * 2threads`, is at most
+//! `sampled_root / 0.8`). On a machine with fewer than three free cores the batch
+//! worker competes with the two producers, so the figure is pessimistic there.
+
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use std::cell::Cell;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+/// Queue size for the batch processors: far more than the spans produced in one
+/// schedule delay at the rate the discarding worker drains them.
+const MAX_QUEUE_SIZE: usize = 65536;
+const MAX_EXPORT_BATCH_SIZE: usize = 512;
+const SCHEDULED_DELAY: Duration = Duration::from_millis(100);
+
+/// Runs `op` `iters` times and returns the elapsed time; adds `iters` to `count`
+/// (criterion's warm-up calls this too, so `count` is every span the bench ended).
+fn timed(count: &Cell<u64>, iters: u64, mut op: impl FnMut()) -> Duration {
+    count.set(count.get() + iters);
+    let start = Instant::now();
+    for _ in 0..iters {
+        op();
+    }
+    start.elapsed()
+}
+
+/// Two threads each run `op` `iters` times, released together; returns the wall
+/// time from release until both finished, halved (see the module doc).
+fn two_threads(count: &Cell<u64>, iters: u64, op: &(impl Fn() + Sync)) -> Duration {
+    count.set(count.get() + 2 * iters);
+    let barrier = Barrier::new(3);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    for _ in 0..iters {
+                        op();
+                    }
+                })
+            })
+            .collect();
+        barrier.wait();
+        let start = Instant::now();
+        for w in workers {
+            w.join().expect("bench thread panicked");
+        }
+        start.elapsed() / 2
+    })
+}
+
+/// Prints how many of the spans a bench ended reached the exporter.
+fn report_delivery(lib: &str, bench: &str, ended: u64, exported: u64) {
+    eprintln!(
+        "[{lib}/{bench}] spans ended {ended}, exported {exported}, lost {}",
+        ended.saturating_sub(exported)
+    );
+}
+
+mod rt {
+    use super::*;
+    use runtrace::sampling::{AlwaysOff, AlwaysOn, Sampler};
+    use runtrace::{BatchConfig, ExportError, SpanData, SpanExporter, Tracer, TracerProvider};
+
+    /// Counts exported spans and drops them.
+    #[derive(Debug, Default)]
+    struct Discard(Arc<AtomicU64>);
+
+    impl SpanExporter for Discard {
+        fn export(&mut self, batch: &[SpanData], _deadline: Instant) -> Result<(), ExportError> {
+            self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            Ok(())
+        }
+    }
+
+    fn provider(sampler: impl Sampler + 'static) -> TracerProvider {
+        let config = BatchConfig::builder()
+            .max_queue_size(MAX_QUEUE_SIZE)
+            .max_export_batch_size(MAX_EXPORT_BATCH_SIZE)
+            .scheduled_delay(SCHEDULED_DELAY)
+            .build();
+        TracerProvider::builder()
+            .with_sampler(sampler)
+            .with_batch_config(config)
+            .with_batch_exporter(Discard::default())
+            .build()
+    }
+
+    /// Flushes, prints the processor's counters (drops included), shuts down.
+    fn finish(bench: &str, provider: TracerProvider, ended: u64) {
+        let _ = provider.force_flush();
+        let s = provider.stats();
+        report_delivery("runtrace", bench, ended, s.spans_exported);
+        eprintln!(
+            "[runtrace/{bench}] stats: ended {} queued {} exported {} dropped_queue_full {} dropped_total {}",
+            s.spans_ended, s.spans_queued, s.spans_exported, s.dropped_queue_full, s.dropped_total()
+        );
+        let _ = provider.shutdown();
+    }
+
+    fn root(tracer: &Tracer) {
+        let mut span = black_box(tracer).span("span").start();
+        span.end();
+    }
+
+    fn root_4attrs(tracer: &Tracer) {
+        let mut span = black_box(tracer).span("span").start();
+        span.set_attribute("http.route", "/v1/infer");
+        span.set_attribute("model", "llama-3-8b");
+        span.set_attribute("tokens", 512_i64);
+        span.set_attribute("cache.hit", true);
+        span.end();
+    }
+
+    pub(super) fn benches(g: &mut BenchmarkGroup<'_, WallTime>) {
+        let count = Cell::new(0);
+
+        let p = provider(AlwaysOn);
+        let tracer = p.tracer("bench");
+        g.bench_function("runtrace/sampled_root", |b| {
+            b.iter_custom(|n| timed(&count, n, || root(&tracer)))
+        });
+        finish("sampled_root", p, count.take());
+
+        let p = provider(AlwaysOn);
+        let tracer = p.tracer("bench");
+        g.bench_function("runtrace/sampled_root_4attrs", |b| {
+            b.iter_custom(|n| timed(&count, n, || root_4attrs(&tracer)))
+        });
+        finish("sampled_root_4attrs", p, count.take());
+
+        let p = provider(AlwaysOn);
+        let tracer = p.tracer("bench");
+        g.bench_function("runtrace/child_in_active_parent", |b| {
+            // The parent is made current outside the timed loop, once per sample
+            // (it ends, untimed, when the closure returns; counted as ended).
+            b.iter_custom(|n| {
+                count.set(count.get() + 1);
+                let parent = tracer.span("parent").start();
+                let _g = parent.enter();
+                timed(&count, n, || root(&tracer))
+            })
+        });
+        finish("child_in_active_parent", p, count.take());
+
+        let p = provider(AlwaysOff);
+        let tracer = p.tracer("bench");
+        g.bench_function("runtrace/dropped_root", |b| {
+            b.iter_custom(|n| timed(&count, n, || root(&tracer)))
+        });
+        count.take();
+        let _ = p.shutdown();
+
+        let p = TracerProvider::noop();
+        let tracer = p.tracer("bench");
+        g.bench_function("runtrace/disabled", |b| {
+            b.iter_custom(|n| timed(&count, n, || root(&tracer)))
+        });
+        count.take();
+
+        let p = provider(AlwaysOn);
+        let tracer = p.tracer("bench");
+        g.bench_function("runtrace/sampled_root_2threads", |b| {
+            b.iter_custom(|n| two_threads(&count, n, &|| root(&tracer)))
+        });
+        finish("sampled_root_2threads", p, count.take());
+    }
+}
+
+mod otel {
+    use super::*;
+    use opentelemetry::trace::noop::NoopTracerProvider;
+    use opentelemetry::trace::{mark_span_as_active, Span as _, Tracer as _, TracerProvider as _};
+    use opentelemetry::KeyValue;
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::trace::{
+        BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
+    };
+    use std::future::Future;
+
+    /// Counts exported spans and drops them.
+    #[derive(Debug, Default)]
+    struct Discard(Arc<AtomicU64>);
+
+    impl SpanExporter for Discard {
+        fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+            self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            std::future::ready(Ok(()))
+        }
+    }
+
+    /// The SDK with its std-thread `BatchSpanProcessor` (not the tokio one).
+    fn provider(sampler: Sampler) -> (SdkTracerProvider, Arc<AtomicU64>) {
+        let exported = Arc::new(AtomicU64::new(0));
+        let config = BatchConfigBuilder::default()
+            .with_max_queue_size(MAX_QUEUE_SIZE)
+            .with_max_export_batch_size(MAX_EXPORT_BATCH_SIZE)
+            .with_scheduled_delay(SCHEDULED_DELAY)
+            .build();
+        let bsp = BatchSpanProcessor::builder(Discard(exported.clone()))
+            .with_batch_config(config)
+            .build();
+        let provider = SdkTracerProvider::builder()
+            .with_sampler(sampler)
+            .with_span_processor(bsp)
+            .build();
+        (provider, exported)
+    }
+
+    fn finish(bench: &str, (provider, exported): (SdkTracerProvider, Arc<AtomicU64>), ended: u64) {
+        let _ = provider.force_flush();
+        report_delivery("otel", bench, ended, exported.load(Ordering::Relaxed));
+        let _ = provider.shutdown();
+    }
+
+    fn root<T: opentelemetry::trace::Tracer>(tracer: &T) {
+        let mut span = black_box(tracer).start("span");
+        span.end();
+    }
+
+    fn root_4attrs<T: opentelemetry::trace::Tracer>(tracer: &T) {
+        let mut span = black_box(tracer).start("span");
+        span.set_attribute(KeyValue::new("http.route", "/v1/infer"));
+        span.set_attribute(KeyValue::new("model", "llama-3-8b"));
+        span.set_attribute(KeyValue::new("tokens", 512_i64));
+        span.set_attribute(KeyValue::new("cache.hit", true));
+        span.end();
+    }
+
+    pub(super) fn benches(g: &mut BenchmarkGroup<'_, WallTime>) {
+        let count = Cell::new(0);
+
+        let p = provider(Sampler::AlwaysOn);
+        let tracer = p.0.tracer("bench");
+        g.bench_function("otel/sampled_root", |b| {
+            b.iter_custom(|n| timed(&count, n, || root(&tracer)))
+        });
+        finish("sampled_root", p, count.take());
+
+        let p = provider(Sampler::AlwaysOn);
+        let tracer = p.0.tracer("bench");
+        g.bench_function("otel/sampled_root_4attrs", |b| {
+            b.iter_custom(|n| timed(&count, n, || root_4attrs(&tracer)))
+        });
+        finish("sampled_root_4attrs", p, count.take());
+
+        let p = provider(Sampler::AlwaysOn);
+        let tracer = p.0.tracer("bench");
+        g.bench_function("otel/child_in_active_parent", |b| {
+            b.iter_custom(|n| {
+                // The parent becomes the active span of the current Context, once
+                // per sample; it ends (untimed, counted) when the guard drops.
+                count.set(count.get() + 1);
+                let _g = mark_span_as_active(tracer.start("parent"));
+                timed(&count, n, || root(&tracer))
+            })
+        });
+        finish("child_in_active_parent", p, count.take());
+
+        let p = provider(Sampler::AlwaysOff);
+        let tracer = p.0.tracer("bench");
+        g.bench_function("otel/dropped_root", |b| {
+            b.iter_custom(|n| timed(&count, n, || root(&tracer)))
+        });
+        count.take();
+        let _ = p.0.shutdown();
+
+        // What an application gets from opentelemetry with tracing disabled: the
+        // API's no-op provider (the global default, minus the global's boxing).
+        let tracer = NoopTracerProvider::new().tracer("bench");
+        g.bench_function("otel/disabled", |b| {
+            b.iter_custom(|n| timed(&count, n, || root(&tracer)))
+        });
+        count.take();
+
+        let p = provider(Sampler::AlwaysOn);
+        let tracer = p.0.tracer("bench");
+        g.bench_function("otel/sampled_root_2threads", |b| {
+            b.iter_custom(|n| two_threads(&count, n, &|| root(&tracer)))
+        });
+        finish("sampled_root_2threads", p, count.take());
+    }
+}
+
+mod ft {
+    //! fastrace has no sampler and no provider object: collection is global and
+    //! turned on by `set_reporter`. Mapping of the cells:
+    //! - sampled root: `Span::root(name, SpanContext::random())`, reported to a
+    //!   reporter that counts and discards;
+    //! - 4 attributes: `add_property` four times; properties are strings only, so
+    //!   the i64 is formatted (`to_string`, what a user writes) and the bool is a
+    //!   literal `"true"`;
+    //! - child: `Span::enter_with_local_parent` under the parent's
+    //!   `set_local_parent` guard (a full `Span`, like runtrace's, rather than the
+    //!   thread-bound `LocalSpan`);
+    //! - dropped: a root whose context says not sampled
+    //!   (`SpanContext::random().sampled(false)`), fastrace's head-sampling-out;
+    //! - disabled: `Span::noop()`, what instrumented code gets when there is no
+    //!   trace to join (fastrace's real "off" switch is compiling without its
+    //!   `enable` feature, which makes every call an empty function).
+    use super::*;
+    use fastrace::collector::{Config, Reporter, SpanContext, SpanRecord};
+    use fastrace::Span;
+
+    struct Discard(Arc<AtomicU64>);
+
+    impl Reporter for Discard {
+        fn report(&mut self, spans: Vec<SpanRecord>) {
+            self.0.fetch_add(spans.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn root() -> Span {
+        Span::root(black_box("span"), SpanContext::random())
+    }
+
+    /// fastrace reports a trace when its collector thread gets to it, so spans
+    /// of one bench may be reported during the next one: indicative only.
+    fn finish(bench: &str, exported: &AtomicU64, ended: u64) {
+        fastrace::flush();
+        report_delivery(
+            "fastrace",
+            bench,
+            ended,
+            exported.swap(0, Ordering::Relaxed),
+        );
+    }
+
+    pub(super) fn benches(g: &mut BenchmarkGroup<'_, WallTime>) {
+        let exported = Arc::new(AtomicU64::new(0));
+        fastrace::set_reporter(Discard(exported.clone()), Config::default());
+        let count = Cell::new(0);
+
+        g.bench_function("fastrace/sampled_root", |b| {
+            b.iter_custom(|n| timed(&count, n, || drop(root())))
+        });
+        finish("sampled_root", &exported, count.take());
+
+        g.bench_function("fastrace/sampled_root_4attrs", |b| {
+            b.iter_custom(|n| {
+                timed(&count, n, || {
+                    let span = root();
+                    span.add_property(|| ("http.route", "/v1/infer"));
+                    span.add_property(|| ("model", "llama-3-8b"));
+                    span.add_property(|| ("tokens", 512_i64.to_string()));
+                    span.add_property(|| ("cache.hit", "true"));
+                    drop(span);
+                })
+            })
+        });
+        finish("sampled_root_4attrs", &exported, count.take());
+
+        g.bench_function("fastrace/child_in_active_parent", |b| {
+            b.iter_custom(|n| {
+                // A fresh parent per sample: fastrace holds a trace's spans until
+                // its root ends, so one parent for the whole run would grow
+                // without bound. Ending it (and reporting) is outside the timing.
+                count.set(count.get() + 1);
+                let parent = Span::root("parent", SpanContext::random());
+                let _g = parent.set_local_parent();
+                timed(&count, n, || {
+                    drop(Span::enter_with_local_parent(black_box("span")))
+                })
+            })
+        });
+        finish("child_in_active_parent", &exported, count.take());
+
+        g.bench_function("fastrace/dropped_root", |b| {
+            b.iter_custom(|n| {
+                timed(&count, n, || {
+                    drop(Span::root(
+                        black_box("span"),
+                        SpanContext::random().sampled(false),
+                    ))
+                })
+            })
+        });
+        count.take();
+
+        g.bench_function("fastrace/disabled", |b| {
+            b.iter_custom(|n| timed(&count, n, || drop(black_box(Span::noop()))))
+        });
+        count.take();
+
+        g.bench_function("fastrace/sampled_root_2threads", |b| {
+            b.iter_custom(|n| two_threads(&count, n, &|| drop(root())))
+        });
+        finish("sampled_root_2threads", &exported, count.take());
+    }
+}
+
+fn span_benches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("span");
+    rt::benches(&mut g);
+    otel::benches(&mut g);
+    ft::benches(&mut g);
+    g.finish();
+}
+
+criterion_group!(benches, span_benches);
+criterion_main!(benches);

@@ -1,0 +1,229 @@
+//! A fixed number of spans in a plain loop, for profilers that want a small,
+//! deterministic program (`valgrind --tool=callgrind`, `perf record`):
+//!
+//! ```text
+//! cargo build --release -p runtrace-benches --example profile_span
+//! valgrind --tool=callgrind --separate-threads=yes \
+//!     target/release/examples/profile_span runtrace sampled_root 1000000 1048576
+//! perf record -g target/release/examples/profile_span runtrace sampled_root 20000000
+//! ```
+//!
+//! Arguments: library (`runtrace`, `otel`, `fastrace`), case (`sampled_root`,
+//! `sampled_root_4attrs`, `child`, `dropped`, `disabled`), span count, batch
+//! queue size (default 65536, as in the benches). Under valgrind, which runs one
+//! thread at a time, give a queue that holds every span so that the queue-full
+//! drop path stays out of the profile (a huge queue costs page faults in real
+//! time, so not under perf). Prints ns/span and the delivery counters.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let lib = args.get(1).map_or("runtrace", |s| s.as_str());
+    let case = args.get(2).map_or("sampled_root", |s| s.as_str());
+    let n: u64 = args
+        .get(3)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let queue: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(65536);
+    let elapsed = match lib {
+        "runtrace" => rt::run(case, n, queue),
+        "otel" => otel::run(case, n, queue),
+        "fastrace" => ft::run(case, n),
+        _ => panic!("unknown library {lib}"),
+    };
+    println!(
+        "{lib}/{case}: {n} spans, {:.1} ns/span",
+        elapsed.as_nanos() as f64 / n as f64
+    );
+}
+
+fn time(n: u64, mut op: impl FnMut()) -> Duration {
+    let start = Instant::now();
+    for _ in 0..n {
+        op();
+    }
+    start.elapsed()
+}
+
+mod rt {
+    use super::*;
+    use runtrace::sampling::{AlwaysOff, AlwaysOn, Sampler};
+    use runtrace::{BatchConfig, ExportError, SpanData, SpanExporter, Tracer, TracerProvider};
+
+    #[derive(Debug)]
+    struct Discard;
+
+    impl SpanExporter for Discard {
+        fn export(&mut self, _: &[SpanData], _: Instant) -> Result<(), ExportError> {
+            Ok(())
+        }
+    }
+
+    fn provider(sampler: impl Sampler + 'static, queue: usize) -> TracerProvider {
+        let config = BatchConfig::builder()
+            .max_queue_size(queue)
+            .scheduled_delay(Duration::from_millis(100))
+            .build();
+        TracerProvider::builder()
+            .with_sampler(sampler)
+            .with_batch_config(config)
+            .with_batch_exporter(Discard)
+            .build()
+    }
+
+    fn root(tracer: &Tracer) {
+        let mut span = black_box(tracer).span("span").start();
+        span.end();
+    }
+
+    pub(super) fn run(case: &str, n: u64, queue: usize) -> Duration {
+        let p = match case {
+            "dropped" => provider(AlwaysOff, queue),
+            "disabled" => TracerProvider::noop(),
+            _ => provider(AlwaysOn, queue),
+        };
+        let tracer = p.tracer("bench");
+        let elapsed = match case {
+            "sampled_root" | "dropped" | "disabled" => time(n, || root(&tracer)),
+            "sampled_root_4attrs" => time(n, || {
+                let mut span = black_box(&tracer).span("span").start();
+                span.set_attribute("http.route", "/v1/infer");
+                span.set_attribute("model", "llama-3-8b");
+                span.set_attribute("tokens", 512_i64);
+                span.set_attribute("cache.hit", true);
+                span.end();
+            }),
+            "child" => {
+                let parent = tracer.span("parent").start();
+                let _g = parent.enter();
+                time(n, || root(&tracer))
+            }
+            _ => panic!("unknown case {case}"),
+        };
+        let _ = p.force_flush();
+        eprintln!("{:?}", p.stats());
+        let _ = p.shutdown();
+        elapsed
+    }
+}
+
+mod otel {
+    use super::*;
+    use opentelemetry::trace::noop::NoopTracerProvider;
+    use opentelemetry::trace::{mark_span_as_active, Span as _, Tracer as _, TracerProvider as _};
+    use opentelemetry::KeyValue;
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::trace::{
+        BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
+    };
+    use std::future::Future;
+
+    #[derive(Debug)]
+    struct Discard(Arc<AtomicU64>);
+
+    impl SpanExporter for Discard {
+        fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+            self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            std::future::ready(Ok(()))
+        }
+    }
+
+    fn root<T: opentelemetry::trace::Tracer>(tracer: &T) {
+        let mut span = black_box(tracer).start("span");
+        span.end();
+    }
+
+    pub(super) fn run(case: &str, n: u64, queue: usize) -> Duration {
+        if case == "disabled" {
+            let tracer = NoopTracerProvider::new().tracer("bench");
+            return time(n, || root(&tracer));
+        }
+        let exported = Arc::new(AtomicU64::new(0));
+        let config = BatchConfigBuilder::default()
+            .with_max_queue_size(queue)
+            .with_scheduled_delay(Duration::from_millis(100))
+            .build();
+        let bsp = BatchSpanProcessor::builder(Discard(exported.clone()))
+            .with_batch_config(config)
+            .build();
+        let sampler = match case {
+            "dropped" => Sampler::AlwaysOff,
+            _ => Sampler::AlwaysOn,
+        };
+        let p = SdkTracerProvider::builder()
+            .with_sampler(sampler)
+            .with_span_processor(bsp)
+            .build();
+        let tracer = p.tracer("bench");
+        let elapsed = match case {
+            "sampled_root" | "dropped" => time(n, || root(&tracer)),
+            "sampled_root_4attrs" => time(n, || {
+                let mut span = black_box(&tracer).start("span");
+                span.set_attribute(KeyValue::new("http.route", "/v1/infer"));
+                span.set_attribute(KeyValue::new("model", "llama-3-8b"));
+                span.set_attribute(KeyValue::new("tokens", 512_i64));
+                span.set_attribute(KeyValue::new("cache.hit", true));
+                span.end();
+            }),
+            "child" => {
+                let _g = mark_span_as_active(tracer.start("parent"));
+                time(n, || root(&tracer))
+            }
+            _ => panic!("unknown case {case}"),
+        };
+        let _ = p.force_flush();
+        eprintln!("exported {}", exported.load(Ordering::Relaxed));
+        let _ = p.shutdown();
+        elapsed
+    }
+}
+
+mod ft {
+    use super::*;
+    use fastrace::collector::{Config, Reporter, SpanContext, SpanRecord};
+    use fastrace::Span;
+
+    struct Discard(Arc<AtomicU64>);
+
+    impl Reporter for Discard {
+        fn report(&mut self, spans: Vec<SpanRecord>) {
+            self.0.fetch_add(spans.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    pub(super) fn run(case: &str, n: u64) -> Duration {
+        let exported = Arc::new(AtomicU64::new(0));
+        fastrace::set_reporter(Discard(exported.clone()), Config::default());
+        let root = || Span::root(black_box("span"), SpanContext::random());
+        let elapsed = match case {
+            "sampled_root" => time(n, || drop(root())),
+            "sampled_root_4attrs" => time(n, || {
+                let span = root();
+                span.add_property(|| ("http.route", "/v1/infer"));
+                span.add_property(|| ("model", "llama-3-8b"));
+                span.add_property(|| ("tokens", 512_i64.to_string()));
+                span.add_property(|| ("cache.hit", "true"));
+            }),
+            "child" => {
+                let parent = Span::root("parent", SpanContext::random());
+                let _g = parent.set_local_parent();
+                time(n, || drop(Span::enter_with_local_parent(black_box("span"))))
+            }
+            "dropped" => time(n, || {
+                drop(Span::root(
+                    black_box("span"),
+                    SpanContext::random().sampled(false),
+                ))
+            }),
+            "disabled" => time(n, || drop(black_box(Span::noop()))),
+            _ => panic!("unknown case {case}"),
+        };
+        fastrace::flush();
+        eprintln!("exported {}", exported.load(Ordering::Relaxed));
+        elapsed
+    }
+}
