@@ -177,9 +177,45 @@ pub struct RandomIdGenerator;
 
 impl IdGenerator for RandomIdGenerator {
     fn new_trace_id(&self) -> TraceId {
+        with_rng(Wyrand::trace_id)
+    }
+
+    fn new_span_id(&self) -> SpanId {
+        with_rng(Wyrand::span_id)
+    }
+
+    fn trace_ids_are_random(&self) -> bool {
+        true
+    }
+}
+
+/// A new trace id and span id from one visit to the thread's generator.
+#[inline]
+pub(crate) fn random_trace_and_span_id() -> (TraceId, SpanId) {
+    with_rng(|r| (r.trace_id(), r.span_id()))
+}
+
+/// A new span id.
+#[inline]
+pub(crate) fn random_span_id() -> SpanId {
+    with_rng(Wyrand::span_id)
+}
+
+/// wyrand: one 64-bit add and one 128-bit multiply per value.
+struct Wyrand(u64);
+
+impl Wyrand {
+    #[inline]
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0xa076_1d64_78bd_642f);
+        let t = u128::from(self.0).wrapping_mul(u128::from(self.0 ^ 0xe703_7ed1_a0b4_28db));
+        ((t >> 64) as u64) ^ (t as u64)
+    }
+
+    #[inline]
+    fn trace_id(&mut self) -> TraceId {
         loop {
-            let hi = next_u64();
-            let lo = next_u64();
+            let (hi, lo) = (self.next(), self.next());
             if hi | lo != 0 {
                 let mut b = [0u8; 16];
                 b[..8].copy_from_slice(&hi.to_be_bytes());
@@ -189,17 +225,14 @@ impl IdGenerator for RandomIdGenerator {
         }
     }
 
-    fn new_span_id(&self) -> SpanId {
+    #[inline]
+    fn span_id(&mut self) -> SpanId {
         loop {
-            let v = next_u64();
+            let v = self.next();
             if v != 0 {
                 return SpanId(v.to_be_bytes());
             }
         }
-    }
-
-    fn trace_ids_are_random(&self) -> bool {
-        true
     }
 }
 
@@ -208,17 +241,17 @@ thread_local! {
     static RNG_STATE: Cell<u64> = const { Cell::new(0) };
 }
 
-/// One 64-bit random value from the calling thread's generator.
-pub(crate) fn next_u64() -> u64 {
+/// Runs `f` with the calling thread's generator (seeded on first use).
+#[inline]
+fn with_rng<R>(f: impl FnOnce(&mut Wyrand) -> R) -> R {
     RNG_STATE.with(|state| {
-        let mut s = state.get();
-        if s == 0 {
-            s = seed();
+        let mut rng = Wyrand(state.get());
+        if rng.0 == 0 {
+            rng.0 = seed();
         }
-        s = s.wrapping_add(0xa076_1d64_78bd_642f);
-        state.set(s);
-        let t = u128::from(s).wrapping_mul(u128::from(s ^ 0xe703_7ed1_a0b4_28db));
-        ((t >> 64) as u64) ^ (t as u64)
+        let out = f(&mut rng);
+        state.set(rng.0);
+        out
     })
 }
 

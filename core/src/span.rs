@@ -126,7 +126,36 @@ impl<'t> SpanBuilder<'t> {
     }
 
     /// Samples and starts the span.
+    #[inline]
     pub fn start(self) -> Span {
+        if !self.tracer.is_enabled() {
+            return self.start_disabled();
+        }
+        self.start_enabled()
+    }
+
+    /// Disabled tracing: no sampling, no ids, no clock; the parent's context (if
+    /// any) is kept so that the trace still propagates downstream.
+    #[inline]
+    fn start_disabled(self) -> Span {
+        let SpanBuilder {
+            attributes,
+            links,
+            parent,
+            ..
+        } = self;
+        // A disabled builder never fills these; skip their (out-of-line) drop glue.
+        debug_assert!(attributes.capacity() == 0 && links.capacity() == 0);
+        std::mem::forget(attributes);
+        std::mem::forget(links);
+        let context = match parent {
+            Some(cx) => cx.span_context().cloned(),
+            None => Context::with_current(|cx| cx.span_context().cloned()),
+        };
+        Span::non_recording(context.unwrap_or(SpanContext::INVALID))
+    }
+
+    fn start_enabled(self) -> Span {
         let SpanBuilder {
             tracer,
             name,
@@ -157,6 +186,7 @@ pub struct Span {
 }
 
 impl Span {
+    #[inline]
     pub(crate) fn non_recording(context: SpanContext) -> Span {
         Span {
             context,
@@ -303,6 +333,7 @@ impl Span {
     }
 
     /// Ends the span now. Later calls (and the drop) do nothing.
+    #[inline]
     pub fn end(&mut self) {
         if self.data.is_some() {
             self.finish(clock::now_unix_nanos());
@@ -326,6 +357,7 @@ impl Span {
 }
 
 impl Drop for Span {
+    #[inline]
     fn drop(&mut self) {
         self.end();
     }

@@ -10,12 +10,13 @@ use crate::attribute::{KeyValue, Str};
 use crate::batch::{BatchConfig, BatchSpanProcessor};
 use crate::context::{SpanContext, TraceFlags};
 use crate::export::{Instrumentation, InstrumentationInner, InstrumentationScope, Link, SpanData};
-use crate::id::{IdGenerator, RandomIdGenerator, SpanId};
+use crate::id::{self, IdGenerator, SpanId, TraceId};
 use crate::processor::{FlushError, ProcessorStats, SimpleSpanProcessor, SpanProcessor};
 use crate::resource::Resource;
 use crate::sampling::{AlwaysOn, ParentBased, Sampler, SamplingDecision, SamplingParameters};
 use crate::span::{SpanBuilder, SpanKind, Status};
 use crate::{clock, Span};
+use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -57,7 +58,8 @@ impl Default for SpanLimits {
 /// Everything a span needs from its provider.
 pub(crate) struct Pipeline {
     sampler: Box<dyn Sampler>,
-    id_generator: Box<dyn IdGenerator>,
+    /// `None`: the built-in random generator, called without dynamic dispatch.
+    id_generator: Option<Box<dyn IdGenerator>>,
     ids_random: bool,
     pub(crate) limits: SpanLimits,
     resource: Arc<Resource>,
@@ -86,11 +88,45 @@ impl Instrumentation {
     }
 }
 
+impl Pipeline {
+    /// The trace id (the parent's, or a new one) and a new span id.
+    #[inline]
+    fn ids(&self, parent: Option<&SpanContext>) -> (TraceId, SpanId) {
+        match (&self.id_generator, parent) {
+            (None, None) => id::random_trace_and_span_id(),
+            (None, Some(p)) => (p.trace_id(), id::random_span_id()),
+            (Some(g), None) => (g.new_trace_id(), g.new_span_id()),
+            (Some(g), Some(p)) => (p.trace_id(), g.new_span_id()),
+        }
+    }
+}
+
+thread_local! {
+    /// The pipeline this thread last ended a span into. Holding it here lets
+    /// `on_end` reach the processors without touching the shared reference count
+    /// (a contended cache line when several threads end spans); it keeps that
+    /// pipeline's memory alive until the thread exits or uses another provider.
+    static LAST_PIPELINE: Cell<Option<Arc<Pipeline>>> = const { Cell::new(None) };
+}
+
 /// Delivers an ended span to its provider's processors.
+#[inline]
 pub(crate) fn on_end(data: SpanData) {
-    let Some(pipeline) = data.instrumentation.0.pipeline.clone() else {
+    let Some(own) = data.instrumentation.0.pipeline.as_ref() else {
         return;
     };
+    let cached = LAST_PIPELINE.try_with(Cell::take).ok().flatten();
+    let pipeline = match cached {
+        Some(p) if Arc::ptr_eq(&p, own) => p,
+        _ => own.clone(),
+    };
+    dispatch(&pipeline, data);
+    // A nested span ended by a processor may have cached something meanwhile;
+    // `replace` drops it.
+    let _ = LAST_PIPELINE.try_with(|c| c.replace(Some(pipeline)));
+}
+
+fn dispatch(pipeline: &Pipeline, data: SpanData) {
     match pipeline.processors.as_slice() {
         [] => {}
         [only] => only.on_end(data),
@@ -285,7 +321,7 @@ pub struct TracerProviderBuilder {
     disabled: bool,
     batch_config: BatchConfig,
     sampler: Box<dyn Sampler>,
-    id_generator: Box<dyn IdGenerator>,
+    id_generator: Option<Box<dyn IdGenerator>>,
     limits: SpanLimits,
     resource: Resource,
     processors: Vec<Box<dyn SpanProcessor>>,
@@ -310,7 +346,7 @@ impl Default for TracerProviderBuilder {
             disabled: false,
             batch_config: BatchConfig::default(),
             sampler: Box::new(ParentBased::new(AlwaysOn)),
-            id_generator: Box::new(RandomIdGenerator),
+            id_generator: None,
             limits: SpanLimits::default(),
             resource: Resource::default(),
             processors: Vec::new(),
@@ -340,9 +376,9 @@ impl TracerProviderBuilder {
         self.sampler = Box::new(sampler);
         self
     }
-    /// Sets the id generator.
+    /// Sets the id generator (the default is [`crate::RandomIdGenerator`]).
     pub fn with_id_generator(mut self, g: impl IdGenerator + 'static) -> Self {
-        self.id_generator = Box::new(g);
+        self.id_generator = Some(Box::new(g));
         self
     }
     /// Sets the span limits.
@@ -389,7 +425,11 @@ impl TracerProviderBuilder {
         if self.disabled {
             return TracerProvider::noop();
         }
-        let ids_random = self.id_generator.trace_ids_are_random();
+        clock::init();
+        let ids_random = self
+            .id_generator
+            .as_ref()
+            .is_none_or(|g| g.trace_ids_are_random());
         TracerProvider {
             handle: Arc::new(ProviderHandle {
                 pipeline: Some(Arc::new(Pipeline {
@@ -469,10 +509,7 @@ impl Tracer {
             // Disabled: keep the parent's context so the trace still propagates.
             return Span::non_recording(parent.cloned().unwrap_or(SpanContext::INVALID));
         };
-        let trace_id = match parent {
-            Some(p) => p.trace_id(),
-            None => pipeline.id_generator.new_trace_id(),
-        };
+        let (trace_id, span_id) = pipeline.ids(parent);
         let result = pipeline.sampler.should_sample(&SamplingParameters {
             parent,
             trace_id,
@@ -481,7 +518,6 @@ impl Tracer {
             attributes: &attributes,
             links: &links,
         });
-        let span_id = pipeline.id_generator.new_span_id();
         let random = match parent {
             Some(p) => p.trace_flags().is_random(),
             None => pipeline.ids_random,
