@@ -66,7 +66,9 @@ pub struct Receiver {
 
 impl std::fmt::Debug for Receiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Receiver").field("addr", &self.addr).finish()
+        f.debug_struct("Receiver")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -105,12 +107,20 @@ impl Receiver {
 
     /// Counters so far.
     pub fn stats(&self) -> ReceiverStats {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).stats.clone()
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .stats
+            .clone()
     }
 
     /// The spans accepted so far (only with `keep_spans`).
     pub fn spans(&self) -> Vec<Span> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).kept.clone()
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .kept
+            .clone()
     }
 
     /// Whether `span_id` was received.
@@ -212,12 +222,15 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
 }
 
 fn respond(stream: &mut TcpStream, status: &str, extra: &str, body: &[u8]) -> std::io::Result<()> {
-    let head = format!(
+    // One write: a head and a body in two small segments would meet Nagle's
+    // algorithm and the client's delayed ACK (a 40 ms stall per response).
+    let mut out = format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n{extra}\r\n",
         body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    stream.write_all(&out)?;
     stream.flush()
 }
 
@@ -232,16 +245,25 @@ fn serve(stream: TcpStream, ctx: Conn) {
         match reader.fill_buf() {
             Ok([]) => return,
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 continue
             }
             Err(_) => return,
         }
-        let _ = reader.get_ref().set_read_timeout(Some(Duration::from_secs(10)));
+        let _ = reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(10)));
         let Some(req) = read_request(&mut reader) else {
             return;
         };
-        let _ = reader.get_ref().set_read_timeout(Some(Duration::from_millis(200)));
+        let _ = reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_millis(200)));
         let n = ctx.request_counter.fetch_add(1, Ordering::Relaxed) + 1;
         if handle(&mut writer, &ctx, req, n).is_err() {
             return;
@@ -266,7 +288,11 @@ fn handle(w: &mut TcpStream, ctx: &Conn, req: Request, n: u64) -> std::io::Resul
             let msg = b"rejected by test receiver";
             let mut body = vec![0x08, 0x03, 0x12, msg.len() as u8];
             body.extend_from_slice(msg);
-            ctx.state.lock().unwrap_or_else(|e| e.into_inner()).stats.requests += 1;
+            ctx.state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .stats
+                .requests += 1;
             return respond(w, "400 Bad Request", "", &body);
         }
         _ => {}
@@ -319,6 +345,10 @@ fn handle(w: &mut TcpStream, ctx: &Conn, req: Request, n: u64) -> std::io::Resul
 }
 
 fn bad_request(w: &mut TcpStream, ctx: &Conn) -> std::io::Result<()> {
-    ctx.state.lock().unwrap_or_else(|e| e.into_inner()).stats.bad_requests += 1;
+    ctx.state
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .stats
+        .bad_requests += 1;
     respond(w, "400 Bad Request", "", b"")
 }
