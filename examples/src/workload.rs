@@ -80,7 +80,10 @@ pub fn handle_request(tracer: &Tracer, n: u64, stage: Duration) -> Outcome {
     }
     request.add_event(
         "response.sent",
-        vec![KeyValue::new("http.response.status_code", if failed { 500 } else { 200 })],
+        vec![KeyValue::new(
+            "http.response.status_code",
+            if failed { 500 } else { 200 },
+        )],
     );
     if failed {
         request.set_status(Status::error("inference failed"));

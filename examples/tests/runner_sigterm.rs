@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 fn json_u64(line: &str, key: &str) -> u64 {
     let pat = format!("\"{key}\":");
-    let start = line.find(&pat).unwrap_or_else(|| panic!("{key} missing in {line}")) + pat.len();
+    let start = line
+        .find(&pat)
+        .unwrap_or_else(|| panic!("{key} missing in {line}"))
+        + pat.len();
     line[start..]
         .chars()
         .take_while(|c| c.is_ascii_digit())
@@ -36,7 +39,11 @@ fn sigterm_flushes_every_queued_span_within_the_grace_period() {
         .expect("start runner");
     // ~8000 spans/s: after 2.5 s well over 10,000 spans are queued.
     std::thread::sleep(Duration::from_millis(2500));
-    assert_eq!(receiver.stats().unique_spans, 0, "nothing exported before SIGTERM");
+    assert_eq!(
+        receiver.stats().unique_spans,
+        0,
+        "nothing exported before SIGTERM"
+    );
     let signalled = Instant::now();
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -55,10 +62,18 @@ fn sigterm_flushes_every_queued_span_within_the_grace_period() {
     };
     let exit_time = signalled.elapsed();
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     let line = out.lines().last().unwrap_or_default();
     assert!(status.success(), "exit status {status:?}, output {out}");
-    assert!(exit_time < Duration::from_secs(5), "took {exit_time:?} after SIGTERM");
+    assert!(
+        exit_time < Duration::from_secs(5),
+        "took {exit_time:?} after SIGTERM"
+    );
     let ended = json_u64(line, "spans_ended");
     assert!(ended >= 10_000, "only {ended} spans ended: {line}");
     assert_eq!(json_u64(line, "exported"), ended, "{line}");

@@ -17,9 +17,12 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let requests = parse_requests();
-    let endpoint_configured = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
-        .iter()
-        .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()));
+    let endpoint_configured = [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()));
     let receiver = if endpoint_configured {
         None
     } else {
@@ -34,11 +37,15 @@ fn main() {
         std::process::exit(2);
     });
     let endpoint = exporter.endpoint();
-    let provider = TracerProvider::from_env().with_batch_exporter(exporter).build();
+    let provider = TracerProvider::from_env()
+        .with_batch_exporter(exporter)
+        .build();
     if !provider.is_enabled() {
         println!("tracing is disabled (ENABLE_TRACING=false or OTEL_SDK_DISABLED=true): same work, no spans, no thread");
     } else if receiver.is_some() {
-        println!("no OTEL_EXPORTER_OTLP_ENDPOINT set: exporting to an embedded receiver at {endpoint}");
+        println!(
+            "no OTEL_EXPORTER_OTLP_ENDPOINT set: exporting to an embedded receiver at {endpoint}"
+        );
     } else {
         println!("exporting to {endpoint}");
     }
@@ -82,20 +89,26 @@ fn main() {
     if let Some(r) = &receiver {
         println!("  received by receiver {}", r.stats().unique_spans);
     }
-    println!("  final flush          {flush_ms:.1} ms ({})", match &shutdown {
-        Ok(()) => "ok".to_string(),
-        Err(e) => e.to_string(),
-    });
+    println!(
+        "  final flush          {flush_ms:.1} ms ({})",
+        match &shutdown {
+            Ok(()) => "ok".to_string(),
+            Err(e) => e.to_string(),
+        }
+    );
     println!("  runtrace-batch threads while running: {threads}");
 }
 
 fn parse_requests() -> u64 {
     let args: Vec<String> = std::env::args().collect();
     match args.iter().position(|a| a == "--requests") {
-        Some(i) => args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-            eprintln!("usage: quickstart [--requests N]");
-            std::process::exit(2)
-        }),
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                eprintln!("usage: quickstart [--requests N]");
+                std::process::exit(2)
+            }),
         None => 20,
     }
 }
@@ -127,7 +140,11 @@ fn print_traces(spans: &[OtlpSpan]) {
     }
     let mut ordered: Vec<_> = traces.into_iter().collect();
     ordered.sort_by_key(|(_, s)| s.iter().map(|x| x.start_time_unix_nano).min());
-    println!("\nreceived {} spans in {} traces", spans.len(), ordered.len());
+    println!(
+        "\nreceived {} spans in {} traces",
+        spans.len(),
+        ordered.len()
+    );
     for (trace_id, mut list) in ordered {
         list.sort_by_key(|s| s.start_time_unix_nano);
         println!("\ntrace {}", hex(&trace_id));
@@ -142,7 +159,10 @@ fn print_traces(spans: &[OtlpSpan]) {
 }
 
 fn print_span(span: &OtlpSpan, all: &[&OtlpSpan], depth: usize) {
-    let micros = span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano) as f64 / 1e3;
+    let micros = span
+        .end_time_unix_nano
+        .saturating_sub(span.start_time_unix_nano) as f64
+        / 1e3;
     let status = match &span.status {
         Some(s) if s.code == 2 => format!("  ERROR {:?}", s.message),
         _ => String::new(),
@@ -166,7 +186,12 @@ fn print_span(span: &OtlpSpan, all: &[&OtlpSpan], depth: usize) {
             .iter()
             .map(|kv| format!("{}={}", kv.key, value(&kv.value)))
             .collect();
-        println!("{}  · event {} {}", "  ".repeat(depth), e.name, attrs.join(" "));
+        println!(
+            "{}  · event {} {}",
+            "  ".repeat(depth),
+            e.name,
+            attrs.join(" ")
+        );
     }
     for child in all.iter().filter(|c| c.parent_span_id == span.span_id) {
         print_span(child, all, depth + 1);

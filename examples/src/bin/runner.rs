@@ -64,7 +64,9 @@ fn main() {
         eprintln!("runner: {e}");
         std::process::exit(2);
     });
-    let provider = TracerProvider::from_env().with_batch_exporter(exporter).build();
+    let provider = TracerProvider::from_env()
+        .with_batch_exporter(exporter)
+        .build();
     let tracer = provider.tracer("runner");
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -38,9 +38,12 @@ fn main() {
     // Samplers and limits come from the environment (OTEL_TRACES_SAMPLER, ...);
     // spans are exported only when an OTLP endpoint is configured.
     let mut builder = TracerProvider::from_env();
-    let endpoint_set = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
-        .iter()
-        .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()));
+    let endpoint_set = [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()));
     if endpoint_set {
         match runtrace_otlp_http::OtlpHttpExporter::from_env() {
             Ok(exporter) => builder = builder.with_batch_exporter(exporter),
