@@ -22,7 +22,9 @@
 //! into a per-thread log-linear histogram. At the end the program calls
 //! `provider.shutdown_with_timeout(--shutdown-ms, default 5000)`, checks the
 //! invariants (see RELIABILITY.md), prints ONE JSON line and exits 1 if any is
-//! broken (the `violations` field says which), 2 on bad arguments.
+//! broken (the `violations` field says which), 2 on bad arguments. With
+//! `--linger-ms`, it then waits that long and reports the counters again
+//! (`after_linger`): what a worker left running past a timed-out shutdown did.
 
 use runtrace::{BatchConfig, FlushError, TracerProvider};
 use runtrace_examples::histogram::Histogram;
@@ -53,6 +55,7 @@ struct Args {
     rate: f64,
     shutdown: Duration,
     export_timeout: Option<Duration>,
+    linger: Duration,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -63,6 +66,7 @@ fn parse_args() -> Result<Args, String> {
         rate: 50_000.0,
         shutdown: Duration::from_millis(5000),
         export_timeout: None,
+        linger: Duration::ZERO,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut it = argv.iter();
@@ -85,6 +89,7 @@ fn parse_args() -> Result<Args, String> {
             "--export-timeout-ms" => {
                 args.export_timeout = Some(Duration::from_millis(value.parse().map_err(|_| bad())?))
             }
+            "--linger-ms" => args.linger = Duration::from_millis(value.parse().map_err(|_| bad())?),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -166,7 +171,7 @@ fn app_thread(
 fn main() {
     let args = parse_args().unwrap_or_else(|e| {
         eprintln!(
-            "soak: {e}\nusage: soak [--scenario {}] [--seconds S] [--threads T] [--rate SPANS_PER_S] [--shutdown-ms MS] [--export-timeout-ms MS]",
+            "soak: {e}\nusage: soak [--scenario {}] [--seconds S] [--threads T] [--rate SPANS_PER_S] [--shutdown-ms MS] [--export-timeout-ms MS] [--linger-ms MS]",
             SCENARIOS.join("|")
         );
         std::process::exit(2);
@@ -274,6 +279,21 @@ fn main() {
         .map(|r| r.stats())
         .unwrap_or(ReceiverStats::default());
     let rx_requests = receiver.as_ref().map_or(0, |r| r.requests());
+    // Optionally watch what the (possibly detached) worker does after shutdown.
+    let after_linger = (!args.linger.is_zero()).then(|| {
+        std::thread::sleep(args.linger);
+        let s = provider.stats();
+        json!({
+            "linger_ms": args.linger.as_millis() as u64,
+            "exported": s.spans_exported,
+            "dropped": s.dropped_total(),
+            "dropped_export_failed": s.dropped_export_failed,
+            "dropped_after_shutdown": s.dropped_after_shutdown,
+            "still_queued": s.queue_size,
+            "in_flight": in_flight_of(&s) as i64,
+            "receiver_requests": receiver.as_ref().map_or(0, |r| r.requests()),
+        })
+    });
     drop(receiver); // releases hanging requests
     let peak_rss_kib = proc_status_kib("VmHWM:");
 
@@ -395,6 +415,7 @@ fn main() {
             "export_timeout_ms": bsp.export_timeout.as_millis() as u64,
         },
         "exporter_timeout_ms": exporter_timeout.map(|t| t.as_millis() as u64),
+        "after_linger": after_linger,
         "violations": violations,
     });
     println!("{line}");
