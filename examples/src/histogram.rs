@@ -139,15 +139,16 @@ mod tests {
     fn buckets_are_monotonic_and_precise() {
         assert_eq!(index(u64::MAX), BUCKETS - 1);
         let mut last = 0;
-        for v in (0..100_000u64).chain((1..64).map(|s| 1u64 << s)) {
+        for v in 0..100_000u64 {
+            assert!(index(v) >= last, "{v}");
+            last = index(v);
+        }
+        let edges = (1..64).flat_map(|s| [(1u64 << s) - 1, 1u64 << s, (1u64 << s) + 1]);
+        for v in (0..100_000u64).chain(edges).chain([u64::MAX]) {
             let i = index(v);
             assert!(highest_in(i) >= v, "{v}");
             // Within 1/32 of the value.
             assert!(highest_in(i) - v <= v / 32, "{v} -> {}", highest_in(i));
-            if v < 100_000 {
-                assert!(i >= last);
-                last = i;
-            }
         }
     }
 
