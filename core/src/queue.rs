@@ -611,7 +611,7 @@ mod tests {
             let (queue, done) = (queue.clone(), done.clone());
             thread::spawn(move || {
                 let mut received = vec![0u8; PRODUCERS * per_producer];
-                let mut last_seen = vec![None::<usize>; PRODUCERS];
+                let mut last_seen = [None::<usize>; PRODUCERS];
                 let mut batch = Vec::with_capacity(512);
                 loop {
                     // Read `done` before draining so nothing pushed before it is missed.
