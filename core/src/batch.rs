@@ -150,6 +150,9 @@ struct Shared {
     dropped_queue_full: AtomicU64,
     dropped_after_shutdown: AtomicU64,
     // Counters written by the worker.
+    /// Spans queued, then found in the queue when the worker stopped (reported
+    /// as `dropped_after_shutdown`; already in `spans_queued`).
+    dropped_late: AtomicU64,
     popped: AtomicU64,
     exported: AtomicU64,
     dropped_export_failed: AtomicU64,
@@ -204,6 +207,7 @@ impl BatchSpanProcessor {
             producer_wakeups: AtomicU64::new(0),
             dropped_queue_full: AtomicU64::new(0),
             dropped_after_shutdown: AtomicU64::new(0),
+            dropped_late: AtomicU64::new(0),
             popped: AtomicU64::new(0),
             exported: AtomicU64::new(0),
             dropped_export_failed: AtomicU64::new(0),
@@ -372,14 +376,16 @@ impl SpanProcessor for BatchSpanProcessor {
         let spans_queued = r(&s.popped) + queue_size;
         let dropped_queue_full = r(&s.dropped_queue_full);
         let dropped_after_shutdown = r(&s.dropped_after_shutdown);
+        let dropped_late = r(&s.dropped_late);
         Some(ProcessorStats {
+            // Late drops were queued first: they are in `spans_queued` already.
             spans_ended: spans_queued + dropped_queue_full + dropped_after_shutdown,
             spans_queued,
             spans_exported: r(&s.exported),
             dropped_queue_full,
             dropped_export_failed: r(&s.dropped_export_failed),
             dropped_rejected: r(&s.dropped_rejected),
-            dropped_after_shutdown,
+            dropped_after_shutdown: dropped_after_shutdown + dropped_late,
             batches_exported: r(&s.batches_exported),
             export_failures: r(&s.export_failures),
             queue_size,
@@ -433,7 +439,10 @@ impl Worker {
     fn run(mut self) {
         let batch_size = self.shared.config.max_export_batch_size;
         loop {
-            while self.shared.queue.len() >= batch_size {
+            // Once shutdown is requested, batches go out under its deadline (below).
+            while self.shared.queue.len() >= batch_size
+                && !self.shared.is_shutdown.load(Ordering::Acquire)
+            {
                 // Failures are counted and reported inside.
                 let _ = self.export_one_batch(None);
             }
@@ -600,14 +609,17 @@ impl Worker {
                 );
             }
         }
-        // Spans that raced with the shutdown flag are counted, not lost silently.
+        // Spans still queued (the deadline passed, or they raced with the shutdown
+        // flag) are counted, not lost silently, and counted once: as popped (they
+        // were queued) and as late drops, not in `dropped_after_shutdown` proper,
+        // which `spans_ended` adds for spans that never entered the queue.
         let mut late = Vec::new();
         while self.shared.queue.drain_into(&mut late, usize::MAX) > 0 {
             self.shared
                 .popped
                 .fetch_add(late.len() as u64, Ordering::Relaxed);
             self.shared
-                .dropped_after_shutdown
+                .dropped_late
                 .fetch_add(late.len() as u64, Ordering::Relaxed);
             late.clear();
         }

@@ -382,3 +382,30 @@ fn batch_size_above_queue_size_is_clamped() {
     assert_eq!(bsp.stats().unwrap().queue_capacity, 16);
     bsp.shutdown_with_timeout(Duration::from_secs(1)).unwrap();
 }
+
+#[test]
+fn timed_out_shutdown_stops_the_worker_and_counts_leftovers_once() {
+    // 10 batches of 200 ms each: far more than the 300 ms shutdown allows.
+    let provider = provider_with(Slow(Duration::from_millis(200)), config(100, 10, HOUR));
+    end_spans(&provider, 100);
+    let start = Instant::now();
+    assert_eq!(
+        provider.shutdown_with_timeout(Duration::from_millis(300)),
+        Err(FlushError::Timeout)
+    );
+    // The worker exports no more full batches past the deadline: it finishes the
+    // export in progress and counts what is left (not 10 × 200 ms).
+    let settled = || {
+        let s = provider.stats();
+        s.queue_size == 0 && s.spans_ended == s.spans_exported + s.dropped_total()
+    };
+    assert!(
+        wait_for(settled, Duration::from_millis(1000)),
+        "{:?}",
+        provider.stats()
+    );
+    assert!(start.elapsed() < Duration::from_millis(1300));
+    let s = provider.stats();
+    assert_eq!(s.spans_ended, 100, "leftovers counted once: {s:?}");
+    assert!(s.dropped_after_shutdown > 0, "{s:?}");
+}

@@ -2,10 +2,12 @@
 //!
 //! - [`receiver`]: an embedded OTLP/HTTP receiver with fault injection.
 //! - [`workload`]: the simulated inference request the programs trace.
+//! - [`histogram`]: a fixed-size log-linear latency histogram (the soak).
 //! - [`http`]: a tiny blocking HTTP/1.1 server side and client (examples only).
 //! - [`w3c_service`]: the W3C trace-context test-suite service, as a library so
 //!   that `runtrace-tests` can drive it in-process.
 
+pub mod histogram;
 pub mod http;
 pub mod receiver;
 pub mod w3c_service;

@@ -222,12 +222,15 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
 }
 
 fn respond(stream: &mut TcpStream, status: &str, extra: &str, body: &[u8]) -> std::io::Result<()> {
-    let head = format!(
+    // One write: a head and a body in two small segments would meet Nagle's
+    // algorithm and the client's delayed ACK (a 40 ms stall per response).
+    let mut out = format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n{extra}\r\n",
         body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    stream.write_all(&out)?;
     stream.flush()
 }
 
