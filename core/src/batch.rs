@@ -673,6 +673,11 @@ mod tests {
         let shared = bsp.shared.clone();
         let provider = TracerProvider::builder().with_span_processor(bsp).build();
         let tracer = provider.tracer("t");
+        // Let the new worker reach its first sleep, so the first full batch wakes it.
+        let start = Instant::now();
+        while shared.wanted.load(Ordering::Relaxed) == AWAKE && start.elapsed().as_secs() < 5 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         for _ in 0..10_000 {
             tracer.span("s").start().end();
         }

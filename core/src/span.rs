@@ -126,7 +126,7 @@ impl<'t> SpanBuilder<'t> {
     }
 
     /// Samples and starts the span.
-    #[inline]
+    #[inline(always)]
     pub fn start(self) -> Span {
         if !self.tracer.is_enabled() {
             return self.start_disabled();
@@ -136,7 +136,7 @@ impl<'t> SpanBuilder<'t> {
 
     /// Disabled tracing: no sampling, no ids, no clock; the parent's context (if
     /// any) is kept so that the trace still propagates downstream.
-    #[inline]
+    #[inline(always)]
     fn start_disabled(self) -> Span {
         let SpanBuilder {
             attributes,
@@ -155,6 +155,7 @@ impl<'t> SpanBuilder<'t> {
         Span::non_recording(context.unwrap_or(SpanContext::INVALID))
     }
 
+    #[inline(always)]
     fn start_enabled(self) -> Span {
         let SpanBuilder {
             tracer,
