@@ -13,7 +13,7 @@
 //! right to signal.
 
 use crate::diagnostics::{self, Level, RateLimiter};
-use crate::export::{ExportError, SpanData, SpanExporter};
+use crate::export::{ExportCancel, ExportError, SpanData, SpanExporter};
 use crate::processor::{FlushError, ProcessorStats, SpanProcessor};
 use crate::queue::BoundedQueue;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -137,6 +137,8 @@ struct Control {
 struct Shared {
     queue: BoundedQueue<SpanData>,
     config: BatchConfig,
+    /// Brought forward at shutdown so an export waiting on retries gives up in time.
+    cancel: ExportCancel,
     /// The queue length at which the sleeping worker wants waking, or `AWAKE`.
     wanted: AtomicUsize,
     is_shutdown: AtomicBool,
@@ -199,6 +201,7 @@ impl BatchSpanProcessor {
         let shared = Arc::new(Shared {
             queue: BoundedQueue::with_capacity(config.max_queue_size),
             config,
+            cancel: ExportCancel::default(),
             wanted: AtomicUsize::new(AWAKE),
             is_shutdown: AtomicBool::new(false),
             control: Mutex::new(Control::default()),
@@ -217,7 +220,8 @@ impl BatchSpanProcessor {
             last_export_error: Mutex::new(None),
         });
         let worker_shared = shared.clone();
-        let exporter: Box<dyn SpanExporter> = Box::new(exporter);
+        let mut exporter: Box<dyn SpanExporter> = Box::new(exporter);
+        exporter.set_cancel(shared.cancel.clone());
         let handle = std::thread::Builder::new()
             .name("runtrace-batch".into())
             .spawn(move || Worker::new(worker_shared, exporter).run());
@@ -344,8 +348,14 @@ impl SpanProcessor for BatchSpanProcessor {
         if self.shared.is_shutdown.swap(true, Ordering::AcqRel) {
             return Err(FlushError::AlreadyShutdown);
         }
+        // The worker stops exporting a little before the caller's deadline, so
+        // that it can count what is left before the caller gives up waiting.
+        let margin = (deadline.saturating_duration_since(Instant::now()) / 10)
+            .min(Duration::from_millis(100));
+        let worker_deadline = deadline.checked_sub(margin).unwrap_or(deadline);
+        self.shared.cancel.cancel_at(worker_deadline);
         let mut c = self.shared.control();
-        c.shutdown_deadline = Some(deadline);
+        c.shutdown_deadline = Some(worker_deadline);
         self.shared.wake_worker();
         let (c, done) = self.wait_until(c, deadline, |c| c.worker_done);
         let result = c.shutdown_result.clone();
@@ -502,7 +512,9 @@ impl Worker {
             return Ok(());
         }
         shared.popped.fetch_add(n as u64, Ordering::Relaxed);
-        let mut deadline = Instant::now() + shared.config.export_timeout;
+        let mut deadline = shared
+            .cancel
+            .effective(Instant::now() + shared.config.export_timeout);
         if let Some(cap) = cap {
             deadline = deadline.min(cap);
         }

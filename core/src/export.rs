@@ -11,8 +11,9 @@ use crate::id::SpanId;
 use crate::resource::Resource;
 use crate::span::{SpanKind, Status};
 use std::fmt;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// The name, version and attributes of the library that created a span.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -175,6 +176,58 @@ impl fmt::Display for ExportError {
 
 impl std::error::Error for ExportError {}
 
+/// A deadline that a processor can bring forward while an export is running.
+///
+/// The batch processor hands one to its exporter ([`SpanExporter::set_cancel`])
+/// and, when a shutdown is requested, moves it to the shutdown's deadline, so an
+/// exporter waiting between retries can give up in time for the processor to
+/// account for every span. Clones share the same deadline.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let cancel = runtrace::ExportCancel::default();
+/// let far = Instant::now() + Duration::from_secs(30);
+/// assert_eq!(cancel.effective(far), far);
+/// let soon = Instant::now() + Duration::from_millis(10);
+/// cancel.cancel_at(soon);
+/// assert!(cancel.effective(far) <= soon);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ExportCancel(Arc<AtomicU64>);
+
+/// The reference point for [`ExportCancel`] deadlines.
+fn cancel_epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+impl ExportCancel {
+    /// Brings the deadline forward to `deadline` (never pushes it back).
+    pub fn cancel_at(&self, deadline: Instant) {
+        let nanos = deadline
+            .saturating_duration_since(cancel_epoch())
+            .as_nanos()
+            .clamp(1, u128::from(u64::MAX)) as u64;
+        self.0.fetch_min(nanos, Ordering::AcqRel);
+        let _ = self
+            .0
+            .compare_exchange(0, nanos, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// The brought-forward deadline, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.0.load(Ordering::Acquire) {
+            0 => None,
+            n => Some(cancel_epoch() + Duration::from_nanos(n)),
+        }
+    }
+
+    /// The earlier of `deadline` and the brought-forward deadline.
+    pub fn effective(&self, deadline: Instant) -> Instant {
+        self.deadline().map_or(deadline, |d| d.min(deadline))
+    }
+}
+
 /// Sends batches of ended spans somewhere.
 ///
 /// Processors never call `export` concurrently and always pass the deadline by
@@ -190,6 +243,10 @@ pub trait SpanExporter: Send + fmt::Debug {
     fn shutdown(&mut self, _deadline: Instant) -> Result<(), ExportError> {
         Ok(())
     }
+    /// Receives the processor's [`ExportCancel`] once, before the first export.
+    /// An exporter that waits (retries, backoff) should stop waiting at
+    /// `cancel.effective(deadline)`.
+    fn set_cancel(&mut self, _cancel: ExportCancel) {}
 }
 
 impl<E: SpanExporter + ?Sized> SpanExporter for Box<E> {
@@ -201,6 +258,9 @@ impl<E: SpanExporter + ?Sized> SpanExporter for Box<E> {
     }
     fn shutdown(&mut self, deadline: Instant) -> Result<(), ExportError> {
         (**self).shutdown(deadline)
+    }
+    fn set_cancel(&mut self, cancel: ExportCancel) {
+        (**self).set_cancel(cancel)
     }
 }
 

@@ -48,8 +48,8 @@ pub use attribute::{Array, Key, KeyValue, Str, Value};
 pub use batch::{BatchConfig, BatchSpanProcessor};
 pub use context::{Context, ContextGuard, SpanContext, TraceFlags};
 pub use export::{
-    Event, ExportError, InMemoryExporter, Instrumentation, InstrumentationScope, Link, SpanData,
-    SpanExporter,
+    Event, ExportCancel, ExportError, InMemoryExporter, Instrumentation, InstrumentationScope,
+    Link, SpanData, SpanExporter,
 };
 pub use id::{IdGenerator, RandomIdGenerator, SpanId, TraceId};
 pub use processor::{FlushError, ProcessorStats, SimpleSpanProcessor, SpanProcessor};

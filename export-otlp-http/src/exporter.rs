@@ -15,7 +15,7 @@ use crate::proto;
 use crate::retry::{backoff_ceiling, parse_retry_after, XorShift};
 use prost::Message;
 use runtrace::diagnostics::{emit, Level};
-use runtrace::{ExportError, SpanData, SpanExporter};
+use runtrace::{ExportCancel, ExportError, SpanData, SpanExporter};
 use std::fmt;
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
@@ -44,6 +44,8 @@ pub struct OtlpHttpExporter {
     body: Vec<u8>,
     gzip: Vec<u8>,
     shut_down: bool,
+    /// The processor's signal to stop waiting between retries (at shutdown).
+    cancel: ExportCancel,
 }
 
 impl fmt::Debug for OtlpHttpExporter {
@@ -139,6 +141,7 @@ impl OtlpHttpExporter {
             body: Vec::new(),
             gzip: Vec::new(),
             shut_down: false,
+            cancel: ExportCancel::default(),
         })
     }
 
@@ -212,6 +215,7 @@ impl OtlpHttpExporter {
     fn send_with_retries(&mut self, end: Instant) -> Result<(), Error> {
         let mut retry = 0u32;
         loop {
+            let end = self.cancel.effective(end);
             let now = Instant::now();
             if now >= end {
                 return Err(Error::Timeout);
@@ -239,7 +243,25 @@ impl OtlpHttpExporter {
                 // failure (a timed-out attempt stays a timeout).
                 return Err(err);
             }
-            std::thread::sleep(delay);
+            if !self.sleep_unless_cancelled(now + delay, end) {
+                return Err(err);
+            }
+        }
+    }
+
+    /// Sleeps until `wake` in short slices; `false` if the processor brought the
+    /// deadline forward so that the next attempt could not start in time.
+    fn sleep_unless_cancelled(&self, wake: Instant, end: Instant) -> bool {
+        const SLICE: Duration = Duration::from_millis(20);
+        loop {
+            let now = Instant::now();
+            if now >= wake {
+                return true;
+            }
+            if self.cancel.effective(end) <= wake {
+                return false;
+            }
+            std::thread::sleep((wake - now).min(SLICE));
         }
     }
 
@@ -391,6 +413,10 @@ fn error_message(bytes: &[u8]) -> String {
 impl SpanExporter for OtlpHttpExporter {
     fn export(&mut self, batch: &[SpanData], deadline: Instant) -> Result<(), ExportError> {
         self.export_detailed(batch, deadline).map_err(Into::into)
+    }
+
+    fn set_cancel(&mut self, cancel: ExportCancel) {
+        self.cancel = cancel;
     }
 
     fn shutdown(&mut self, _deadline: Instant) -> Result<(), ExportError> {
