@@ -169,6 +169,23 @@ impl Shared {
         self.control.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Empties the queue after shutdown and counts those spans once: as popped
+    /// (they were queued) and as late drops (reported in `dropped_after_shutdown`,
+    /// which `spans_ended` otherwise adds for spans that never entered the queue).
+    /// Returns how many there were.
+    fn drop_queued_late(&self) -> u64 {
+        let mut late = Vec::new();
+        let mut total = 0;
+        while self.queue.drain_into(&mut late, usize::MAX) > 0 {
+            let n = late.len() as u64;
+            self.popped.fetch_add(n, Ordering::Relaxed);
+            self.dropped_late.fetch_add(n, Ordering::Relaxed);
+            total += n;
+            late.clear();
+        }
+        total
+    }
+
     fn wake_worker(&self) {
         if let Some(t) = self.worker_thread.get() {
             t.unpark();
@@ -367,12 +384,14 @@ impl SpanProcessor for BatchSpanProcessor {
             }
             result.unwrap_or(Ok(()))
         } else {
-            // The exporter hangs: leave the worker detached (dropping the handle).
+            // The exporter hangs: leave the worker detached (dropping the handle),
+            // and count what it will never export. The queue takes several
+            // consumers, so draining it here is safe even if the worker wakes up.
+            let left = self.shared.drop_queued_late();
             diagnostics::emit(
                 Level::Error,
                 &format!(
-                    "shutdown deadline passed with {} spans still queued; the exporter did not return in time",
-                    self.shared.queue.len()
+                    "shutdown deadline passed while an export was still running; {left} queued spans dropped"
                 ),
             );
             Err(FlushError::Timeout)
@@ -621,20 +640,7 @@ impl Worker {
                 );
             }
         }
-        // Spans still queued (the deadline passed, or they raced with the shutdown
-        // flag) are counted, not lost silently, and counted once: as popped (they
-        // were queued) and as late drops, not in `dropped_after_shutdown` proper,
-        // which `spans_ended` adds for spans that never entered the queue.
-        let mut late = Vec::new();
-        while self.shared.queue.drain_into(&mut late, usize::MAX) > 0 {
-            self.shared
-                .popped
-                .fetch_add(late.len() as u64, Ordering::Relaxed);
-            self.shared
-                .dropped_late
-                .fetch_add(late.len() as u64, Ordering::Relaxed);
-            late.clear();
-        }
+        self.shared.drop_queued_late();
         self.report_drops();
         let mut c = self.shared.control();
         c.worker_done = true;

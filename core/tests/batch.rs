@@ -126,6 +126,12 @@ fn shutdown_returns_by_deadline_when_exporter_hangs() {
     let took = start.elapsed();
     assert_eq!(result, Err(FlushError::Timeout));
     assert!(took < Duration::from_secs(3), "took {took:?}");
+    // Only the batch inside the hung export is unaccounted for; the queue
+    // behind it is counted as dropped.
+    let s = provider.stats();
+    assert_eq!(s.queue_size, 0, "{s:?}");
+    assert_eq!(s.spans_ended, 5);
+    assert_eq!(s.dropped_after_shutdown, 4, "{s:?}");
     assert_eq!(
         provider.shutdown_with_timeout(Duration::from_millis(10)),
         Err(FlushError::AlreadyShutdown),
