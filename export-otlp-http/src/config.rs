@@ -9,6 +9,7 @@
 //! they never appear in `Debug` output, warnings or errors.
 
 use runtrace::diagnostics::{emit, Level};
+use runtrace::env::percent_decode;
 use std::fmt;
 use std::time::Duration;
 use ureq::http::{HeaderName, HeaderValue};
@@ -368,23 +369,6 @@ pub(crate) fn parse_headers(var: &str, raw: &str) -> Vec<(String, String)> {
     out
 }
 
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hi = (*b.get(i + 1)? as char).to_digit(16)?;
-            let lo = (*b.get(i + 2)? as char).to_digit(16)?;
-            out.push((hi * 16 + lo) as u8);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
 
 #[cfg(test)]
 mod tests {
