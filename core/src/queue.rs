@@ -33,22 +33,22 @@ use std::ops::Deref;
 
 use self::sync::{AtomicUsize, Ordering, UnsafeCell};
 
-/// The same code runs on std's primitives and, under `--cfg loom`, on loom's
-/// model-checked ones.
+/// The same code runs on std's primitives and, in tests under `--cfg loom`,
+/// on loom's model-checked ones (loom is only a dev-dependency).
 mod sync {
-    #[cfg(loom)]
+    #[cfg(all(loom, test))]
     pub(super) use loom::cell::UnsafeCell;
-    #[cfg(loom)]
+    #[cfg(all(loom, test))]
     pub(super) use loom::sync::atomic::{AtomicUsize, Ordering};
-    #[cfg(not(loom))]
+    #[cfg(not(all(loom, test)))]
     pub(super) use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// std's `UnsafeCell` behind loom's closure-based API.
-    #[cfg(not(loom))]
+    #[cfg(not(all(loom, test)))]
     #[derive(Debug)]
     pub(super) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
 
-    #[cfg(not(loom))]
+    #[cfg(not(all(loom, test)))]
     impl<T> UnsafeCell<T> {
         pub(super) fn new(value: T) -> Self {
             Self(std::cell::UnsafeCell::new(value))
@@ -60,16 +60,16 @@ mod sync {
     }
 
     pub(super) fn spin_loop() {
-        #[cfg(loom)]
+        #[cfg(all(loom, test))]
         loom::hint::spin_loop();
-        #[cfg(not(loom))]
+        #[cfg(not(all(loom, test)))]
         std::hint::spin_loop();
     }
 
     pub(super) fn yield_now() {
-        #[cfg(loom)]
+        #[cfg(all(loom, test))]
         loom::thread::yield_now();
-        #[cfg(not(loom))]
+        #[cfg(not(all(loom, test)))]
         std::thread::yield_now();
     }
 }
@@ -97,17 +97,22 @@ struct Backoff {
     step: u32,
 }
 
+// Under loom SPIN_LIMIT is 0, which makes some comparisons trivially true.
+#[cfg_attr(
+    all(loom, test),
+    allow(clippy::absurd_extreme_comparisons, clippy::unnecessary_min_or_max)
+)]
 impl Backoff {
     /// Steps below this spin `2^step` times; steps above it yield.
-    #[cfg(not(loom))]
+    #[cfg(not(all(loom, test)))]
     const SPIN_LIMIT: u32 = 6;
     /// After this many steps a waiter stops waiting.
-    #[cfg(not(loom))]
+    #[cfg(not(all(loom, test)))]
     const WAIT_LIMIT: u32 = 10;
     // Under loom every retry is a new branch to explore: keep it to one.
-    #[cfg(loom)]
+    #[cfg(all(loom, test))]
     const SPIN_LIMIT: u32 = 0;
-    #[cfg(loom)]
+    #[cfg(all(loom, test))]
     const WAIT_LIMIT: u32 = 1;
 
     fn new() -> Self {
@@ -611,7 +616,7 @@ mod tests {
             let (queue, done) = (queue.clone(), done.clone());
             thread::spawn(move || {
                 let mut received = vec![0u8; PRODUCERS * per_producer];
-                let mut last_seen = vec![None::<usize>; PRODUCERS];
+                let mut last_seen = [None::<usize>; PRODUCERS];
                 let mut batch = Vec::with_capacity(512);
                 loop {
                     // Read `done` before draining so nothing pushed before it is missed.
