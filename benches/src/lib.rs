@@ -1,1 +1,1 @@
-//! Benchmarks of runtrace against opentelemetry_sdk and fastrace (see benches/).
+//! Benchmarks of runtrace against its peers; see `benches/` (run with `cargo bench -p runtrace-benches`).
