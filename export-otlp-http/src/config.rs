@@ -369,7 +369,6 @@ pub(crate) fn parse_headers(var: &str, raw: &str) -> Vec<(String, String)> {
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
