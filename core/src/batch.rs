@@ -548,7 +548,9 @@ impl Worker {
                 panic_message(&panic)
             ))),
         };
-        self.batch.clear();
+        for span in self.batch.drain(..) {
+            crate::attribute::list_pool::give(span.attributes);
+        }
         let n = n as u64;
         let result = match outcome {
             Ok(()) => {

@@ -5,7 +5,7 @@
 //! but every mutation on it is a no-op that neither allocates nor reads a clock.
 //! A span ends exactly once: at [`Span::end`], or when dropped.
 
-use crate::attribute::{upsert, KeyValue, Str, Value};
+use crate::attribute::{list_pool, upsert, KeyValue, Str, Value};
 use crate::clock;
 use crate::context::{Context, ContextGuard, SpanContext};
 use crate::export::{Event, Link, SpanData};
@@ -95,6 +95,9 @@ impl<'t> SpanBuilder<'t> {
     /// Adds an attribute the sampler can see. Ignored by a disabled tracer.
     pub fn attribute(mut self, key: impl Into<Str>, value: impl Into<Value>) -> Self {
         if self.tracer.is_enabled() {
+            if self.attributes.capacity() == 0 {
+                self.attributes = list_pool::take();
+            }
             self.attributes.push(KeyValue::new(key, value));
         }
         self
@@ -237,6 +240,9 @@ impl Span {
             let mut kv = KeyValue::new(key, value);
             if let Some(max) = limits.max_attribute_value_length {
                 kv.value.truncate(max);
+            }
+            if data.attributes.capacity() == 0 {
+                data.attributes = list_pool::take();
             }
             if !upsert(&mut data.attributes, kv, limits.max_attributes_per_span) {
                 data.dropped_attributes_count += 1;

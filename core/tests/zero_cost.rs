@@ -125,3 +125,32 @@ fn dropped_spans_allocate_nothing() {
     });
     assert_eq!(n, 0, "dropped spans allocated");
 }
+
+#[test]
+fn sampled_spans_reuse_exported_attribute_lists() {
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_batch_exporter(exporter.clone())
+        .build();
+    let tracer = provider.tracer("recycle");
+    let four_attributes = |tracer: &runtrace::Tracer| {
+        let mut span = tracer.span("request").start();
+        span.set_attribute("http.route", "/v1/infer");
+        span.set_attribute("model", "llama");
+        span.set_attribute("tokens", 512);
+        span.set_attribute("cached", true);
+    };
+    for _ in 0..200 {
+        four_attributes(&tracer);
+    }
+    // Export them: the worker parks their attribute lists for reuse.
+    provider.force_flush().unwrap();
+    exporter.reset();
+    let n = allocations_during(|| {
+        for _ in 0..100 {
+            four_attributes(&tracer);
+        }
+    });
+    assert_eq!(n, 0, "sampled spans allocated {n} times");
+    provider.force_flush().unwrap();
+}
