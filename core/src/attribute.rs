@@ -326,12 +326,21 @@ pub(crate) mod list_pool {
 
     /// Clears `list` and parks it for reuse (or frees it if it is large or the
     /// pool is full).
-    pub(crate) fn give(mut list: Vec<KeyValue>) {
-        if list.capacity() == 0 || list.capacity() > MAX_KEPT_CAPACITY {
-            return;
+    #[inline]
+    pub(crate) fn give(list: Vec<KeyValue>) {
+        if list.capacity() == 0 {
+            // Nothing allocated: nothing to free or keep.
+            std::mem::forget(list);
+        } else {
+            park(list);
         }
-        list.clear();
-        let _ = pool().push(list);
+    }
+
+    fn park(mut list: Vec<KeyValue>) {
+        if list.capacity() <= MAX_KEPT_CAPACITY {
+            list.clear();
+            let _ = pool().push(list);
+        }
     }
 }
 

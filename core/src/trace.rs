@@ -6,7 +6,7 @@
 //! with `ENABLE_TRACING=false` / `OTEL_SDK_DISABLED=true`) has no pipeline at all:
 //! its spans are non-recording and cost no allocation, clock read or thread.
 
-use crate::attribute::{KeyValue, Str};
+use crate::attribute::{list_pool, KeyValue, Str};
 use crate::batch::{BatchConfig, BatchSpanProcessor};
 use crate::context::{SpanContext, TraceFlags};
 use crate::export::{Instrumentation, InstrumentationInner, InstrumentationScope, Link, SpanData};
@@ -526,6 +526,8 @@ impl Tracer {
             .with_sampled(result.decision == SamplingDecision::RecordAndSample);
         let span_context = SpanContext::new(trace_id, span_id, flags, false, result.trace_state);
         if result.decision == SamplingDecision::Drop {
+            // Builder attributes go back to the pool (an empty list costs nothing).
+            list_pool::give(attributes);
             return Span::non_recording(span_context);
         }
         let start_time_unix_nano = match start_time {
