@@ -83,18 +83,26 @@ impl Injector for BTreeMap<String, String> {
     }
 }
 
+/// The values of the pairs whose name matches `name` case-insensitively, in order.
+fn matching<'a, 'n>(
+    pairs: impl Iterator<Item = (&'a String, &'a String)> + 'n,
+    name: &'n str,
+) -> impl Iterator<Item = &'a str> + 'n
+where
+    'a: 'n,
+{
+    pairs
+        .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 impl Extractor for BTreeMap<String, String> {
     fn get(&self, name: &str) -> Option<&str> {
-        self.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        matching(self.iter(), name).next()
     }
 
     fn get_all(&self, name: &str) -> Vec<&str> {
-        self.iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        matching(self.iter(), name).collect()
     }
 }
 
@@ -107,16 +115,11 @@ impl Injector for Vec<(String, String)> {
 
 impl Extractor for Vec<(String, String)> {
     fn get(&self, name: &str) -> Option<&str> {
-        self.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        matching(self.iter().map(|(k, v)| (k, v)), name).next()
     }
 
     fn get_all(&self, name: &str) -> Vec<&str> {
-        self.iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        matching(self.iter().map(|(k, v)| (k, v)), name).collect()
     }
 }
 
