@@ -241,7 +241,29 @@ impl BatchSpanProcessor {
         exporter.set_cancel(shared.cancel.clone());
         let handle = std::thread::Builder::new()
             .name("runtrace-batch".into())
-            .spawn(move || Worker::new(worker_shared, exporter).run());
+            .spawn(move || {
+                let shared = worker_shared.clone();
+                let run = catch_unwind(AssertUnwindSafe(|| {
+                    Worker::new(worker_shared, exporter).run()
+                }));
+                if let Err(panic) = run {
+                    // A bug in the worker itself: stop taking spans (they are counted
+                    // as dropped) and release anyone waiting on a flush or shutdown.
+                    diagnostics::emit(
+                        Level::Error,
+                        &format!(
+                            "the runtrace-batch worker panicked: {}",
+                            panic_message(&panic)
+                        ),
+                    );
+                    shared.is_shutdown.store(true, Ordering::Release);
+                    shared.drop_queued_late();
+                    let mut c = shared.control();
+                    c.worker_done = true;
+                    c.shutdown_result = Some(Err(FlushError::AlreadyShutdown));
+                    shared.caller_cv.notify_all();
+                }
+            });
         let worker = match handle {
             Ok(h) => {
                 let _ = shared.worker_thread.set(h.thread().clone());
@@ -275,12 +297,12 @@ impl BatchSpanProcessor {
 
     /// [`SpanProcessor::force_flush`] with a timeout.
     pub fn force_flush_with_timeout(&self, timeout: Duration) -> Result<(), FlushError> {
-        self.force_flush(Instant::now() + timeout)
+        self.force_flush(crate::clock::deadline_after(timeout))
     }
 
     /// [`SpanProcessor::shutdown`] with a timeout.
     pub fn shutdown_with_timeout(&self, timeout: Duration) -> Result<(), FlushError> {
-        SpanProcessor::shutdown(self, Instant::now() + timeout)
+        SpanProcessor::shutdown(self, crate::clock::deadline_after(timeout))
     }
 
     /// Waits on `caller_cv` until `done` holds or the deadline passes.
@@ -453,7 +475,7 @@ struct Worker {
 impl Worker {
     fn new(shared: Arc<Shared>, exporter: Box<dyn SpanExporter>) -> Self {
         let batch = Vec::with_capacity(shared.config.max_export_batch_size);
-        let next_tick = Instant::now() + shared.config.scheduled_delay;
+        let next_tick = crate::clock::deadline_after(shared.config.scheduled_delay);
         Worker {
             shared,
             exporter,
@@ -500,7 +522,7 @@ impl Worker {
                 if !self.shared.queue.is_empty() {
                     let _ = self.export_one_batch(None);
                 }
-                self.next_tick = Instant::now() + self.shared.config.scheduled_delay;
+                self.next_tick = crate::clock::deadline_after(self.shared.config.scheduled_delay);
                 continue;
             }
             self.sleep(self.next_tick - now, batch_size);
@@ -533,7 +555,7 @@ impl Worker {
         shared.popped.fetch_add(n as u64, Ordering::Relaxed);
         let mut deadline = shared
             .cancel
-            .effective(Instant::now() + shared.config.export_timeout);
+            .effective(crate::clock::deadline_after(shared.config.export_timeout));
         if let Some(cap) = cap {
             deadline = deadline.min(cap);
         }
@@ -594,7 +616,7 @@ impl Worker {
                 Err(FlushError::Export(e))
             }
         };
-        self.next_tick = Instant::now() + shared.config.scheduled_delay;
+        self.next_tick = crate::clock::deadline_after(shared.config.scheduled_delay);
         result
     }
 
@@ -617,7 +639,8 @@ impl Worker {
             }
             remaining = remaining.saturating_sub(taken);
         }
-        let deadline = cap.unwrap_or_else(|| Instant::now() + self.shared.config.export_timeout);
+        let deadline =
+            cap.unwrap_or_else(|| crate::clock::deadline_after(self.shared.config.export_timeout));
         let exporter = &mut self.exporter;
         match catch_unwind(AssertUnwindSafe(|| exporter.force_flush(deadline))) {
             Ok(Ok(())) => result,

@@ -3,11 +3,12 @@
 //! Reading `SystemTime` and converting it costs about a third of a sampled span,
 //! so on x86-64 machines whose kernel itself uses the TSC as its clock source
 //! (invariant TSC: `constant_tsc` and `nonstop_tsc`), timestamps come from
-//! `rdtsc` scaled by a calibration against `SystemTime`. The calibration is an
-//! anchor `(tsc0, ns0)` and a scale in nanoseconds per tick (32.32 fixed point);
-//! it is refined about once a second from a longer baseline, by whichever thread
-//! notices first (`try_lock`, never waiting), and published through a sequence
-//! lock so readers never block. Elsewhere, `SystemTime::now()` is used.
+//! `rdtsc` scaled by a calibration: an anchor `(tsc0, ns0)` on the wall clock and
+//! a rate in nanoseconds per tick (32.32 fixed point) measured against the
+//! monotonic clock. About once a second, whichever thread notices first
+//! (`try_lock`, never waiting) re-anchors on the wall clock and re-measures the
+//! rate over the whole time since start-up; the result is published through a
+//! sequence lock, so readers never block. Elsewhere, `SystemTime::now()` is used.
 
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -28,6 +29,15 @@ pub(crate) fn system_time_to_unix_nanos(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+/// `Instant::now() + d`, saturating at about a century for huge `d` (such as
+/// `Duration::MAX`, a natural way to say "never") instead of panicking.
+pub(crate) fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
 }
 
 /// Calibrates the clock now (called when a provider is built, so the first span
@@ -51,8 +61,8 @@ struct TscClock {
     scale: AtomicU64,
     /// TSC value after which the next refinement is due.
     refine_at: AtomicU64,
-    /// The first anchor, the baseline for refinements; taken by one writer at a time.
-    origin: Mutex<(u64, u64)>,
+    /// The first sample, the baseline for refinements; taken by one writer at a time.
+    origin: Mutex<Sample>,
     ticks_per_refine: u64,
 }
 
@@ -92,15 +102,49 @@ fn tsc_is_reliable() -> bool {
         && flags.split_whitespace().any(|f| f == "nonstop_tsc")
 }
 
-fn sample() -> (u64, u64) {
-    let ns = system_time_to_unix_nanos(SystemTime::now());
-    (rdtsc(), ns)
+/// A reading of the TSC, the monotonic clock and the wall clock taken together.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    tsc: u64,
+    mono: Instant,
+    unix_ns: u64,
 }
 
-fn scale_between(a: (u64, u64), b: (u64, u64)) -> Option<u64> {
-    let ticks = b.0.checked_sub(a.0).filter(|t| *t > 0)?;
-    let ns = b.1.checked_sub(a.1).filter(|n| *n > 0)?;
-    u64::try_from((u128::from(ns) << 32) / u128::from(ticks)).ok()
+/// The best of a few readings: the one whose two TSC reads bracket the clock
+/// reads most tightly, so a preemption in the middle does not skew it.
+fn sample() -> Sample {
+    let mut best: Option<(u64, Sample)> = None;
+    for _ in 0..5 {
+        let before = rdtsc();
+        let mono = Instant::now();
+        let unix_ns = system_time_to_unix_nanos(SystemTime::now());
+        let after = rdtsc();
+        let width = after.wrapping_sub(before);
+        let s = Sample {
+            tsc: before + width / 2,
+            mono,
+            unix_ns,
+        };
+        if best.is_none_or(|(w, _)| width < w) {
+            best = Some((width, s));
+        }
+    }
+    best.map(|(_, s)| s).unwrap_or(Sample {
+        tsc: rdtsc(),
+        mono: Instant::now(),
+        unix_ns: system_time_to_unix_nanos(SystemTime::now()),
+    })
+}
+
+/// Nanoseconds per tick (32.32 fixed point) between two samples, measured on the
+/// monotonic clock so that wall-clock steps (NTP) do not skew the rate.
+fn scale_between(a: &Sample, b: &Sample) -> Option<u64> {
+    let ticks = b.tsc.checked_sub(a.tsc).filter(|t| *t > 0)?;
+    let ns = b.mono.checked_duration_since(a.mono)?.as_nanos();
+    if ns == 0 {
+        return None;
+    }
+    u64::try_from((ns << 32) / u128::from(ticks)).ok()
 }
 
 impl TscClock {
@@ -108,22 +152,21 @@ impl TscClock {
         if !tsc_is_reliable() {
             return None;
         }
-        let start = Instant::now();
         let a = sample();
-        while start.elapsed() < INITIAL_BASELINE {
+        while a.mono.elapsed() < INITIAL_BASELINE {
             std::hint::spin_loop();
         }
         let b = sample();
-        let scale = scale_between(a, b)?;
+        let scale = scale_between(&a, &b)?;
         // Refine after about REFINE_EVERY worth of ticks.
         let ticks_per_refine =
             ((REFINE_EVERY.as_nanos() << 32) / u128::from(scale)).min(u128::from(u64::MAX)) as u64;
         Some(TscClock {
             version: AtomicU64::new(0),
-            tsc0: AtomicU64::new(b.0),
-            ns0: AtomicU64::new(b.1),
+            tsc0: AtomicU64::new(b.tsc),
+            ns0: AtomicU64::new(b.unix_ns),
             scale: AtomicU64::new(scale),
-            refine_at: AtomicU64::new(b.0.saturating_add(ticks_per_refine)),
+            refine_at: AtomicU64::new(b.tsc.saturating_add(ticks_per_refine)),
             origin: Mutex::new(a),
             ticks_per_refine,
         })
@@ -149,25 +192,25 @@ impl TscClock {
         ns0 + ((u128::from(delta) * u128::from(scale)) >> 32) as u64
     }
 
-    /// Re-anchors at now and recomputes the scale from the first anchor.
+    /// Re-anchors on the wall clock now (following any step it took) and
+    /// recomputes the rate from the first sample on the monotonic clock. The next
+    /// refinement is scheduled even if this one cannot run.
     #[cold]
     fn refine(&self) {
         let Ok(origin) = self.origin.try_lock() else {
             return; // another thread is at it
         };
         let now = sample();
-        let Some(scale) = scale_between(*origin, now) else {
-            return;
-        };
-        self.version.fetch_add(1, Ordering::Relaxed);
-        fence(Ordering::Release);
-        self.tsc0.store(now.0, Ordering::Relaxed);
-        self.ns0.store(now.1, Ordering::Relaxed);
-        self.scale.store(scale, Ordering::Relaxed);
         self.refine_at.store(
-            now.0.saturating_add(self.ticks_per_refine),
+            now.tsc.saturating_add(self.ticks_per_refine),
             Ordering::Relaxed,
         );
+        let scale = scale_between(&origin, &now).unwrap_or(self.scale.load(Ordering::Relaxed));
+        self.version.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.tsc0.store(now.tsc, Ordering::Relaxed);
+        self.ns0.store(now.unix_ns, Ordering::Relaxed);
+        self.scale.store(scale, Ordering::Relaxed);
         self.version.fetch_add(1, Ordering::Release);
     }
 }
@@ -186,6 +229,11 @@ mod tests {
             assert!(diff < 5_000_000, "clock off by {diff} ns");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    #[test]
+    fn huge_timeouts_saturate() {
+        assert!(deadline_after(Duration::MAX) > Instant::now() + Duration::from_secs(3600));
     }
 
     #[test]

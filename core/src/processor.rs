@@ -79,8 +79,10 @@ impl SpanProcessor for SimpleSpanProcessor {
             return;
         }
         let mut exporter = self.exporter.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = exporter.export(std::slice::from_ref(&span), Instant::now() + self.timeout)
-        {
+        if let Err(e) = exporter.export(
+            std::slice::from_ref(&span),
+            crate::clock::deadline_after(self.timeout),
+        ) {
             diagnostics::emit(diagnostics::Level::Error, &format!("simple processor: {e}"));
         }
     }

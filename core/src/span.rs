@@ -173,9 +173,11 @@ impl<'t> SpanBuilder<'t> {
             Some(cx) => {
                 tracer.start_span(name, kind, attributes, links, cx.span_context(), start_time)
             }
-            None => Context::with_current(|cx| {
-                tracer.start_span(name, kind, attributes, links, cx.span_context(), start_time)
-            }),
+            None => {
+                // Copied out, so that a sampler or processor may attach contexts.
+                let parent = Context::with_current(|cx| cx.span_context().cloned());
+                tracer.start_span(name, kind, attributes, links, parent.as_ref(), start_time)
+            }
         }
     }
 }
@@ -253,7 +255,8 @@ impl Span {
     /// Adds an event now.
     pub fn add_event(&mut self, name: impl Into<Str>, attributes: Vec<KeyValue>) {
         if self.data.is_some() {
-            self.add_event_at(name, attributes, SystemTime::now());
+            // The span's own clock, so the event falls between its start and end.
+            self.push_event(name.into(), attributes, clock::now_unix_nanos());
         }
     }
 
@@ -264,6 +267,16 @@ impl Span {
         attributes: Vec<KeyValue>,
         at: SystemTime,
     ) {
+        if self.data.is_some() {
+            self.push_event(
+                name.into(),
+                attributes,
+                clock::system_time_to_unix_nanos(at),
+            );
+        }
+    }
+
+    fn push_event(&mut self, name: Str, attributes: Vec<KeyValue>, time_unix_nano: u64) {
         if let Some(data) = self.data.as_mut() {
             let limits = Self::limits(data);
             if data.events.len() >= limits.max_events_per_span {
@@ -276,8 +289,8 @@ impl Span {
                 limits.max_attribute_value_length,
             );
             data.events.push(Event {
-                name: name.into(),
-                time_unix_nano: clock::system_time_to_unix_nanos(at),
+                name,
+                time_unix_nano,
                 attributes,
                 dropped_attributes_count: dropped,
             });

@@ -167,7 +167,10 @@ impl Drop for ProviderHandle {
     fn drop(&mut self) {
         if let Some(p) = &self.pipeline {
             if !p.is_shutdown.load(Ordering::Acquire) {
-                let _ = shutdown_pipeline(p, Instant::now() + DEFAULT_DROP_SHUTDOWN_TIMEOUT);
+                let _ = shutdown_pipeline(
+                    p,
+                    crate::clock::deadline_after(DEFAULT_DROP_SHUTDOWN_TIMEOUT),
+                );
             }
         }
     }
@@ -274,7 +277,7 @@ impl TracerProvider {
         let Some(p) = &self.handle.pipeline else {
             return Ok(());
         };
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::clock::deadline_after(timeout);
         let mut result = Ok(());
         for proc in &p.processors {
             if let Err(e) = proc.force_flush(deadline) {
@@ -294,7 +297,7 @@ impl TracerProvider {
     /// [`FlushError::AlreadyShutdown`].
     pub fn shutdown_with_timeout(&self, timeout: Duration) -> Result<(), FlushError> {
         match &self.handle.pipeline {
-            Some(p) => shutdown_pipeline(p, Instant::now() + timeout),
+            Some(p) => shutdown_pipeline(p, crate::clock::deadline_after(timeout)),
             None => Ok(()),
         }
     }

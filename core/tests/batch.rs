@@ -415,3 +415,17 @@ fn timed_out_shutdown_stops_the_worker_and_counts_leftovers_once() {
     assert_eq!(s.spans_ended, 100, "leftovers counted once: {s:?}");
     assert!(s.dropped_after_shutdown > 0, "{s:?}");
 }
+
+#[test]
+fn huge_durations_mean_never_and_do_not_panic() {
+    let exporter = InMemoryExporter::default();
+    let cfg = BatchConfig::builder()
+        .scheduled_delay(Duration::MAX)
+        .export_timeout(Duration::MAX)
+        .build();
+    let provider = provider_with(exporter.clone(), cfg);
+    end_spans(&provider, 3);
+    provider.force_flush_with_timeout(Duration::MAX).unwrap();
+    assert_eq!(exporter.finished_spans().len(), 3);
+    provider.shutdown_with_timeout(Duration::MAX).unwrap();
+}

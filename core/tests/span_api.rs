@@ -332,3 +332,36 @@ fn resource_from_builder_wins_and_shutdown_makes_tracers_noop() {
     late.span("x").start_time(t).start().end();
     assert!(exporter.finished_spans().is_empty());
 }
+
+#[derive(Debug)]
+struct AttachingSampler;
+
+impl runtrace::sampling::Sampler for AttachingSampler {
+    fn should_sample(
+        &self,
+        p: &runtrace::sampling::SamplingParameters<'_>,
+    ) -> runtrace::sampling::SamplingResult {
+        // A sampler that touches the current context must not panic.
+        let _g = Context::new().attach();
+        runtrace::sampling::SamplingResult {
+            decision: runtrace::sampling::SamplingDecision::RecordAndSample,
+            attributes: vec![],
+            trace_state: p.parent_trace_state(),
+        }
+    }
+    fn description(&self) -> String {
+        "Attaching".into()
+    }
+}
+
+#[test]
+fn sampler_may_attach_contexts_while_a_child_starts() {
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_sampler(AttachingSampler)
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let tracer = provider.tracer("t");
+    tracer.in_span("parent", |_| tracer.span("child").start().end());
+    assert_eq!(exporter.finished_spans().len(), 2);
+}
