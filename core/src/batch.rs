@@ -123,6 +123,8 @@ const AWAKE: usize = usize::MAX;
 struct Control {
     /// Flush generations requested and completed.
     flush_requested: u64,
+    /// The latest deadline among pending flush requests.
+    flush_deadline: Option<Instant>,
     flush_completed: u64,
     /// The result of the last completed flush.
     flush_result: Option<Result<(), FlushError>>,
@@ -142,6 +144,8 @@ struct Shared {
     /// The queue length at which the sleeping worker wants waking, or `AWAKE`.
     wanted: AtomicUsize,
     is_shutdown: AtomicBool,
+    /// A flush is waiting: the worker stops draining full batches to serve it.
+    flush_pending: AtomicBool,
     control: Mutex<Control>,
     /// The worker thread, unparked to wake it (no lock involved).
     worker_thread: OnceLock<Thread>,
@@ -179,7 +183,7 @@ impl Shared {
         while self.queue.drain_into(&mut late, usize::MAX) > 0 {
             let n = late.len() as u64;
             self.popped.fetch_add(n, Ordering::Relaxed);
-            self.dropped_late.fetch_add(n, Ordering::Relaxed);
+            self.dropped_late.fetch_add(n, Ordering::Release);
             total += n;
             late.clear();
         }
@@ -221,6 +225,7 @@ impl BatchSpanProcessor {
             cancel: ExportCancel::default(),
             wanted: AtomicUsize::new(AWAKE),
             is_shutdown: AtomicBool::new(false),
+            flush_pending: AtomicBool::new(false),
             control: Mutex::new(Control::default()),
             worker_thread: OnceLock::new(),
             caller_cv: Condvar::new(),
@@ -368,7 +373,9 @@ impl SpanProcessor for BatchSpanProcessor {
         }
         let mut c = self.shared.control();
         c.flush_requested += 1;
+        c.flush_deadline = Some(c.flush_deadline.map_or(deadline, |d| d.max(deadline)));
         let generation = c.flush_requested;
+        self.shared.flush_pending.store(true, Ordering::Release);
         self.shared.wake_worker();
         let (c, done) = self.wait_until(c, deadline, |c| {
             c.flush_completed >= generation || c.worker_done
@@ -422,21 +429,29 @@ impl SpanProcessor for BatchSpanProcessor {
 
     fn stats(&self) -> Option<ProcessorStats> {
         let s = &*self.shared;
-        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let r = |a: &AtomicU64| a.load(Ordering::Acquire);
+        // Outcomes first, then what was taken from the queue, then the queue:
+        // a batch finishing meanwhile is then never counted twice.
+        let spans_exported = r(&s.exported);
+        let dropped_export_failed = r(&s.dropped_export_failed);
+        let dropped_rejected = r(&s.dropped_rejected);
+        let dropped_late = r(&s.dropped_late);
+        let popped = r(&s.popped);
         let queue_size = s.queue.len() as u64;
-        let spans_queued = r(&s.popped) + queue_size;
+        let spans_queued = popped + queue_size;
         let dropped_queue_full = r(&s.dropped_queue_full);
         let dropped_after_shutdown = r(&s.dropped_after_shutdown);
-        let dropped_late = r(&s.dropped_late);
+        let settled = spans_exported + dropped_export_failed + dropped_rejected + dropped_late;
         Some(ProcessorStats {
             // Late drops were queued first: they are in `spans_queued` already.
             spans_ended: spans_queued + dropped_queue_full + dropped_after_shutdown,
             spans_queued,
-            spans_exported: r(&s.exported),
+            spans_exported,
             dropped_queue_full,
-            dropped_export_failed: r(&s.dropped_export_failed),
-            dropped_rejected: r(&s.dropped_rejected),
+            dropped_export_failed,
+            dropped_rejected,
             dropped_after_shutdown: dropped_after_shutdown + dropped_late,
+            spans_in_flight: popped.saturating_sub(settled),
             batches_exported: r(&s.batches_exported),
             export_failures: r(&s.export_failures),
             queue_size,
@@ -490,27 +505,29 @@ impl Worker {
     fn run(mut self) {
         let batch_size = self.shared.config.max_export_batch_size;
         loop {
-            // Once shutdown is requested, batches go out under its deadline (below).
+            // Once a flush or shutdown is requested, batches go out under its
+            // deadline (below), even while producers keep the queue full.
             while self.shared.queue.len() >= batch_size
                 && !self.shared.is_shutdown.load(Ordering::Acquire)
+                && !self.shared.flush_pending.load(Ordering::Acquire)
             {
                 // Failures are counted and reported inside.
                 let _ = self.export_one_batch(None);
             }
             self.report_drops();
             let (flush, shutdown) = {
-                let c = self.shared.control();
-                (
-                    (c.flush_requested > c.flush_completed).then_some(c.flush_requested),
-                    c.shutdown_deadline,
-                )
+                let mut c = self.shared.control();
+                self.shared.flush_pending.store(false, Ordering::Release);
+                let flush = (c.flush_requested > c.flush_completed)
+                    .then(|| (c.flush_requested, c.flush_deadline.take()));
+                (flush, c.shutdown_deadline)
             };
             if let Some(deadline) = shutdown {
                 self.shut_down(deadline);
                 return;
             }
-            if let Some(generation) = flush {
-                let result = self.flush_all(None);
+            if let Some((generation, deadline)) = flush {
+                let result = self.flush_all(deadline);
                 let mut c = self.shared.control();
                 c.flush_completed = generation;
                 c.flush_result = Some(result);
@@ -576,16 +593,16 @@ impl Worker {
         let n = n as u64;
         let result = match outcome {
             Ok(()) => {
-                shared.exported.fetch_add(n, Ordering::Relaxed);
+                shared.exported.fetch_add(n, Ordering::Release);
                 shared.batches_exported.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
             Err(ExportError::PartialSuccess { rejected, message }) => {
                 let rejected = rejected.min(n);
-                shared.exported.fetch_add(n - rejected, Ordering::Relaxed);
+                shared.exported.fetch_add(n - rejected, Ordering::Release);
                 shared
                     .dropped_rejected
-                    .fetch_add(rejected, Ordering::Relaxed);
+                    .fetch_add(rejected, Ordering::Release);
                 shared.batches_exported.fetch_add(1, Ordering::Relaxed);
                 if self.export_warnings.allow() {
                     diagnostics::warn(&format!(
@@ -596,7 +613,7 @@ impl Worker {
                 Ok(())
             }
             Err(e) => {
-                shared.dropped_export_failed.fetch_add(n, Ordering::Relaxed);
+                shared.dropped_export_failed.fetch_add(n, Ordering::Release);
                 shared.export_failures.fetch_add(1, Ordering::Relaxed);
                 let msg = e.to_string();
                 if self.export_warnings.allow() {

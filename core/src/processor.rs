@@ -107,7 +107,10 @@ impl SpanProcessor for SimpleSpanProcessor {
 /// `otel.sdk.processor.span.queue.size` and `otel.sdk.processor.span.queue.capacity`.
 ///
 /// Invariant: every sampled span that ended is exported, dropped with one reason,
-/// or still queued: `ended == exported + dropped_* + queue_size`.
+/// being exported, or still queued:
+/// `spans_ended == spans_exported + dropped_total() + spans_in_flight + queue_size`
+/// (exact when the processor is quiescent; a snapshot taken while spans move may
+/// be off by the spans moving).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProcessorStats {
     /// Sampled spans that ended and reached the processor.
@@ -124,6 +127,8 @@ pub struct ProcessorStats {
     pub dropped_rejected: u64,
     /// Spans ended after shutdown (`error.type=already_shutdown`).
     pub dropped_after_shutdown: u64,
+    /// Spans inside an export that has not returned yet.
+    pub spans_in_flight: u64,
     /// Batches exported successfully.
     pub batches_exported: u64,
     /// Export calls that failed or timed out.
@@ -154,6 +159,7 @@ impl ProcessorStats {
         self.dropped_export_failed += other.dropped_export_failed;
         self.dropped_rejected += other.dropped_rejected;
         self.dropped_after_shutdown += other.dropped_after_shutdown;
+        self.spans_in_flight += other.spans_in_flight;
         self.batches_exported += other.batches_exported;
         self.export_failures += other.export_failures;
         self.queue_size += other.queue_size;

@@ -369,7 +369,10 @@ fn exporter_is_told_the_export_deadline() {
     let bsp = BatchSpanProcessor::new(DeadlineProbe(seen.clone()), cfg);
     let provider = TracerProvider::builder().with_span_processor(bsp).build();
     end_spans(&provider, 1);
-    provider.force_flush().unwrap();
+    // A flush with a longer deadline leaves the export timeout in charge.
+    provider
+        .force_flush_with_timeout(Duration::from_secs(60))
+        .unwrap();
     let left = seen.lock().unwrap().unwrap();
     assert!(
         left > Duration::from_secs(6) && left <= Duration::from_secs(7),
@@ -428,4 +431,35 @@ fn huge_durations_mean_never_and_do_not_panic() {
     provider.force_flush_with_timeout(Duration::MAX).unwrap();
     assert_eq!(exporter.finished_spans().len(), 3);
     provider.shutdown_with_timeout(Duration::MAX).unwrap();
+}
+
+#[test]
+fn force_flush_is_served_while_producers_keep_the_queue_full() {
+    let provider = provider_with(Slow(Duration::from_millis(1)), config(200, 10, HOUR));
+    let stop = Arc::new(AtomicBool::new(false));
+    let producers: Vec<_> = (0..2)
+        .map(|_| {
+            let (p, stop) = (provider.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let tracer = p.tracer("busy");
+                while !stop.load(Ordering::Relaxed) {
+                    tracer.span("s").start().end();
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    let flushed = provider.force_flush_with_timeout(Duration::from_secs(5));
+    let took = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for p in producers {
+        p.join().unwrap();
+    }
+    assert_eq!(flushed, Ok(()), "flush starved for {took:?}");
+    provider
+        .shutdown_with_timeout(Duration::from_secs(5))
+        .unwrap();
+    let s = provider.stats();
+    assert_eq!(s.spans_ended, s.spans_exported + s.dropped_total(), "{s:?}");
 }
