@@ -321,7 +321,7 @@ pub(crate) mod list_pool {
     /// An empty list, recycled when one is available.
     #[inline]
     pub(crate) fn take() -> Vec<KeyValue> {
-        pool().pop().unwrap_or_default()
+        pool().pop_ready().unwrap_or_default()
     }
 
     /// Clears `list` and parks it for reuse (or frees it if it is large or the

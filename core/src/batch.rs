@@ -12,6 +12,7 @@
 //! scheme of OpenTelemetry Java's processor), and only one producer wins the
 //! right to signal.
 
+use crate::attribute::list_pool;
 use crate::diagnostics::{self, Level, RateLimiter};
 use crate::export::{ExportCancel, ExportError, SpanData, SpanExporter};
 use crate::processor::{FlushError, ProcessorStats, SpanProcessor};
@@ -24,6 +25,10 @@ use std::time::{Duration, Instant};
 
 /// What "no limit" means for the export timeout (`OTEL_BSP_EXPORT_TIMEOUT=0`).
 pub const NO_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The largest queue allowed (its slots, about 250 bytes each, are allocated
+/// when the processor starts).
+pub const MAX_QUEUE_SIZE: usize = 1 << 21;
 
 /// How often the "spans dropped" warning may repeat.
 const DROP_WARNING_INTERVAL: Duration = Duration::from_secs(10);
@@ -98,11 +103,19 @@ impl BatchConfigBuilder {
         self.0.export_timeout = d;
         self
     }
-    /// The config: sizes of 0 become 1, and a batch size above the queue size is
-    /// clamped to it (with a warning).
+    /// The config: sizes of 0 become 1, a queue above [`MAX_QUEUE_SIZE`] and a
+    /// batch size above the queue size are clamped (with a warning).
     pub fn build(self) -> BatchConfig {
         let mut c = self.0;
         c.max_queue_size = c.max_queue_size.max(1);
+        if c.max_queue_size > MAX_QUEUE_SIZE {
+            // Every slot is allocated up front: a huge value would abort the process.
+            diagnostics::warn(&format!(
+                "max_queue_size {} is above {MAX_QUEUE_SIZE}; clamped",
+                c.max_queue_size
+            ));
+            c.max_queue_size = MAX_QUEUE_SIZE;
+        }
         c.max_export_batch_size = c.max_export_batch_size.max(1);
         if c.max_export_batch_size > c.max_queue_size {
             diagnostics::warn(&format!(
@@ -338,7 +351,10 @@ impl BatchSpanProcessor {
 impl SpanProcessor for BatchSpanProcessor {
     #[inline]
     fn on_end(&self, span: SpanData) {
+        // Spans not queued give their attribute list back to the pool, so that
+        // overload does not turn into allocator traffic.
         if !span.span_context.is_sampled() {
+            list_pool::give(span.attributes);
             return;
         }
         let shared = &*self.shared;
@@ -346,10 +362,12 @@ impl SpanProcessor for BatchSpanProcessor {
             shared
                 .dropped_after_shutdown
                 .fetch_add(1, Ordering::Relaxed);
+            list_pool::give(span.attributes);
             return;
         }
-        if shared.queue.push(span).is_err() {
+        if let Err(span) = shared.queue.push(span) {
             shared.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+            list_pool::give(span.attributes);
         }
         // Pairs with the fence in `Worker::sleep`: either the worker sees our span
         // when it re-checks the queue, or we see its `wanted`.
@@ -588,7 +606,7 @@ impl Worker {
             ))),
         };
         for span in self.batch.drain(..) {
-            crate::attribute::list_pool::give(span.attributes);
+            list_pool::give(span.attributes);
         }
         let n = n as u64;
         let result = match outcome {

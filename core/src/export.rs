@@ -192,8 +192,17 @@ impl std::error::Error for ExportError {}
 /// cancel.cancel_at(soon);
 /// assert!(cancel.effective(far) <= soon);
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ExportCancel(Arc<AtomicU64>);
+
+/// The stored value while no deadline was brought forward.
+const NOT_CANCELLED: u64 = u64::MAX;
+
+impl Default for ExportCancel {
+    fn default() -> Self {
+        ExportCancel(Arc::new(AtomicU64::new(NOT_CANCELLED)))
+    }
+}
 
 /// The reference point for [`ExportCancel`] deadlines.
 fn cancel_epoch() -> Instant {
@@ -207,17 +216,14 @@ impl ExportCancel {
         let nanos = deadline
             .saturating_duration_since(cancel_epoch())
             .as_nanos()
-            .clamp(1, u128::from(u64::MAX)) as u64;
+            .min(u128::from(NOT_CANCELLED - 1)) as u64;
         self.0.fetch_min(nanos, Ordering::AcqRel);
-        let _ = self
-            .0
-            .compare_exchange(0, nanos, Ordering::AcqRel, Ordering::Acquire);
     }
 
     /// The brought-forward deadline, if any.
     pub fn deadline(&self) -> Option<Instant> {
         match self.0.load(Ordering::Acquire) {
-            0 => None,
+            NOT_CANCELLED => None,
             n => Some(cancel_epoch() + Duration::from_nanos(n)),
         }
     }

@@ -75,16 +75,16 @@ impl SimpleSpanProcessor {
 
 impl SpanProcessor for SimpleSpanProcessor {
     fn on_end(&self, span: SpanData) {
-        if !span.span_context.is_sampled() || self.is_shutdown.load(Ordering::Relaxed) {
-            return;
+        if span.span_context.is_sampled() && !self.is_shutdown.load(Ordering::Relaxed) {
+            let mut exporter = self.exporter.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = exporter.export(
+                std::slice::from_ref(&span),
+                crate::clock::deadline_after(self.timeout),
+            ) {
+                diagnostics::emit(diagnostics::Level::Error, &format!("simple processor: {e}"));
+            }
         }
-        let mut exporter = self.exporter.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = exporter.export(
-            std::slice::from_ref(&span),
-            crate::clock::deadline_after(self.timeout),
-        ) {
-            diagnostics::emit(diagnostics::Level::Error, &format!("simple processor: {e}"));
-        }
+        crate::attribute::list_pool::give(span.attributes);
     }
 
     fn force_flush(&self, deadline: Instant) -> Result<(), FlushError> {

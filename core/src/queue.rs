@@ -292,7 +292,15 @@ impl<T> BoundedQueue<T> {
     /// Also returns `None`, after a brief wait, if the oldest item's push
     /// has claimed its slot but not finished writing it.
     pub fn pop(&self) -> Option<T> {
-        let (position, _) = self.claim(1)?;
+        let (position, _) = self.claim(1, true)?;
+        // SAFETY: `claim` gave us position `position`, which is published.
+        Some(unsafe { self.take(position) })
+    }
+
+    /// Like [`pop`](Self::pop), but returns `None` at once instead of waiting
+    /// briefly when the oldest item is still being written by a push.
+    pub fn pop_ready(&self) -> Option<T> {
+        let (position, _) = self.claim(1, false)?;
         // SAFETY: `claim` gave us position `position`, which is published.
         Some(unsafe { self.take(position) })
     }
@@ -304,7 +312,7 @@ impl<T> BoundedQueue<T> {
     pub fn drain_into(&self, out: &mut Vec<T>, max: usize) -> usize {
         let mut taken = 0;
         while taken < max {
-            let Some((mut position, run)) = self.claim(max - taken) else {
+            let Some((mut position, run)) = self.claim(max - taken, true) else {
                 break;
             };
             out.reserve(run);
@@ -372,7 +380,7 @@ impl<T> BoundedQueue<T> {
     /// Claims the longest run (up to `max >= 1`) of published positions at
     /// `head` and returns its first position and length, or `None` if the
     /// oldest position is not published.
-    fn claim(&self, max: usize) -> Option<(usize, usize)> {
+    fn claim(&self, max: usize, wait: bool) -> Option<(usize, usize)> {
         let mut backoff = Backoff::new();
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
@@ -410,7 +418,7 @@ impl<T> BoundedQueue<T> {
             } else {
                 // Not published yet. Empty if no push has claimed it either.
                 let tail = self.tail.load(Ordering::Relaxed);
-                if tail == head || backoff.is_completed() {
+                if tail == head || !wait || backoff.is_completed() {
                     return None;
                 }
                 // A push has claimed the slot and is writing it: wait a little.
@@ -551,6 +559,15 @@ mod tests {
     #[should_panic(expected = "at least 1")]
     fn zero_capacity_panics() {
         let _ = BoundedQueue::<u8>::with_capacity(0);
+    }
+
+    #[test]
+    fn pop_ready_does_not_wait() {
+        let q = BoundedQueue::with_capacity(2);
+        assert_eq!(q.pop_ready(), None);
+        q.push(7).unwrap();
+        assert_eq!(q.pop_ready(), Some(7));
+        assert_eq!(q.pop_ready(), None);
     }
 
     #[test]

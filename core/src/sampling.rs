@@ -235,7 +235,8 @@ impl TraceIdRatioBased {
     }
 
     /// The consistent sampler keeping `precision` (1..=14, clamped) hex digits of the
-    /// threshold; 14 is full precision.
+    /// threshold; 14 is full precision. Below 14, the specification's algorithm
+    /// adds one digit per leading `f` and keeps at most 12.
     pub fn with_precision(ratio: f64, precision: u32) -> Self {
         let precision = precision.clamp(1, 14);
         let mode = match checked_ratio(ratio) {
@@ -311,8 +312,7 @@ pub(crate) fn threshold_for(p: f64, precision: u32) -> Option<u64> {
         TWO_56.saturating_sub(kept)
     } else {
         let e = frexp_exponent(p);
-        let digits =
-            (precision as i32 + (-e).div_euclid(4)).clamp(1, 12.max(precision as i32)) as u32;
+        let digits = (precision as i32 + (-e).div_euclid(4)).clamp(1, 12) as u32;
         let x = (2.0 - p) + 2f64.powi(-4 * digits as i32 - 1);
         if x >= 2.0 {
             // 13 digits of f, as in the specification.
@@ -385,9 +385,11 @@ impl Sampler for TraceIdRatioBased {
                         SamplingDecision::RecordAndSample,
                         parent_state.with_ot(&ot),
                     )
-                } else {
-                    ot.th = None;
+                } else if ot.th.take().is_some() {
                     SamplingResult::new(SamplingDecision::Drop, parent_state.with_ot(&ot))
+                } else {
+                    // Nothing to remove: the trace state passes through untouched.
+                    SamplingResult::new(SamplingDecision::Drop, parent_state)
                 }
             }
         }

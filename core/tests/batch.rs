@@ -463,3 +463,11 @@ fn force_flush_is_served_while_producers_keep_the_queue_full() {
     let s = provider.stats();
     assert_eq!(s.spans_ended, s.spans_exported + s.dropped_total(), "{s:?}");
 }
+
+#[test]
+fn absurd_queue_size_is_clamped_not_fatal() {
+    let cfg = BatchConfig::builder()
+        .max_queue_size(usize::MAX / 2)
+        .build();
+    assert_eq!(cfg.max_queue_size, runtrace::batch::MAX_QUEUE_SIZE);
+}

@@ -227,10 +227,12 @@ impl OtlpHttpExporter {
             };
             retry += 1;
             let delay = match &err {
+                // Honour the server's wait, but never retry in a tight loop
+                // (`Retry-After: 0` or a date in the past).
                 Error::Throttled {
                     retry_after: Some(d),
                     ..
-                } => *d,
+                } => (*d).max(self.initial_backoff),
                 _ => self.rng.below(backoff_ceiling(
                     self.initial_backoff,
                     self.max_backoff,

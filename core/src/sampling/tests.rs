@@ -368,3 +368,20 @@ fn parent_based_matrix() {
     });
     assert_eq!(r.trace_state.header(), "ot=th:c,k=v");
 }
+
+#[test]
+fn drop_without_th_leaves_trace_state_in_place() {
+    let parent = SpanContext::new(
+        tid("4bf92f3577b34da6a3ce929d0e0e4736"),
+        SpanId::from_bytes([1; 8]),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::parse("a=1,ot=rv:00000000000001").unwrap(),
+    );
+    let r = TraceIdRatioBased::new(0.5).should_sample(&SamplingParameters {
+        parent: Some(&parent),
+        ..root(parent.trace_id())
+    });
+    assert_eq!(r.decision, DROP);
+    assert_eq!(r.trace_state.header(), "a=1,ot=rv:00000000000001");
+}
