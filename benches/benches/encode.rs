@@ -7,7 +7,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
-    any_value, AnyValue, InstrumentationScope as PScope, KeyValue as PKV,
+    any_value, AnyValue, ArrayValue, InstrumentationScope as PScope, KeyValue as PKV,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource as PResource;
 use opentelemetry_proto::tonic::trace::v1::{
@@ -16,8 +16,8 @@ use opentelemetry_proto::tonic::trace::v1::{
 use prost::Message;
 use runtrace::export::{Instrumentation, InstrumentationScope};
 use runtrace::{
-    KeyValue, Resource, SpanContext, SpanData, SpanId, SpanKind, Status, TraceFlags, TraceId,
-    TraceState, Value,
+    Array, KeyValue, Resource, SpanContext, SpanData, SpanId, SpanKind, Status, TraceFlags,
+    TraceId, TraceState, Value,
 };
 use std::hint::black_box;
 use std::io::Write;
@@ -78,7 +78,14 @@ fn pv(v: &Value) -> AnyValue {
             Value::I64(i) => V::IntValue(*i),
             Value::F64(f) => V::DoubleValue(*f),
             Value::String(s) => V::StringValue(s.to_string()),
-            Value::Array(_) => unimplemented!("not in this bench"),
+            Value::Array(a) => V::ArrayValue(ArrayValue {
+                values: match a {
+                    Array::Bool(v) => v.iter().map(|x| pv(&Value::Bool(*x))).collect(),
+                    Array::I64(v) => v.iter().map(|x| pv(&Value::I64(*x))).collect(),
+                    Array::F64(v) => v.iter().map(|x| pv(&Value::F64(*x))).collect(),
+                    Array::String(v) => v.iter().map(|x| pv(&Value::String(x.clone()))).collect(),
+                },
+            }),
         }),
     }
 }
