@@ -25,6 +25,27 @@
 //! });
 //! assert_eq!(exporter.finished_spans().len(), 2);
 //! ```
+//!
+//! ## Where things are
+//!
+//! - [`trace`]: [`TracerProvider`] (builder, [`TracerProvider::from_env`], no-op
+//!   mode), [`Tracer`], [`SpanLimits`]. [`span`]: the builder and [`Span`].
+//! - [`context`]: [`SpanContext`], [`TraceFlags`], the current [`Context`].
+//!   [`trace_state`]: W3C `tracestate` and the OpenTelemetry `ot` member.
+//!   [`propagation`]: `traceparent`/`tracestate` inject and extract.
+//! - [`sampling`]: the [`Sampler`](sampling::Sampler) trait and the built-in samplers,
+//!   including the W3C Level 2 consistent ratio sampler.
+//! - [`processor`]: the [`SpanProcessor`] trait, [`SimpleSpanProcessor`],
+//!   [`ProcessorStats`]. [`batch`]: [`BatchSpanProcessor`] and its worker thread.
+//!   [`queue`]: the lock-free queue between them (all `unsafe` but one `rdtsc`).
+//! - [`export`]: [`SpanData`], the [`SpanExporter`] trait, [`InMemoryExporter`].
+//! - [`env`]: every environment variable, parsed in one place. [`diagnostics`]:
+//!   how the crate reports its own problems (stderr by default).
+//!
+//! Hot-path costs: a sampled span reads the clock twice (a calibrated TSC where
+//! the kernel trusts it), draws two random ids and pushes into the queue; a span
+//! the sampler drops allocates nothing and reads no clock; with tracing disabled a
+//! span costs a few nanoseconds and no thread is started.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub mod attribute;
