@@ -39,7 +39,7 @@
 //!   [`ProcessorStats`]. [`batch`]: [`BatchSpanProcessor`] and its worker thread.
 //!   [`queue`]: the lock-free queue between them (all `unsafe` but one `rdtsc`).
 //! - [`export`]: [`SpanData`], the [`SpanExporter`] trait, [`InMemoryExporter`].
-//! - [`env`]: every environment variable, parsed in one place. [`diagnostics`]:
+//! - [`env`](mod@env): every environment variable, parsed in one place. [`diagnostics`]:
 //!   how the crate reports its own problems (stderr by default).
 //!
 //! Hot-path costs: a sampled span reads the clock twice (a calibrated TSC where
