@@ -235,6 +235,7 @@ impl<T> BoundedQueue<T> {
     /// Never blocks, never locks, never allocates. It may also report full
     /// if the last free slot is still being read by a pop that is taking
     /// unusually long (a preempted consumer), rather than wait for it.
+    #[inline]
     pub fn push(&self, value: T) -> Result<(), T> {
         let mut backoff = Backoff::new();
         let mut tail = self.tail.load(Ordering::Relaxed);
