@@ -63,7 +63,7 @@ pub(crate) struct Pipeline {
     ids_random: bool,
     pub(crate) limits: SpanLimits,
     resource: Arc<Resource>,
-    processors: Vec<Box<dyn SpanProcessor>>,
+    processors: Vec<Processor>,
     is_shutdown: AtomicBool,
 }
 
@@ -107,6 +107,50 @@ thread_local! {
     /// (a contended cache line when several threads end spans); it keeps that
     /// pipeline's memory alive until the thread exits or uses another provider.
     static LAST_PIPELINE: Cell<Option<Arc<Pipeline>>> = const { Cell::new(None) };
+}
+
+/// A span processor; the batch processor, the usual one, is called without
+/// dynamic dispatch so that an ended span can be written straight into its queue.
+enum Processor {
+    Batch(BatchSpanProcessor),
+    Dyn(Box<dyn SpanProcessor>),
+}
+
+impl Processor {
+    fn new<P: SpanProcessor + 'static>(p: P) -> Self {
+        let mut slot = Some(p);
+        let any = &mut slot as &mut dyn std::any::Any;
+        if let Some(batch) = any
+            .downcast_mut::<Option<BatchSpanProcessor>>()
+            .and_then(Option::take)
+        {
+            return Processor::Batch(batch);
+        }
+        Processor::Dyn(Box::new(
+            slot.expect("the slot is emptied only for a batch processor"),
+        ))
+    }
+
+    fn get(&self) -> &dyn SpanProcessor {
+        match self {
+            Processor::Batch(b) => b,
+            Processor::Dyn(d) => d.as_ref(),
+        }
+    }
+
+    #[inline]
+    fn on_end(&self, span: SpanData) {
+        match self {
+            Processor::Batch(b) => b.on_end(span),
+            Processor::Dyn(d) => d.on_end(span),
+        }
+    }
+}
+
+impl fmt::Debug for Processor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.get().fmt(f)
+    }
 }
 
 /// Delivers an ended span to its provider's processors.
@@ -190,7 +234,7 @@ fn shutdown_pipeline(p: &Pipeline, deadline: Instant) -> Result<(), FlushError> 
         return Err(FlushError::AlreadyShutdown);
     }
     let mut result = Ok(());
-    for proc in &p.processors {
+    for proc in p.processors.iter().map(Processor::get) {
         if let Err(e) = proc.shutdown(deadline) {
             result = Err(e);
         }
@@ -279,7 +323,7 @@ impl TracerProvider {
         };
         let deadline = crate::clock::deadline_after(timeout);
         let mut result = Ok(());
-        for proc in &p.processors {
+        for proc in p.processors.iter().map(Processor::get) {
             if let Err(e) = proc.force_flush(deadline) {
                 result = Err(e);
             }
@@ -311,7 +355,7 @@ impl TracerProvider {
     pub fn stats(&self) -> ProcessorStats {
         let mut total = ProcessorStats::default();
         if let Some(p) = &self.handle.pipeline {
-            for s in p.processors.iter().filter_map(|p| p.stats()) {
+            for s in p.processors.iter().filter_map(|p| p.get().stats()) {
                 total.add(&s);
             }
         }
@@ -327,7 +371,7 @@ pub struct TracerProviderBuilder {
     id_generator: Option<Box<dyn IdGenerator>>,
     limits: SpanLimits,
     resource: Resource,
-    processors: Vec<Box<dyn SpanProcessor>>,
+    processors: Vec<Processor>,
 }
 
 impl fmt::Debug for TracerProviderBuilder {
@@ -396,7 +440,7 @@ impl TracerProviderBuilder {
     }
     /// Adds a span processor (they run in the order added).
     pub fn with_span_processor(mut self, p: impl SpanProcessor + 'static) -> Self {
-        self.processors.push(Box::new(p));
+        self.processors.push(Processor::new(p));
         self
     }
     /// Sets the batch settings used by [`with_batch_exporter`](Self::with_batch_exporter).
@@ -410,7 +454,7 @@ impl TracerProviderBuilder {
     pub fn with_batch_exporter(mut self, exporter: impl crate::SpanExporter + 'static) -> Self {
         if !self.disabled {
             let bsp = BatchSpanProcessor::new(exporter, self.batch_config);
-            self.processors.push(Box::new(bsp));
+            self.processors.push(Processor::Batch(bsp));
         }
         self
     }
@@ -550,7 +594,7 @@ impl Tracer {
             link.attributes.truncate(limits.max_attributes_per_link);
         }
         for p in &pipeline.processors {
-            p.on_start(&span_context, parent);
+            p.get().on_start(&span_context, parent);
         }
         Span::recording(SpanData {
             span_context,
