@@ -1,0 +1,111 @@
+//! The batch processor's settings: [`BatchConfig`] and its builder.
+
+use crate::diagnostics;
+use std::time::Duration;
+
+/// What "no limit" means for the export timeout (`OTEL_BSP_EXPORT_TIMEOUT=0`).
+pub const NO_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The largest queue allowed (its slots, about 250 bytes each, are allocated
+/// when the processor starts).
+pub const MAX_QUEUE_SIZE: usize = 1 << 21;
+
+/// The batch processor's settings (OpenTelemetry defaults).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// Spans the queue holds; more are dropped (default 2048).
+    pub max_queue_size: usize,
+    /// Spans per export (default 512, at most `max_queue_size`).
+    pub max_export_batch_size: usize,
+    /// Longest wait before a partial batch is exported (default 5 s).
+    pub scheduled_delay: Duration,
+    /// Time allowed for one export (default 30 s).
+    pub export_timeout: Duration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_queue_size: 2048,
+            max_export_batch_size: 512,
+            scheduled_delay: Duration::from_secs(5),
+            export_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl BatchConfig {
+    /// A builder starting from the defaults.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cfg = runtrace::BatchConfig::builder()
+    ///     .max_queue_size(8192)
+    ///     .scheduled_delay(Duration::from_millis(500))
+    ///     .build();
+    /// assert_eq!(cfg.max_export_batch_size, 512);
+    /// ```
+    pub fn builder() -> BatchConfigBuilder {
+        BatchConfigBuilder(BatchConfig::default())
+    }
+
+    /// This config with invalid combinations fixed, as [`BatchConfigBuilder::build`] does.
+    pub(crate) fn validated(self) -> BatchConfig {
+        BatchConfigBuilder(self).build()
+    }
+
+    /// The config read from the `OTEL_BSP_*` variables (bad values: warning, default).
+    pub fn from_env() -> Self {
+        crate::env::EnvConfig::from_env().batch
+    }
+}
+
+/// Builds a [`BatchConfig`]; `build` fixes invalid combinations with a warning.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchConfigBuilder(BatchConfig);
+
+impl BatchConfigBuilder {
+    /// Sets `max_queue_size`.
+    pub fn max_queue_size(mut self, n: usize) -> Self {
+        self.0.max_queue_size = n;
+        self
+    }
+    /// Sets `max_export_batch_size`.
+    pub fn max_export_batch_size(mut self, n: usize) -> Self {
+        self.0.max_export_batch_size = n;
+        self
+    }
+    /// Sets `scheduled_delay`.
+    pub fn scheduled_delay(mut self, d: Duration) -> Self {
+        self.0.scheduled_delay = d;
+        self
+    }
+    /// Sets `export_timeout`.
+    pub fn export_timeout(mut self, d: Duration) -> Self {
+        self.0.export_timeout = d;
+        self
+    }
+    /// The config: sizes of 0 become 1, a queue above [`MAX_QUEUE_SIZE`] and a
+    /// batch size above the queue size are clamped (with a warning).
+    pub fn build(self) -> BatchConfig {
+        let mut c = self.0;
+        c.max_queue_size = c.max_queue_size.max(1);
+        if c.max_queue_size > MAX_QUEUE_SIZE {
+            // Every slot is allocated up front: a huge value would abort the process.
+            diagnostics::warn(&format!(
+                "max_queue_size {} is above {MAX_QUEUE_SIZE}; clamped",
+                c.max_queue_size
+            ));
+            c.max_queue_size = MAX_QUEUE_SIZE;
+        }
+        c.max_export_batch_size = c.max_export_batch_size.max(1);
+        if c.max_export_batch_size > c.max_queue_size {
+            diagnostics::warn(&format!(
+                "max_export_batch_size {} exceeds max_queue_size {}; clamped",
+                c.max_export_batch_size, c.max_queue_size
+            ));
+            c.max_export_batch_size = c.max_queue_size;
+        }
+        c
+    }
+}

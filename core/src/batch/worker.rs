@@ -1,0 +1,255 @@
+//! The batch processor's background thread: it exports full batches, partial
+//! ones when the schedule delay passes, everything on a flush, and shuts down
+//! within its deadline. Application threads never wait for it.
+
+use super::{Shared, AWAKE};
+use crate::attribute::list_pool;
+use crate::diagnostics::{self, Level, RateLimiter};
+use crate::export::{ExportError, SpanData, SpanExporter};
+use crate::processor::FlushError;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the "spans dropped" warning may repeat.
+const DROP_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The background thread's state.
+pub(super) struct Worker {
+    shared: Arc<Shared>,
+    exporter: Box<dyn SpanExporter>,
+    batch: Vec<SpanData>,
+    next_tick: Instant,
+    drop_warnings: RateLimiter,
+    reported_drops: u64,
+    /// Export failures and partial successes are reported at the same pace.
+    export_warnings: RateLimiter,
+}
+
+impl Worker {
+    pub(super) fn new(shared: Arc<Shared>, exporter: Box<dyn SpanExporter>) -> Self {
+        let batch = Vec::with_capacity(shared.config.max_export_batch_size);
+        let next_tick = crate::clock::deadline_after(shared.config.scheduled_delay);
+        Worker {
+            shared,
+            exporter,
+            batch,
+            next_tick,
+            drop_warnings: RateLimiter::new(DROP_WARNING_INTERVAL),
+            reported_drops: 0,
+            export_warnings: RateLimiter::new(DROP_WARNING_INTERVAL),
+        }
+    }
+
+    pub(super) fn run(mut self) {
+        let batch_size = self.shared.config.max_export_batch_size;
+        loop {
+            // Once a flush or shutdown is requested, batches go out under its
+            // deadline (below), even while producers keep the queue full.
+            while self.shared.queue.len() >= batch_size
+                && !self.shared.is_shutdown.load(Ordering::Acquire)
+                && !self.shared.flush_pending.load(Ordering::Acquire)
+            {
+                // Failures are counted and reported inside.
+                let _ = self.export_one_batch(None);
+            }
+            self.report_drops();
+            let (flush, shutdown) = {
+                let mut c = self.shared.control();
+                self.shared.flush_pending.store(false, Ordering::Release);
+                let flush = (c.flush_requested > c.flush_completed)
+                    .then(|| (c.flush_requested, c.flush_deadline.take()));
+                (flush, c.shutdown_deadline)
+            };
+            if let Some(deadline) = shutdown {
+                self.shut_down(deadline);
+                return;
+            }
+            if let Some((generation, deadline)) = flush {
+                let result = self.flush_all(deadline);
+                let mut c = self.shared.control();
+                c.flush_completed = generation;
+                c.flush_result = Some(result);
+                self.shared.caller_cv.notify_all();
+                continue;
+            }
+            let now = Instant::now();
+            if now >= self.next_tick {
+                if !self.shared.queue.is_empty() {
+                    let _ = self.export_one_batch(None);
+                }
+                self.next_tick = crate::clock::deadline_after(self.shared.config.scheduled_delay);
+                continue;
+            }
+            self.sleep(self.next_tick - now, batch_size);
+        }
+    }
+
+    /// Sleeps until unparked or `timeout` passes, publishing the queue length at
+    /// which producers should wake it.
+    /// Callers unpark after recording a request, so none is missed (the park token
+    /// is kept if the unpark comes first); spurious wake-ups just loop.
+    fn sleep(&self, timeout: Duration, batch_size: usize) {
+        let shared = &*self.shared;
+        shared.wanted.store(batch_size, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if shared.queue.len() < batch_size {
+            std::thread::park_timeout(timeout);
+        }
+        shared.wanted.store(AWAKE, Ordering::Relaxed);
+    }
+
+    /// Exports up to one batch from the queue; `cap` bounds the deadline.
+    fn export_one_batch(&mut self, cap: Option<Instant>) -> Result<(), FlushError> {
+        let shared = self.shared.clone();
+        let n = shared
+            .queue
+            .drain_into(&mut self.batch, shared.config.max_export_batch_size);
+        if n == 0 {
+            return Ok(());
+        }
+        shared.popped.fetch_add(n as u64, Ordering::Relaxed);
+        let mut deadline = shared
+            .cancel
+            .effective(crate::clock::deadline_after(shared.config.export_timeout));
+        if let Some(cap) = cap {
+            deadline = deadline.min(cap);
+        }
+        let exporter = &mut self.exporter;
+        let batch = &self.batch;
+        let outcome = catch_unwind(AssertUnwindSafe(|| exporter.export(batch, deadline)));
+        let outcome = match outcome {
+            Ok(Ok(())) if Instant::now() > deadline => Err(ExportError::Timeout),
+            Ok(r) => r,
+            Err(panic) => Err(ExportError::Failed(format!(
+                "exporter panicked: {}",
+                panic_message(&panic)
+            ))),
+        };
+        for span in self.batch.drain(..) {
+            list_pool::give(span.attributes);
+        }
+        let n = n as u64;
+        let result = match outcome {
+            Ok(()) => {
+                shared.exported.fetch_add(n, Ordering::Release);
+                shared.batches_exported.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(ExportError::PartialSuccess { rejected, message }) => {
+                let rejected = rejected.min(n);
+                shared.exported.fetch_add(n - rejected, Ordering::Release);
+                shared
+                    .dropped_rejected
+                    .fetch_add(rejected, Ordering::Release);
+                shared.batches_exported.fetch_add(1, Ordering::Relaxed);
+                if self.export_warnings.allow() {
+                    diagnostics::warn(&format!(
+                        "the backend rejected {rejected} of {n} spans: {message} ({} rejected in total)",
+                        shared.dropped_rejected.load(Ordering::Relaxed)
+                    ));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                shared.dropped_export_failed.fetch_add(n, Ordering::Release);
+                shared.export_failures.fetch_add(1, Ordering::Relaxed);
+                let msg = e.to_string();
+                if self.export_warnings.allow() {
+                    diagnostics::emit(
+                        Level::Error,
+                        &format!(
+                            "dropped {n} spans: {msg} ({} export failures, {} spans lost so far)",
+                            shared.export_failures.load(Ordering::Relaxed),
+                            shared.dropped_export_failed.load(Ordering::Relaxed)
+                        ),
+                    );
+                }
+                *shared
+                    .last_export_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(msg);
+                Err(FlushError::Export(e))
+            }
+        };
+        self.next_tick = crate::clock::deadline_after(shared.config.scheduled_delay);
+        result
+    }
+
+    /// Exports everything queued now, then flushes the exporter.
+    fn flush_all(&mut self, cap: Option<Instant>) -> Result<(), FlushError> {
+        let mut result = Ok(());
+        // Only what is queued at the start: spans ended after the call may wait.
+        let mut remaining = self.shared.queue.len();
+        while remaining > 0 {
+            if cap.is_some_and(|c| Instant::now() >= c) {
+                return Err(FlushError::Timeout);
+            }
+            let before = self.shared.popped.load(Ordering::Relaxed);
+            if let Err(e) = self.export_one_batch(cap) {
+                result = Err(e);
+            }
+            let taken = (self.shared.popped.load(Ordering::Relaxed) - before) as usize;
+            if taken == 0 {
+                break;
+            }
+            remaining = remaining.saturating_sub(taken);
+        }
+        let deadline =
+            cap.unwrap_or_else(|| crate::clock::deadline_after(self.shared.config.export_timeout));
+        let exporter = &mut self.exporter;
+        match catch_unwind(AssertUnwindSafe(|| exporter.force_flush(deadline))) {
+            Ok(Ok(())) => result,
+            Ok(Err(e)) => Err(FlushError::Export(e)),
+            Err(p) => Err(FlushError::Export(ExportError::Failed(format!(
+                "exporter panicked in force_flush: {}",
+                panic_message(&p)
+            )))),
+        }
+    }
+
+    fn shut_down(&mut self, deadline: Instant) {
+        let mut result = self.flush_all(Some(deadline));
+        let exporter = &mut self.exporter;
+        match catch_unwind(AssertUnwindSafe(|| exporter.shutdown(deadline))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = result.and(Err(FlushError::Export(e))),
+            Err(p) => {
+                diagnostics::emit(
+                    Level::Error,
+                    &format!("exporter panicked in shutdown: {}", panic_message(&p)),
+                );
+            }
+        }
+        self.shared.drop_queued_late();
+        self.report_drops();
+        let mut c = self.shared.control();
+        c.worker_done = true;
+        c.shutdown_result = Some(result);
+        self.shared.caller_cv.notify_all();
+    }
+
+    /// Warns about queue-full drops: the first at once, then every 10 s at most.
+    fn report_drops(&mut self) {
+        let dropped = self.shared.dropped_queue_full.load(Ordering::Relaxed);
+        if dropped > self.reported_drops && self.drop_warnings.allow() {
+            diagnostics::emit(
+                Level::Error,
+                &format!(
+                    "{} spans dropped because the queue (max_queue_size={}) was full ({dropped} in total); raise OTEL_BSP_MAX_QUEUE_SIZE or lower OTEL_BSP_SCHEDULE_DELAY",
+                    dropped - self.reported_drops,
+                    self.shared.config.max_queue_size
+                ),
+            );
+            self.reported_drops = dropped;
+        }
+    }
+}
+
+pub(super) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_string())
+}
