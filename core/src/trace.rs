@@ -6,21 +6,26 @@
 //! with `ENABLE_TRACING=false` / `OTEL_SDK_DISABLED=true`) has no pipeline at all:
 //! its spans are non-recording and cost no allocation, clock read or thread.
 
-use crate::attribute::{list_pool, KeyValue, Str};
+use crate::attribute::{KeyValue, Str};
 use crate::batch::{BatchConfig, BatchSpanProcessor};
-use crate::context::{SpanContext, TraceFlags};
-use crate::export::{Instrumentation, InstrumentationInner, InstrumentationScope, Link, SpanData};
+use crate::clock;
+use crate::context::SpanContext;
+use crate::export::{Instrumentation, InstrumentationInner, InstrumentationScope};
 use crate::id::{self, IdGenerator, SpanId, TraceId};
 use crate::processor::{FlushError, ProcessorStats, SimpleSpanProcessor, SpanProcessor};
 use crate::resource::Resource;
-use crate::sampling::{AlwaysOn, ParentBased, Sampler, SamplingDecision, SamplingParameters};
-use crate::span::{SpanBuilder, SpanKind, Status};
-use crate::{clock, Span};
-use std::cell::Cell;
+use crate::sampling::{AlwaysOn, ParentBased, Sampler};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+mod dispatch;
+mod tracer;
+
+pub(crate) use dispatch::on_end;
+use dispatch::Processor;
+pub use tracer::Tracer;
 
 /// How long dropping the last provider handle may spend shutting down.
 pub const DEFAULT_DROP_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -97,88 +102,6 @@ impl Pipeline {
             (None, Some(p)) => (p.trace_id(), id::random_span_id()),
             (Some(g), None) => (g.new_trace_id(), g.new_span_id()),
             (Some(g), Some(p)) => (p.trace_id(), g.new_span_id()),
-        }
-    }
-}
-
-thread_local! {
-    /// The pipeline this thread last ended a span into. Holding it here lets
-    /// `on_end` reach the processors without touching the shared reference count
-    /// (a contended cache line when several threads end spans); it keeps that
-    /// pipeline's memory alive until the thread exits or uses another provider.
-    static LAST_PIPELINE: Cell<Option<Arc<Pipeline>>> = const { Cell::new(None) };
-}
-
-/// A span processor; the batch processor, the usual one, is called without
-/// dynamic dispatch so that an ended span can be written straight into its queue.
-enum Processor {
-    Batch(BatchSpanProcessor),
-    Dyn(Box<dyn SpanProcessor>),
-}
-
-impl Processor {
-    fn new<P: SpanProcessor + 'static>(p: P) -> Self {
-        let mut slot = Some(p);
-        let any = &mut slot as &mut dyn std::any::Any;
-        if let Some(batch) = any
-            .downcast_mut::<Option<BatchSpanProcessor>>()
-            .and_then(Option::take)
-        {
-            return Processor::Batch(batch);
-        }
-        Processor::Dyn(Box::new(
-            slot.expect("the slot is emptied only for a batch processor"),
-        ))
-    }
-
-    fn get(&self) -> &dyn SpanProcessor {
-        match self {
-            Processor::Batch(b) => b,
-            Processor::Dyn(d) => d.as_ref(),
-        }
-    }
-
-    #[inline]
-    fn on_end(&self, span: SpanData) {
-        match self {
-            Processor::Batch(b) => b.on_end(span),
-            Processor::Dyn(d) => d.on_end(span),
-        }
-    }
-}
-
-impl fmt::Debug for Processor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.get().fmt(f)
-    }
-}
-
-/// Delivers an ended span to its provider's processors.
-#[inline]
-pub(crate) fn on_end(data: SpanData) {
-    let Some(own) = data.instrumentation.0.pipeline.as_ref() else {
-        return;
-    };
-    let cached = LAST_PIPELINE.try_with(Cell::take).ok().flatten();
-    let pipeline = match cached {
-        Some(p) if Arc::ptr_eq(&p, own) => p,
-        _ => own.clone(),
-    };
-    dispatch(&pipeline, data);
-    // A nested span ended by a processor may have cached something meanwhile;
-    // `replace` drops it.
-    let _ = LAST_PIPELINE.try_with(|c| c.replace(Some(pipeline)));
-}
-
-fn dispatch(pipeline: &Pipeline, data: SpanData) {
-    match pipeline.processors.as_slice() {
-        [] => {}
-        [only] => only.on_end(data),
-        [rest @ .., last] => {
-            for p in rest {
-                p.on_end(data.clone());
-            }
-            last.on_end(data);
         }
     }
 }
@@ -491,152 +414,4 @@ impl TracerProviderBuilder {
             }),
         }
     }
-}
-
-/// Starts spans for one instrumentation scope. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct Tracer {
-    /// `None` for a no-op tracer.
-    inst: Option<Instrumentation>,
-}
-
-impl Tracer {
-    /// A tracer that records nothing.
-    pub fn noop() -> Self {
-        Tracer { inst: None }
-    }
-
-    /// `false` for a no-op tracer.
-    #[inline]
-    pub fn is_enabled(&self) -> bool {
-        self.inst.is_some()
-    }
-
-    /// A builder for a span called `name`.
-    #[inline]
-    pub fn span(&self, name: impl Into<Str>) -> SpanBuilder<'_> {
-        SpanBuilder::new(self, name.into())
-    }
-
-    /// Runs `f` inside a new span that is the thread's current span meanwhile,
-    /// and ends it afterwards.
-    ///
-    /// ```
-    /// let tracer = runtrace::TracerProvider::noop().tracer("t");
-    /// let answer = tracer.in_span("compute", |span| {
-    ///     span.set_attribute("n", 42);
-    ///     42
-    /// });
-    /// assert_eq!(answer, 42);
-    /// ```
-    pub fn in_span<R>(&self, name: impl Into<Str>, f: impl FnOnce(&mut Span) -> R) -> R {
-        let mut span = self.span(name).start();
-        let result = {
-            let _guard = span.enter();
-            f(&mut span)
-        };
-        span.end();
-        result
-    }
-
-    pub(crate) fn start_span(
-        &self,
-        name: Str,
-        kind: SpanKind,
-        mut attributes: Vec<KeyValue>,
-        mut links: Vec<Link>,
-        parent: Option<&SpanContext>,
-        start_time: Option<SystemTime>,
-    ) -> Span {
-        let Some((inst, pipeline)) = self
-            .inst
-            .as_ref()
-            .and_then(|i| Some((i, i.0.pipeline.as_deref()?)))
-        else {
-            // Disabled: keep the parent's context so the trace still propagates.
-            return Span::non_recording(parent.cloned().unwrap_or(SpanContext::INVALID));
-        };
-        let (trace_id, span_id) = pipeline.ids(parent);
-        let result = pipeline.sampler.should_sample(&SamplingParameters {
-            parent,
-            trace_id,
-            name: &name,
-            kind,
-            attributes: &attributes,
-            links: &links,
-        });
-        let random = match parent {
-            Some(p) => p.trace_flags().is_random(),
-            None => pipeline.ids_random,
-        };
-        let flags = TraceFlags::new(if random { 0x02 } else { 0 })
-            .with_sampled(result.decision == SamplingDecision::RecordAndSample);
-        let span_context = SpanContext::new(trace_id, span_id, flags, false, result.trace_state);
-        if result.decision == SamplingDecision::Drop {
-            // Builder attributes go back to the pool (an empty list costs nothing).
-            list_pool::give(attributes);
-            return Span::non_recording(span_context);
-        }
-        let start_time_unix_nano = match start_time {
-            Some(t) => clock::system_time_to_unix_nanos(t),
-            None => clock::now_unix_nanos(),
-        };
-        let limits = pipeline.limits;
-        attributes.extend(result.attributes);
-        let dropped_attributes_count = apply_limits(&mut attributes, &limits);
-        let dropped_links_count = links.len().saturating_sub(limits.max_links_per_span) as u32;
-        links.truncate(limits.max_links_per_span);
-        for link in &mut links {
-            link.dropped_attributes_count +=
-                link.attributes
-                    .len()
-                    .saturating_sub(limits.max_attributes_per_link) as u32;
-            link.attributes.truncate(limits.max_attributes_per_link);
-        }
-        for p in &pipeline.processors {
-            p.get().on_start(&span_context, parent);
-        }
-        Span::recording(SpanData {
-            span_context,
-            parent_span_id: parent.map_or(SpanId::INVALID, |p| p.span_id()),
-            parent_is_remote: parent.is_some_and(|p| p.is_remote()),
-            name,
-            kind,
-            start_time_unix_nano,
-            end_time_unix_nano: 0,
-            attributes,
-            dropped_attributes_count,
-            events: Vec::new(),
-            dropped_events_count: 0,
-            links,
-            dropped_links_count,
-            status: Status::Unset,
-            instrumentation: inst.clone(),
-        })
-    }
-}
-
-/// Removes duplicate keys (the later value wins), enforces the count limit and
-/// truncates long strings. Returns how many attributes were dropped.
-fn apply_limits(attributes: &mut Vec<KeyValue>, limits: &SpanLimits) -> u32 {
-    let mut i = 1;
-    while i < attributes.len() {
-        if let Some(j) = attributes[..i]
-            .iter()
-            .position(|e| e.key == attributes[i].key)
-        {
-            let kv = attributes.remove(i);
-            attributes[j].value = kv.value;
-        } else {
-            i += 1;
-        }
-    }
-    let dropped = attributes
-        .len()
-        .saturating_sub(limits.max_attributes_per_span);
-    attributes.truncate(limits.max_attributes_per_span);
-    if let Some(n) = limits.max_attribute_value_length {
-        attributes.iter_mut().for_each(|kv| kv.value.truncate(n));
-    }
-    dropped as u32
 }

@@ -1,0 +1,92 @@
+//! How an ended span reaches its provider's processors, without touching a
+//! shared reference count and, for the batch processor, without dynamic dispatch.
+
+use super::Pipeline;
+use crate::batch::BatchSpanProcessor;
+use crate::export::SpanData;
+use crate::processor::SpanProcessor;
+use std::cell::Cell;
+use std::fmt;
+use std::sync::Arc;
+
+thread_local! {
+    /// The pipeline this thread last ended a span into. Holding it here lets
+    /// `on_end` reach the processors without touching the shared reference count
+    /// (a contended cache line when several threads end spans); it keeps that
+    /// pipeline's memory alive until the thread exits or uses another provider.
+    static LAST_PIPELINE: Cell<Option<Arc<Pipeline>>> = const { Cell::new(None) };
+}
+
+/// A span processor; the batch processor, the usual one, is called without
+/// dynamic dispatch so that an ended span can be written straight into its queue.
+pub(super) enum Processor {
+    Batch(BatchSpanProcessor),
+    Dyn(Box<dyn SpanProcessor>),
+}
+
+impl Processor {
+    pub(super) fn new<P: SpanProcessor + 'static>(p: P) -> Self {
+        let mut slot = Some(p);
+        let any = &mut slot as &mut dyn std::any::Any;
+        if let Some(batch) = any
+            .downcast_mut::<Option<BatchSpanProcessor>>()
+            .and_then(Option::take)
+        {
+            return Processor::Batch(batch);
+        }
+        Processor::Dyn(Box::new(
+            slot.expect("the slot is emptied only for a batch processor"),
+        ))
+    }
+
+    pub(super) fn get(&self) -> &dyn SpanProcessor {
+        match self {
+            Processor::Batch(b) => b,
+            Processor::Dyn(d) => d.as_ref(),
+        }
+    }
+
+    #[inline]
+    fn on_end(&self, span: SpanData) {
+        match self {
+            Processor::Batch(b) => b.on_end(span),
+            Processor::Dyn(d) => d.on_end(span),
+        }
+    }
+}
+
+impl fmt::Debug for Processor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+/// Delivers an ended span to its provider's processors.
+#[inline]
+pub(crate) fn on_end(data: SpanData) {
+    let Some(own) = data.instrumentation.0.pipeline.as_ref() else {
+        return;
+    };
+    let cached = LAST_PIPELINE.try_with(Cell::take).ok().flatten();
+    let pipeline = match cached {
+        Some(p) if Arc::ptr_eq(&p, own) => p,
+        _ => own.clone(),
+    };
+    dispatch(&pipeline, data);
+    // A nested span ended by a processor may have cached something meanwhile;
+    // `replace` drops it.
+    let _ = LAST_PIPELINE.try_with(|c| c.replace(Some(pipeline)));
+}
+
+fn dispatch(pipeline: &Pipeline, data: SpanData) {
+    match pipeline.processors.as_slice() {
+        [] => {}
+        [only] => only.on_end(data),
+        [rest @ .., last] => {
+            for p in rest {
+                p.on_end(data.clone());
+            }
+            last.on_end(data);
+        }
+    }
+}

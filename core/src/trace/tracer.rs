@@ -1,0 +1,160 @@
+//! [`Tracer`]: starts spans for one instrumentation scope, sampling them and
+//! building their data.
+
+use super::SpanLimits;
+use crate::attribute::{list_pool, KeyValue, Str};
+use crate::clock;
+use crate::context::{SpanContext, TraceFlags};
+use crate::export::{Instrumentation, Link, SpanData};
+use crate::id::SpanId;
+use crate::sampling::{SamplingDecision, SamplingParameters};
+use crate::span::{Span, SpanBuilder, SpanKind, Status};
+use std::time::SystemTime;
+
+/// Starts spans for one instrumentation scope. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Tracer {
+    /// `None` for a no-op tracer.
+    pub(super) inst: Option<Instrumentation>,
+}
+
+impl Tracer {
+    /// A tracer that records nothing.
+    pub fn noop() -> Self {
+        Tracer { inst: None }
+    }
+
+    /// `false` for a no-op tracer.
+    #[inline]
+    pub fn is_enabled(&self) -> bool {
+        self.inst.is_some()
+    }
+
+    /// A builder for a span called `name`.
+    #[inline]
+    pub fn span(&self, name: impl Into<Str>) -> SpanBuilder<'_> {
+        SpanBuilder::new(self, name.into())
+    }
+
+    /// Runs `f` inside a new span that is the thread's current span meanwhile,
+    /// and ends it afterwards.
+    ///
+    /// ```
+    /// let tracer = runtrace::TracerProvider::noop().tracer("t");
+    /// let answer = tracer.in_span("compute", |span| {
+    ///     span.set_attribute("n", 42);
+    ///     42
+    /// });
+    /// assert_eq!(answer, 42);
+    /// ```
+    pub fn in_span<R>(&self, name: impl Into<Str>, f: impl FnOnce(&mut Span) -> R) -> R {
+        let mut span = self.span(name).start();
+        let result = {
+            let _guard = span.enter();
+            f(&mut span)
+        };
+        span.end();
+        result
+    }
+
+    pub(crate) fn start_span(
+        &self,
+        name: Str,
+        kind: SpanKind,
+        mut attributes: Vec<KeyValue>,
+        mut links: Vec<Link>,
+        parent: Option<&SpanContext>,
+        start_time: Option<SystemTime>,
+    ) -> Span {
+        let Some((inst, pipeline)) = self
+            .inst
+            .as_ref()
+            .and_then(|i| Some((i, i.0.pipeline.as_deref()?)))
+        else {
+            // Disabled: keep the parent's context so the trace still propagates.
+            return Span::non_recording(parent.cloned().unwrap_or(SpanContext::INVALID));
+        };
+        let (trace_id, span_id) = pipeline.ids(parent);
+        let result = pipeline.sampler.should_sample(&SamplingParameters {
+            parent,
+            trace_id,
+            name: &name,
+            kind,
+            attributes: &attributes,
+            links: &links,
+        });
+        let random = match parent {
+            Some(p) => p.trace_flags().is_random(),
+            None => pipeline.ids_random,
+        };
+        let flags = TraceFlags::new(if random { 0x02 } else { 0 })
+            .with_sampled(result.decision == SamplingDecision::RecordAndSample);
+        let span_context = SpanContext::new(trace_id, span_id, flags, false, result.trace_state);
+        if result.decision == SamplingDecision::Drop {
+            // Builder attributes go back to the pool (an empty list costs nothing).
+            list_pool::give(attributes);
+            return Span::non_recording(span_context);
+        }
+        let start_time_unix_nano = match start_time {
+            Some(t) => clock::system_time_to_unix_nanos(t),
+            None => clock::now_unix_nanos(),
+        };
+        let limits = pipeline.limits;
+        attributes.extend(result.attributes);
+        let dropped_attributes_count = apply_limits(&mut attributes, &limits);
+        let dropped_links_count = links.len().saturating_sub(limits.max_links_per_span) as u32;
+        links.truncate(limits.max_links_per_span);
+        for link in &mut links {
+            link.dropped_attributes_count +=
+                link.attributes
+                    .len()
+                    .saturating_sub(limits.max_attributes_per_link) as u32;
+            link.attributes.truncate(limits.max_attributes_per_link);
+        }
+        for p in &pipeline.processors {
+            p.get().on_start(&span_context, parent);
+        }
+        Span::recording(SpanData {
+            span_context,
+            parent_span_id: parent.map_or(SpanId::INVALID, |p| p.span_id()),
+            parent_is_remote: parent.is_some_and(|p| p.is_remote()),
+            name,
+            kind,
+            start_time_unix_nano,
+            end_time_unix_nano: 0,
+            attributes,
+            dropped_attributes_count,
+            events: Vec::new(),
+            dropped_events_count: 0,
+            links,
+            dropped_links_count,
+            status: Status::Unset,
+            instrumentation: inst.clone(),
+        })
+    }
+}
+
+/// Removes duplicate keys (the later value wins), enforces the count limit and
+/// truncates long strings. Returns how many attributes were dropped.
+fn apply_limits(attributes: &mut Vec<KeyValue>, limits: &SpanLimits) -> u32 {
+    let mut i = 1;
+    while i < attributes.len() {
+        if let Some(j) = attributes[..i]
+            .iter()
+            .position(|e| e.key == attributes[i].key)
+        {
+            let kv = attributes.remove(i);
+            attributes[j].value = kv.value;
+        } else {
+            i += 1;
+        }
+    }
+    let dropped = attributes
+        .len()
+        .saturating_sub(limits.max_attributes_per_span);
+    attributes.truncate(limits.max_attributes_per_span);
+    if let Some(n) = limits.max_attribute_value_length {
+        attributes.iter_mut().for_each(|kv| kv.value.truncate(n));
+    }
+    dropped as u32
+}
