@@ -44,7 +44,8 @@
 //!
 //! Hot-path costs: a sampled span reads the clock twice (a calibrated TSC where
 //! the kernel trusts it), draws two random ids and pushes into the queue; a span
-//! the sampler drops allocates nothing and reads no clock; with tracing disabled a
+//! the sampler drops reads no clock and allocates nothing (attributes given to its
+//! builder are sampler input, kept in a recycled list); with tracing disabled a
 //! span costs a few nanoseconds and no thread is started.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 

@@ -3,6 +3,7 @@
 
 use super::Pipeline;
 use crate::batch::BatchSpanProcessor;
+use crate::context::SpanContext;
 use crate::export::SpanData;
 use crate::processor::SpanProcessor;
 use std::cell::Cell;
@@ -43,6 +44,14 @@ impl Processor {
         match self {
             Processor::Batch(b) => b,
             Processor::Dyn(d) => d.as_ref(),
+        }
+    }
+
+    /// `on_start` for processors that use it (the batch processor does not).
+    #[inline]
+    pub(super) fn on_start(&self, span: &SpanContext, parent: Option<&SpanContext>) {
+        if let Processor::Dyn(d) = self {
+            d.on_start(span, parent);
         }
     }
 

@@ -112,7 +112,7 @@ impl Tracer {
             link.attributes.truncate(limits.max_attributes_per_link);
         }
         for p in &pipeline.processors {
-            p.get().on_start(&span_context, parent);
+            p.on_start(&span_context, parent);
         }
         Span::recording(SpanData {
             span_context,
