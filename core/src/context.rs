@@ -148,6 +148,12 @@ impl Context {
         Self::with_current(Context::clone)
     }
 
+    /// `false` when no context is attached on this thread (one thread-local load).
+    #[inline]
+    pub(crate) fn any_attached() -> bool {
+        ATTACHED.with(Cell::get) != 0
+    }
+
     /// Runs `f` with the current context borrowed (no clone).
     #[inline]
     pub(crate) fn with_current<R>(f: impl FnOnce(&Context) -> R) -> R {

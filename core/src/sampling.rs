@@ -83,6 +83,20 @@ pub trait Sampler: Send + Sync + fmt::Debug {
     fn should_sample(&self, params: &SamplingParameters<'_>) -> SamplingResult;
     /// A description such as `AlwaysOnSampler`.
     fn description(&self) -> String;
+    /// The sampler's decisions, if they depend only on the kind of parent (none,
+    /// remote or local, sampled or not), add no attributes and keep the parent's
+    /// trace state: the tracer then decides without calling
+    /// [`should_sample`](Self::should_sample). The default, `None`, means "call me".
+    ///
+    /// ```
+    /// use runtrace::sampling::{AlwaysOff, ParentBased, Sampler, SamplingDecision};
+    /// let fixed = ParentBased::new(AlwaysOff).fixed_decisions().unwrap();
+    /// assert_eq!(fixed.root, SamplingDecision::Drop);
+    /// assert_eq!(fixed.local_sampled, SamplingDecision::RecordAndSample);
+    /// ```
+    fn fixed_decisions(&self) -> Option<FixedDecisions> {
+        None
+    }
 }
 
 impl Sampler for Box<dyn Sampler> {
@@ -91,6 +105,51 @@ impl Sampler for Box<dyn Sampler> {
     }
     fn description(&self) -> String {
         (**self).description()
+    }
+    fn fixed_decisions(&self) -> Option<FixedDecisions> {
+        (**self).fixed_decisions()
+    }
+}
+
+/// A sampler's decision for each kind of parent (see [`Sampler::fixed_decisions`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedDecisions {
+    /// No parent.
+    pub root: SamplingDecision,
+    /// A sampled parent from another process.
+    pub remote_sampled: SamplingDecision,
+    /// A not-sampled parent from another process.
+    pub remote_not_sampled: SamplingDecision,
+    /// A sampled parent in this process.
+    pub local_sampled: SamplingDecision,
+    /// A not-sampled parent in this process.
+    pub local_not_sampled: SamplingDecision,
+}
+
+impl FixedDecisions {
+    /// The same decision whatever the parent.
+    pub const fn uniform(decision: SamplingDecision) -> Self {
+        FixedDecisions {
+            root: decision,
+            remote_sampled: decision,
+            remote_not_sampled: decision,
+            local_sampled: decision,
+            local_not_sampled: decision,
+        }
+    }
+
+    /// The decision for a span with this parent.
+    #[inline]
+    pub fn for_parent(&self, parent: Option<&SpanContext>) -> SamplingDecision {
+        match parent {
+            None => self.root,
+            Some(p) => match (p.is_remote(), p.is_sampled()) {
+                (true, true) => self.remote_sampled,
+                (true, false) => self.remote_not_sampled,
+                (false, true) => self.local_sampled,
+                (false, false) => self.local_not_sampled,
+            },
+        }
     }
 }
 
@@ -105,6 +164,9 @@ impl Sampler for AlwaysOn {
     fn description(&self) -> String {
         "AlwaysOnSampler".to_string()
     }
+    fn fixed_decisions(&self) -> Option<FixedDecisions> {
+        Some(FixedDecisions::uniform(SamplingDecision::RecordAndSample))
+    }
 }
 
 /// Drops every span.
@@ -117,6 +179,9 @@ impl Sampler for AlwaysOff {
     }
     fn description(&self) -> String {
         "AlwaysOffSampler".to_string()
+    }
+    fn fixed_decisions(&self) -> Option<FixedDecisions> {
+        Some(FixedDecisions::uniform(SamplingDecision::Drop))
     }
 }
 
@@ -191,6 +256,23 @@ impl Sampler for ParentBased {
             self.local_parent_sampled.description(),
             self.local_parent_not_sampled.description()
         )
+    }
+
+    fn fixed_decisions(&self) -> Option<FixedDecisions> {
+        // Each delegate is asked only about the kind of parent it is used for.
+        Some(FixedDecisions {
+            root: self.root.fixed_decisions()?.root,
+            remote_sampled: self.remote_parent_sampled.fixed_decisions()?.remote_sampled,
+            remote_not_sampled: self
+                .remote_parent_not_sampled
+                .fixed_decisions()?
+                .remote_not_sampled,
+            local_sampled: self.local_parent_sampled.fixed_decisions()?.local_sampled,
+            local_not_sampled: self
+                .local_parent_not_sampled
+                .fixed_decisions()?
+                .local_not_sampled,
+        })
     }
 }
 
@@ -397,6 +479,12 @@ impl Sampler for TraceIdRatioBased {
 
     fn description(&self) -> String {
         format!("TraceIdRatioBased{{{:.6}}}", self.ratio)
+    }
+
+    fn fixed_decisions(&self) -> Option<FixedDecisions> {
+        // Ratio 0 drops everything and touches no trace state.
+        matches!(self.mode, RatioMode::Never)
+            .then_some(FixedDecisions::uniform(SamplingDecision::Drop))
     }
 }
 

@@ -10,6 +10,7 @@ use crate::clock;
 use crate::context::{Context, ContextGuard, SpanContext};
 use crate::export::{Event, Link, SpanData};
 use crate::trace::{SpanLimits, Tracer};
+use std::mem::ManuallyDrop;
 use std::time::SystemTime;
 
 /// The role of a span in a trace.
@@ -153,12 +154,16 @@ impl<'t> SpanBuilder<'t> {
         std::mem::forget(links);
         let context = match parent {
             Some(cx) => cx.span_context().cloned(),
+            // The common case, written so that the compiler sees an invalid
+            // context (nothing to drop) and can remove the span altogether.
+            None if !Context::any_attached() => return Span::non_recording(SpanContext::INVALID),
             None => Context::with_current(|cx| cx.span_context().cloned()),
         };
         Span::non_recording(context.unwrap_or(SpanContext::INVALID))
     }
 
-    #[inline(always)]
+    /// Out of line, so that the disabled path stays a few instructions in the caller.
+    #[inline(never)]
     fn start_enabled(self) -> Span {
         let SpanBuilder {
             tracer,
@@ -187,8 +192,10 @@ impl<'t> SpanBuilder<'t> {
 pub struct Span {
     /// The context of a non-recording (or already ended) span.
     context: SpanContext,
-    /// The data of a recording span until it ends.
-    data: Option<SpanData>,
+    /// The data of a recording span until it ends. `Drop` ends the span, which
+    /// takes the data, so there is never anything left to drop here: not having
+    /// its drop glue keeps dropping a non-recording span a few instructions.
+    data: ManuallyDrop<Option<SpanData>>,
 }
 
 impl Span {
@@ -196,20 +203,20 @@ impl Span {
     pub(crate) fn non_recording(context: SpanContext) -> Span {
         Span {
             context,
-            data: None,
+            data: ManuallyDrop::new(None),
         }
     }
 
     pub(crate) fn recording(data: SpanData) -> Span {
         Span {
             context: SpanContext::INVALID,
-            data: Some(data),
+            data: ManuallyDrop::new(Some(data)),
         }
     }
 
     /// The span's context (valid after end too).
     pub fn span_context(&self) -> &SpanContext {
-        match &self.data {
+        match &*self.data {
             Some(d) => &d.span_context,
             None => &self.context,
         }
@@ -367,6 +374,7 @@ impl Span {
         }
     }
 
+    #[inline(never)]
     fn finish(&mut self, end_time_unix_nano: u64) {
         if let Some(mut data) = self.data.take() {
             data.end_time_unix_nano = end_time_unix_nano.max(data.start_time_unix_nano);

@@ -14,7 +14,7 @@ use crate::export::{Instrumentation, InstrumentationInner, InstrumentationScope}
 use crate::id::{self, IdGenerator, SpanId, TraceId};
 use crate::processor::{FlushError, ProcessorStats, SimpleSpanProcessor, SpanProcessor};
 use crate::resource::Resource;
-use crate::sampling::{AlwaysOn, ParentBased, Sampler};
+use crate::sampling::{AlwaysOn, FixedDecisions, ParentBased, Sampler};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -63,6 +63,9 @@ impl Default for SpanLimits {
 /// Everything a span needs from its provider.
 pub(crate) struct Pipeline {
     sampler: Box<dyn Sampler>,
+    /// The sampler's decisions when they depend only on the parent: then the
+    /// tracer decides without calling it.
+    fixed_decisions: Option<FixedDecisions>,
     /// `None`: the built-in random generator, called without dynamic dispatch.
     id_generator: Option<Box<dyn IdGenerator>>,
     ids_random: bool,
@@ -95,7 +98,7 @@ impl Instrumentation {
 
 impl Pipeline {
     /// The trace id (the parent's, or a new one) and a new span id.
-    #[inline]
+    #[inline(always)]
     fn ids(&self, parent: Option<&SpanContext>) -> (TraceId, SpanId) {
         match (&self.id_generator, parent) {
             (None, None) => id::random_trace_and_span_id(),
@@ -403,6 +406,7 @@ impl TracerProviderBuilder {
         TracerProvider {
             handle: Arc::new(ProviderHandle {
                 pipeline: Some(Arc::new(Pipeline {
+                    fixed_decisions: self.sampler.fixed_decisions(),
                     sampler: self.sampler,
                     id_generator: self.id_generator,
                     ids_random,

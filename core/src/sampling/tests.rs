@@ -385,3 +385,75 @@ fn drop_without_th_leaves_trace_state_in_place() {
     assert_eq!(r.decision, DROP);
     assert_eq!(r.trace_state.header(), "a=1,ot=rv:00000000000001");
 }
+
+#[test]
+fn fixed_decisions_of_the_built_in_samplers() {
+    use SamplingDecision::{Drop, RecordAndSample};
+    assert_eq!(
+        AlwaysOn.fixed_decisions(),
+        Some(FixedDecisions::uniform(RecordAndSample))
+    );
+    assert_eq!(
+        AlwaysOff.fixed_decisions(),
+        Some(FixedDecisions::uniform(Drop))
+    );
+    assert_eq!(
+        TraceIdRatioBased::new(0.0).fixed_decisions(),
+        Some(FixedDecisions::uniform(Drop))
+    );
+    // A ratio looks at the trace id and writes `ot=th`: it must be called.
+    assert_eq!(TraceIdRatioBased::new(0.5).fixed_decisions(), None);
+    assert_eq!(TraceIdRatioBased::new(1.0).fixed_decisions(), None);
+    assert_eq!(
+        ParentBased::new(TraceIdRatioBased::new(0.5)).fixed_decisions(),
+        None
+    );
+    let pb = ParentBased::new(AlwaysOff)
+        .with_remote_parent_sampled(AlwaysOff)
+        .with_local_parent_not_sampled(AlwaysOn);
+    assert_eq!(
+        pb.fixed_decisions(),
+        Some(FixedDecisions {
+            root: Drop,
+            remote_sampled: Drop,
+            remote_not_sampled: Drop,
+            local_sampled: RecordAndSample,
+            local_not_sampled: RecordAndSample,
+        })
+    );
+    let boxed: Box<dyn Sampler> = Box::new(ParentBased::new(AlwaysOn));
+    assert_eq!(
+        boxed.fixed_decisions(),
+        ParentBased::new(AlwaysOn).fixed_decisions()
+    );
+}
+
+#[test]
+fn fixed_decisions_follow_the_parent_kind() {
+    let fixed = ParentBased::new(AlwaysOff)
+        .with_remote_parent_not_sampled(AlwaysOn)
+        .fixed_decisions()
+        .unwrap();
+    let parent = |remote, sampled| {
+        SpanContext::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            TraceFlags::new(0).with_sampled(sampled),
+            remote,
+            Default::default(),
+        )
+    };
+    assert_eq!(fixed.for_parent(None), SamplingDecision::Drop);
+    assert_eq!(
+        fixed.for_parent(Some(&parent(true, false))),
+        SamplingDecision::RecordAndSample
+    );
+    assert_eq!(
+        fixed.for_parent(Some(&parent(false, true))),
+        SamplingDecision::RecordAndSample
+    );
+    assert_eq!(
+        fixed.for_parent(Some(&parent(false, false))),
+        SamplingDecision::Drop
+    );
+}

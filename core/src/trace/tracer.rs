@@ -1,14 +1,15 @@
 //! [`Tracer`]: starts spans for one instrumentation scope, sampling them and
 //! building their data.
 
-use super::SpanLimits;
+use super::{Pipeline, SpanLimits};
 use crate::attribute::{list_pool, KeyValue, Str};
 use crate::clock;
 use crate::context::{SpanContext, TraceFlags};
 use crate::export::{Instrumentation, Link, SpanData};
-use crate::id::SpanId;
+use crate::id::{SpanId, TraceId};
 use crate::sampling::{SamplingDecision, SamplingParameters};
 use crate::span::{Span, SpanBuilder, SpanKind, Status};
+use crate::trace_state::TraceState;
 use std::time::SystemTime;
 
 /// Starts spans for one instrumentation scope. Cheap to clone.
@@ -57,12 +58,16 @@ impl Tracer {
         result
     }
 
+    /// Samples a new span and starts it. Inlined into the caller, so that a
+    /// dropped span (and a builder without attributes or links) costs only its
+    /// ids and the decision; a recorded span is built out of line.
+    #[inline(always)]
     pub(crate) fn start_span(
         &self,
         name: Str,
         kind: SpanKind,
-        mut attributes: Vec<KeyValue>,
-        mut links: Vec<Link>,
+        attributes: Vec<KeyValue>,
+        links: Vec<Link>,
         parent: Option<&SpanContext>,
         start_time: Option<SystemTime>,
     ) -> Span {
@@ -75,62 +80,137 @@ impl Tracer {
             return Span::non_recording(parent.cloned().unwrap_or(SpanContext::INVALID));
         };
         let (trace_id, span_id) = pipeline.ids(parent);
-        let result = pipeline.sampler.should_sample(&SamplingParameters {
-            parent,
-            trace_id,
-            name: &name,
-            kind,
-            attributes: &attributes,
-            links: &links,
-        });
         let random = match parent {
             Some(p) => p.trace_flags().is_random(),
             None => pipeline.ids_random,
         };
-        let flags = TraceFlags::new(if random { 0x02 } else { 0 })
-            .with_sampled(result.decision == SamplingDecision::RecordAndSample);
-        let span_context = SpanContext::new(trace_id, span_id, flags, false, result.trace_state);
-        if result.decision == SamplingDecision::Drop {
+        let flags = TraceFlags::new(if random { 0x02 } else { 0 });
+        let (decision, trace_state, sampler_attributes) = match &pipeline.fixed_decisions {
+            Some(fixed) => (
+                fixed.for_parent(parent),
+                parent.map(|p| p.trace_state().clone()).unwrap_or_default(),
+                Vec::new(),
+            ),
+            None => ask_sampler(pipeline, parent, trace_id, &name, kind, &attributes, &links),
+        };
+        let sampled = decision == SamplingDecision::RecordAndSample;
+        let span_context = SpanContext::new(
+            trace_id,
+            span_id,
+            flags.with_sampled(sampled),
+            false,
+            trace_state,
+        );
+        if decision == SamplingDecision::Drop {
             // Builder attributes go back to the pool (an empty list costs nothing).
             list_pool::give(attributes);
+            if links.capacity() == 0 {
+                // Nothing allocated: skip the (out-of-line) drop glue.
+                std::mem::forget(links);
+            }
             return Span::non_recording(span_context);
         }
-        let start_time_unix_nano = match start_time {
-            Some(t) => clock::system_time_to_unix_nanos(t),
-            None => clock::now_unix_nanos(),
-        };
-        let limits = pipeline.limits;
-        attributes.extend(result.attributes);
-        let dropped_attributes_count = apply_limits(&mut attributes, &limits);
-        let dropped_links_count = links.len().saturating_sub(limits.max_links_per_span) as u32;
-        links.truncate(limits.max_links_per_span);
-        for link in &mut links {
-            link.dropped_attributes_count +=
-                link.attributes
-                    .len()
-                    .saturating_sub(limits.max_attributes_per_link) as u32;
-            link.attributes.truncate(limits.max_attributes_per_link);
-        }
-        for p in &pipeline.processors {
-            p.on_start(&span_context, parent);
-        }
-        Span::recording(SpanData {
+        Span::recording(record(
+            inst,
+            pipeline,
             span_context,
-            parent_span_id: parent.map_or(SpanId::INVALID, |p| p.span_id()),
-            parent_is_remote: parent.is_some_and(|p| p.is_remote()),
-            name,
-            kind,
-            start_time_unix_nano,
-            end_time_unix_nano: 0,
-            attributes,
-            dropped_attributes_count,
-            events: Vec::new(),
-            dropped_events_count: 0,
-            links,
-            dropped_links_count,
-            status: Status::Unset,
-            instrumentation: inst.clone(),
-        })
+            sampler_attributes,
+            SpanStart {
+                name,
+                kind,
+                attributes,
+                links,
+                parent,
+                start_time,
+            },
+        ))
+    }
+}
+
+/// What the builder gave for a span that is recorded.
+struct SpanStart<'a> {
+    name: Str,
+    kind: SpanKind,
+    attributes: Vec<KeyValue>,
+    links: Vec<Link>,
+    parent: Option<&'a SpanContext>,
+    start_time: Option<SystemTime>,
+}
+
+/// Calls a sampler whose decision depends on more than the parent.
+#[inline(never)]
+fn ask_sampler(
+    pipeline: &Pipeline,
+    parent: Option<&SpanContext>,
+    trace_id: TraceId,
+    name: &str,
+    kind: SpanKind,
+    attributes: &[KeyValue],
+    links: &[Link],
+) -> (SamplingDecision, TraceState, Vec<KeyValue>) {
+    let result = pipeline.sampler.should_sample(&SamplingParameters {
+        parent,
+        trace_id,
+        name,
+        kind,
+        attributes,
+        links,
+    });
+    (result.decision, result.trace_state, result.attributes)
+}
+
+/// Builds the data of a recorded span: start time, limits, `on_start`.
+#[inline(never)]
+fn record(
+    inst: &Instrumentation,
+    pipeline: &Pipeline,
+    span_context: SpanContext,
+    sampler_attributes: Vec<KeyValue>,
+    start: SpanStart<'_>,
+) -> SpanData {
+    let SpanStart {
+        name,
+        kind,
+        mut attributes,
+        mut links,
+        parent,
+        start_time,
+    } = start;
+    let start_time_unix_nano = match start_time {
+        Some(t) => clock::system_time_to_unix_nanos(t),
+        None => clock::now_unix_nanos(),
+    };
+    let limits = pipeline.limits;
+    attributes.extend(sampler_attributes);
+    let dropped_attributes_count = apply_limits(&mut attributes, &limits);
+    let dropped_links_count = links.len().saturating_sub(limits.max_links_per_span) as u32;
+    links.truncate(limits.max_links_per_span);
+    for link in &mut links {
+        link.dropped_attributes_count +=
+            link.attributes
+                .len()
+                .saturating_sub(limits.max_attributes_per_link) as u32;
+        link.attributes.truncate(limits.max_attributes_per_link);
+    }
+    for p in &pipeline.processors {
+        p.on_start(&span_context, parent);
+    }
+    SpanData {
+        span_context,
+        parent_span_id: parent.map_or(SpanId::INVALID, |p| p.span_id()),
+        parent_is_remote: parent.is_some_and(|p| p.is_remote()),
+        name,
+        kind,
+        start_time_unix_nano,
+        end_time_unix_nano: 0,
+        attributes,
+        dropped_attributes_count,
+        events: Vec::new(),
+        dropped_events_count: 0,
+        links,
+        dropped_links_count,
+        status: Status::Unset,
+        instrumentation: inst.clone(),
     }
 }
 
