@@ -317,12 +317,15 @@ impl<T> BoundedQueue<T> {
                 break;
             };
             out.reserve(run);
-            for _ in 0..run {
+            let len = out.len();
+            for dst in &mut out.spare_capacity_mut()[..run] {
                 // SAFETY: `claim` gave us `run` consecutive published
                 // positions starting at `position`.
-                out.push(unsafe { self.take(position) });
+                unsafe { self.take_into(position, dst) };
                 position = self.next(position);
             }
+            // SAFETY: the `run` spare elements after `len` were just written.
+            unsafe { out.set_len(len + run) };
             taken += run;
         }
         taken
@@ -436,17 +439,32 @@ impl<T> BoundedQueue<T> {
     /// The caller must have claimed `position` with `claim` (moving `head`
     /// past it) after observing its stamp as `position + 1`, and not taken it yet.
     unsafe fn take(&self, position: usize) -> T {
+        let mut value = MaybeUninit::uninit();
+        // SAFETY: the caller's contract is `take_into`'s.
+        unsafe { self.take_into(position, &mut value) };
+        // SAFETY: `take_into` initialised it.
+        unsafe { value.assume_init() }
+    }
+
+    /// Moves the value at `position` into `dst` (one copy, straight from the
+    /// slot) and frees the slot for the producers' next lap.
+    ///
+    /// # Safety
+    ///
+    /// As for [`take`](Self::take).
+    #[inline]
+    unsafe fn take_into(&self, position: usize, dst: &mut MaybeUninit<T>) {
         let slot = self.slot(position);
         // SAFETY: per this function's contract the slot holds an initialised
         // value (stamp `position + 1`, seen with Acquire) that only this
         // thread may read; producers wait for the stamp below before writing.
-        let value = slot
-            .value
-            .with_mut(|cell| unsafe { cell.read().assume_init() });
+        // `dst` is a `&mut` outside the queue, so the copy cannot overlap; the
+        // slot is treated as empty from here on (the value moved out).
+        slot.value
+            .with_mut(|cell| unsafe { std::ptr::copy_nonoverlapping(cell.cast_const(), dst, 1) });
         // Release: our read happens before the next lap's push writes.
         slot.stamp
             .store(position.wrapping_add(self.one_lap), Ordering::Release);
-        value
     }
 }
 

@@ -127,9 +127,11 @@ impl Worker {
                 panic_message(&panic)
             ))),
         };
-        for span in self.batch.drain(..) {
-            list_pool::give(span.attributes);
+        // In place: moving each span out of the batch would copy it once more.
+        for span in &mut self.batch {
+            list_pool::give(std::mem::take(&mut span.attributes));
         }
+        self.batch.clear();
         let n = n as u64;
         let result = match outcome {
             Ok(()) => {

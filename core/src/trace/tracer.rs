@@ -110,7 +110,7 @@ impl Tracer {
             }
             return Span::non_recording(span_context);
         }
-        Span::recording(record(
+        record(
             inst,
             pipeline,
             span_context,
@@ -123,7 +123,7 @@ impl Tracer {
                 parent,
                 start_time,
             },
-        ))
+        )
     }
 }
 
@@ -159,7 +159,8 @@ fn ask_sampler(
     (result.decision, result.trace_state, result.attributes)
 }
 
-/// Builds the data of a recorded span: start time, limits, `on_start`.
+/// Starts a recorded span: start time, limits, `on_start`. The data is built
+/// in place in the returned span.
 #[inline(never)]
 fn record(
     inst: &Instrumentation,
@@ -167,7 +168,7 @@ fn record(
     span_context: SpanContext,
     sampler_attributes: Vec<KeyValue>,
     start: SpanStart<'_>,
-) -> SpanData {
+) -> Span {
     let SpanStart {
         name,
         kind,
@@ -195,7 +196,7 @@ fn record(
     for p in &pipeline.processors {
         p.on_start(&span_context, parent);
     }
-    SpanData {
+    Span::recording(SpanData {
         span_context,
         parent_span_id: parent.map_or(SpanId::INVALID, |p| p.span_id()),
         parent_is_remote: parent.is_some_and(|p| p.is_remote()),
@@ -211,7 +212,7 @@ fn record(
         dropped_links_count,
         status: Status::Unset,
         instrumentation: inst.clone(),
-    }
+    })
 }
 
 /// Removes duplicate keys (the later value wins), enforces the count limit and
