@@ -33,6 +33,11 @@ use std::ops::Deref;
 
 use self::sync::{AtomicUsize, Ordering, UnsafeCell};
 
+/// The most positions `drain_into` claims at once. A claimed slot stays busy
+/// until it is copied out, and a producer that reaches it waits (or reports the
+/// queue full), so short runs keep slots flowing back to the producers.
+const MAX_RUN: usize = 32;
+
 /// The same code runs on std's primitives and, in tests under `--cfg loom`,
 /// on loom's model-checked ones (loom is only a dev-dependency).
 mod sync {
@@ -313,7 +318,7 @@ impl<T> BoundedQueue<T> {
     pub fn drain_into(&self, out: &mut Vec<T>, max: usize) -> usize {
         let mut taken = 0;
         while taken < max {
-            let Some((mut position, run)) = self.claim(max - taken, true) else {
+            let Some((mut position, run)) = self.claim((max - taken).min(MAX_RUN), true) else {
                 break;
             };
             out.reserve(run);
