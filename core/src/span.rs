@@ -65,13 +65,13 @@ impl Status {
 #[derive(Debug)]
 #[must_use = "a span builder does nothing until `start` is called"]
 pub struct SpanBuilder<'t> {
-    tracer: &'t Tracer,
-    name: Str,
-    kind: SpanKind,
-    attributes: Vec<KeyValue>,
-    links: Vec<Link>,
-    parent: Option<Context>,
-    start_time: Option<SystemTime>,
+    pub(crate) tracer: &'t Tracer,
+    pub(crate) name: Str,
+    pub(crate) kind: SpanKind,
+    pub(crate) attributes: Vec<KeyValue>,
+    pub(crate) links: Vec<Link>,
+    pub(crate) parent: Option<Context>,
+    pub(crate) start_time: Option<SystemTime>,
 }
 
 impl<'t> SpanBuilder<'t> {
@@ -162,26 +162,18 @@ impl<'t> SpanBuilder<'t> {
         Span::non_recording(context.unwrap_or(SpanContext::INVALID))
     }
 
-    /// Out of line, so that the disabled path stays a few instructions in the caller.
+    /// Out of line, so that the disabled path stays a few instructions in the
+    /// caller. The tracer borrows the builder: a dropped span reads what it needs
+    /// in place, and only a recorded span moves the name and lists out.
     #[inline(never)]
-    fn start_enabled(self) -> Span {
-        let SpanBuilder {
-            tracer,
-            name,
-            kind,
-            attributes,
-            links,
-            parent,
-            start_time,
-        } = self;
-        match parent {
-            Some(cx) => {
-                tracer.start_span(name, kind, attributes, links, cx.span_context(), start_time)
-            }
+    fn start_enabled(mut self) -> Span {
+        let tracer = self.tracer;
+        match self.parent.take() {
+            Some(cx) => tracer.start_span(&mut self, cx.span_context()),
             None => {
                 // Copied out, so that a sampler or processor may attach contexts.
                 let parent = Context::with_current(|cx| cx.span_context().cloned());
-                tracer.start_span(name, kind, attributes, links, parent.as_ref(), start_time)
+                tracer.start_span(&mut self, parent.as_ref())
             }
         }
     }

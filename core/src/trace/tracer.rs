@@ -62,15 +62,7 @@ impl Tracer {
     /// dropped span (and a builder without attributes or links) costs only its
     /// ids and the decision; a recorded span is built out of line.
     #[inline(always)]
-    pub(crate) fn start_span(
-        &self,
-        name: Str,
-        kind: SpanKind,
-        attributes: Vec<KeyValue>,
-        links: Vec<Link>,
-        parent: Option<&SpanContext>,
-        start_time: Option<SystemTime>,
-    ) -> Span {
+    pub(crate) fn start_span(&self, b: &mut SpanBuilder<'_>, parent: Option<&SpanContext>) -> Span {
         let Some((inst, pipeline)) = self
             .inst
             .as_ref()
@@ -80,34 +72,24 @@ impl Tracer {
             return Span::non_recording(parent.cloned().unwrap_or(SpanContext::INVALID));
         };
         let (trace_id, span_id) = pipeline.ids(parent);
-        let random = match parent {
-            Some(p) => p.trace_flags().is_random(),
-            None => pipeline.ids_random,
-        };
-        let flags = TraceFlags::new(if random { 0x02 } else { 0 });
         let (decision, trace_state, sampler_attributes) = match &pipeline.fixed_decisions {
             Some(fixed) => (
                 fixed.for_parent(parent),
                 parent.map(|p| p.trace_state().clone()).unwrap_or_default(),
                 Vec::new(),
             ),
-            None => ask_sampler(pipeline, parent, trace_id, &name, kind, &attributes, &links),
+            None => ask_sampler(pipeline, parent, trace_id, b),
         };
-        let sampled = decision == SamplingDecision::RecordAndSample;
-        let span_context = SpanContext::new(
-            trace_id,
-            span_id,
-            flags.with_sampled(sampled),
-            false,
-            trace_state,
-        );
+        let random = match parent {
+            Some(p) => p.trace_flags().is_random(),
+            None => pipeline.ids_random,
+        };
+        let flags = TraceFlags::new(if random { 0x02 } else { 0 })
+            .with_sampled(decision == SamplingDecision::RecordAndSample);
+        let span_context = SpanContext::new(trace_id, span_id, flags, false, trace_state);
         if decision == SamplingDecision::Drop {
             // Builder attributes go back to the pool (an empty list costs nothing).
-            list_pool::give(attributes);
-            if links.capacity() == 0 {
-                // Nothing allocated: skip the (out-of-line) drop glue.
-                std::mem::forget(links);
-            }
+            list_pool::give(std::mem::take(&mut b.attributes));
             return Span::non_recording(span_context);
         }
         record(
@@ -116,12 +98,12 @@ impl Tracer {
             span_context,
             sampler_attributes,
             SpanStart {
-                name,
-                kind,
-                attributes,
-                links,
+                name: std::mem::take(&mut b.name),
+                kind: b.kind,
+                attributes: std::mem::take(&mut b.attributes),
+                links: std::mem::take(&mut b.links),
                 parent,
-                start_time,
+                start_time: b.start_time,
             },
         )
     }
@@ -143,18 +125,15 @@ fn ask_sampler(
     pipeline: &Pipeline,
     parent: Option<&SpanContext>,
     trace_id: TraceId,
-    name: &str,
-    kind: SpanKind,
-    attributes: &[KeyValue],
-    links: &[Link],
+    b: &SpanBuilder<'_>,
 ) -> (SamplingDecision, TraceState, Vec<KeyValue>) {
     let result = pipeline.sampler.should_sample(&SamplingParameters {
         parent,
         trace_id,
-        name,
-        kind,
-        attributes,
-        links,
+        name: &b.name,
+        kind: b.kind,
+        attributes: &b.attributes,
+        links: &b.links,
     });
     (result.decision, result.trace_state, result.attributes)
 }
