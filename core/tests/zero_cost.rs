@@ -39,6 +39,10 @@ fn allocations_during(f: impl FnOnce()) -> u64 {
 }
 
 /// Threads of this process named `runtrace-batch` (other tests' threads come and go).
+/// Held by every test here that starts a batch worker, so that counting
+/// `runtrace-batch` threads in one test does not see another test's worker.
+static BATCH_WORKERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn batch_threads() -> usize {
     std::fs::read_dir("/proc/self/task")
         .map(|d| {
@@ -76,6 +80,7 @@ fn disabled_provider_allocates_nothing_per_span() {
 
 #[test]
 fn disabled_provider_starts_no_thread() {
+    let _serial = BATCH_WORKERS.lock().unwrap_or_else(|e| e.into_inner());
     let before = batch_threads();
     let provider = TracerProvider::from_env()
         .disabled(true)
@@ -128,6 +133,7 @@ fn dropped_spans_allocate_nothing() {
 
 #[test]
 fn sampled_spans_reuse_exported_attribute_lists() {
+    let _serial = BATCH_WORKERS.lock().unwrap_or_else(|e| e.into_inner());
     let exporter = InMemoryExporter::default();
     let provider = TracerProvider::builder()
         .with_batch_exporter(exporter.clone())
