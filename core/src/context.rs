@@ -157,7 +157,7 @@ impl Context {
     /// Runs `f` with the current context borrowed (no clone).
     #[inline]
     pub(crate) fn with_current<R>(f: impl FnOnce(&Context) -> R) -> R {
-        if ATTACHED.with(Cell::get) == 0 {
+        if !Self::any_attached() {
             return f(&Context::new());
         }
         CURRENT.with(|c| f(&c.borrow()))
