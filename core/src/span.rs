@@ -168,6 +168,20 @@ impl<'t> SpanBuilder<'t> {
     #[inline(never)]
     fn start_enabled(mut self) -> Span {
         let tracer = self.tracer;
+        if tracer.drops_roots()
+            && self.parent.is_none()
+            && self.attributes.capacity() == 0
+            && self.links.capacity() == 0
+            && !Context::any_attached()
+        {
+            // A plain root span that the sampler drops whatever its name: only
+            // ids. Nothing in the builder but its name needs dropping.
+            if let Str::Shared(_) = self.name {
+                drop(std::mem::take(&mut self.name));
+            }
+            std::mem::forget(self);
+            return Span::non_recording(Tracer::dropped_root_context());
+        }
         match self.parent.take() {
             Some(cx) => tracer.start_span(&mut self, cx.span_context()),
             None => {

@@ -14,7 +14,7 @@ use crate::export::{Instrumentation, InstrumentationInner, InstrumentationScope}
 use crate::id::{self, IdGenerator, SpanId, TraceId};
 use crate::processor::{FlushError, ProcessorStats, SimpleSpanProcessor, SpanProcessor};
 use crate::resource::Resource;
-use crate::sampling::{AlwaysOn, FixedDecisions, ParentBased, Sampler};
+use crate::sampling::{AlwaysOn, FixedDecisions, ParentBased, Sampler, SamplingDecision};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -69,6 +69,9 @@ pub(crate) struct Pipeline {
     /// `None`: the built-in random generator, called without dynamic dispatch.
     id_generator: Option<Box<dyn IdGenerator>>,
     ids_random: bool,
+    /// Every root span is dropped and ids come from the built-in generator: a
+    /// plain root span needs only its ids.
+    drops_roots: bool,
     pub(crate) limits: SpanLimits,
     resource: Arc<Resource>,
     processors: Vec<Processor>,
@@ -406,6 +409,11 @@ impl TracerProviderBuilder {
         TracerProvider {
             handle: Arc::new(ProviderHandle {
                 pipeline: Some(Arc::new(Pipeline {
+                    drops_roots: self.id_generator.is_none()
+                        && self
+                            .sampler
+                            .fixed_decisions()
+                            .is_some_and(|d| d.root == SamplingDecision::Drop),
                     fixed_decisions: self.sampler.fixed_decisions(),
                     sampler: self.sampler,
                     id_generator: self.id_generator,

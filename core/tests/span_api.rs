@@ -394,3 +394,39 @@ fn custom_processors_see_recording_span_starts() {
     tracer.in_span("a", |_| tracer.span("b").start().end());
     assert_eq!(starts.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+#[test]
+fn dropped_roots_look_alike_on_every_path() {
+    let provider = TracerProvider::builder()
+        .with_sampler(AlwaysOff)
+        .with_simple_exporter(InMemoryExporter::default())
+        .build();
+    let tracer = provider.tracer("t");
+    let name: std::sync::Arc<str> = "shared name".into();
+    // A plain root (the short path), one with an attribute and one with a
+    // shared name (the general path, and the short path's name release).
+    let spans = [
+        tracer.span("plain").start(),
+        tracer.span("attributed").attribute("k", 1).start(),
+        tracer.span(name.clone()).start(),
+        tracer.span("explicit root").parent(&Context::new()).start(),
+    ];
+    let mut span_ids = Vec::new();
+    for span in &spans {
+        let cx = span.span_context();
+        assert!(!span.is_recording());
+        assert!(cx.is_valid() && !cx.is_sampled() && !cx.is_remote());
+        assert!(cx.trace_flags().is_random(), "built-in ids are random");
+        assert_eq!(cx.trace_state().header(), "");
+        span_ids.push(cx.span_id());
+    }
+    span_ids.sort_unstable_by_key(|id| *id.as_bytes());
+    span_ids.dedup();
+    assert_eq!(span_ids.len(), spans.len(), "every span has its own id");
+    drop(spans);
+    assert_eq!(
+        std::sync::Arc::strong_count(&name),
+        1,
+        "the name was released"
+    );
+}

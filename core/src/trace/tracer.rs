@@ -58,6 +58,25 @@ impl Tracer {
         result
     }
 
+    /// Whether every plain root span of this tracer is dropped by the sampler
+    /// (then [`Tracer::dropped_root_context`] is all such a span needs).
+    #[inline(always)]
+    pub(crate) fn drops_roots(&self) -> bool {
+        self.inst
+            .as_ref()
+            .and_then(|i| i.0.pipeline.as_deref())
+            .is_some_and(|p| p.drops_roots)
+    }
+
+    /// The context of a dropped root span: new ids, not sampled.
+    #[inline(always)]
+    pub(crate) fn dropped_root_context() -> SpanContext {
+        let (trace_id, span_id) = crate::id::random_trace_and_span_id();
+        // `drops_roots` implies the built-in generator, whose ids are random.
+        let flags = TraceFlags::new(0x02);
+        SpanContext::new(trace_id, span_id, flags, false, TraceState::default())
+    }
+
     /// Samples a new span and starts it. Inlined into the caller, so that a
     /// dropped span (and a builder without attributes or links) costs only its
     /// ids and the decision; a recorded span is built out of line.
@@ -86,16 +105,24 @@ impl Tracer {
         };
         let flags = TraceFlags::new(if random { 0x02 } else { 0 })
             .with_sampled(decision == SamplingDecision::RecordAndSample);
-        let span_context = SpanContext::new(trace_id, span_id, flags, false, trace_state);
         if decision == SamplingDecision::Drop {
-            // Builder attributes go back to the pool (an empty list costs nothing).
-            list_pool::give(std::mem::take(&mut b.attributes));
-            return Span::non_recording(span_context);
+            // Builder attributes go back to the pool. Checked before the move, a
+            // plain load of what the caller just stored.
+            if b.attributes.capacity() != 0 {
+                list_pool::give(std::mem::take(&mut b.attributes));
+            }
+            return Span::non_recording(SpanContext::new(
+                trace_id,
+                span_id,
+                flags,
+                false,
+                trace_state,
+            ));
         }
         record(
             inst,
             pipeline,
-            span_context,
+            SpanContext::new(trace_id, span_id, flags, false, trace_state),
             sampler_attributes,
             SpanStart {
                 name: std::mem::take(&mut b.name),
