@@ -249,26 +249,35 @@ impl BatchSpanProcessor {
     }
 }
 
-impl SpanProcessor for BatchSpanProcessor {
+impl BatchSpanProcessor {
+    /// [`SpanProcessor::on_end`] for a span that stays where it lies until it
+    /// is copied into the queue: `span` is empty afterwards.
     #[inline]
-    fn on_end(&self, span: SpanData) {
-        // Spans not queued give their attribute list back to the pool, so that
-        // overload does not turn into allocator traffic.
-        if !span.span_context.is_sampled() {
-            list_pool::give(span.attributes);
+    pub(crate) fn on_end_in_place(&self, span: &mut Option<SpanData>) {
+        let Some(data) = span.as_ref() else {
             return;
-        }
+        };
         let shared = &*self.shared;
-        if shared.is_shutdown.load(Ordering::Relaxed) {
+        let queued = if !data.span_context.is_sampled() {
+            false
+        } else if shared.is_shutdown.load(Ordering::Relaxed) {
             shared
                 .dropped_after_shutdown
                 .fetch_add(1, Ordering::Relaxed);
-            list_pool::give(span.attributes);
-            return;
-        }
-        if let Err(span) = shared.queue.push(span) {
+            false
+        } else if shared.queue.push_from(span) {
+            true
+        } else {
             shared.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
-            list_pool::give(span.attributes);
+            false
+        };
+        if !queued {
+            // Spans not queued give their attribute list back to the pool, so
+            // that overload does not turn into allocator traffic.
+            if let Some(data) = span.take() {
+                list_pool::give(data.attributes);
+            }
+            return;
         }
         // Pairs with the fence in `Worker::sleep`: either the worker sees our span
         // when it re-checks the queue, or we see its `wanted`.
@@ -284,6 +293,13 @@ impl SpanProcessor for BatchSpanProcessor {
             shared.producer_wakeups.fetch_add(1, Ordering::Relaxed);
             shared.wake_worker();
         }
+    }
+}
+
+impl SpanProcessor for BatchSpanProcessor {
+    #[inline]
+    fn on_end(&self, span: SpanData) {
+        self.on_end_in_place(&mut Some(span));
     }
 
     fn force_flush(&self, deadline: Instant) -> Result<(), FlushError> {

@@ -242,6 +242,35 @@ impl<T> BoundedQueue<T> {
     /// unusually long (a preempted consumer), rather than wait for it.
     #[inline]
     pub fn push(&self, value: T) -> Result<(), T> {
+        match self.claim_push() {
+            Some(tail) => {
+                self.publish(tail, value);
+                Ok(())
+            }
+            None => Err(value),
+        }
+    }
+
+    /// Moves the value out of `source` into the queue, unless the queue is full
+    /// (`false`, and the value stays in `source`). An empty `source` pushes
+    /// nothing. Like [`push`](Self::push), but the value is copied once, from
+    /// where it lies straight into its slot, which matters for large values.
+    #[inline]
+    pub fn push_from(&self, source: &mut Option<T>) -> bool {
+        if source.is_none() {
+            return true;
+        }
+        let Some(tail) = self.claim_push() else {
+            return false;
+        };
+        // `source` is borrowed exclusively and was checked above.
+        self.publish(tail, source.take().expect("source holds a value"));
+        true
+    }
+
+    /// Claims the next free position for a push, or `None` if the queue is full.
+    #[inline(always)]
+    fn claim_push(&self) -> Option<usize> {
         let mut backoff = Backoff::new();
         let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
@@ -258,18 +287,7 @@ impl<T> BoundedQueue<T> {
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => {
-                        // SAFETY: the CAS made this thread the only owner of
-                        // position `tail`, and `stamp == tail` says the slot
-                        // holds no value (the previous lap's pop has finished
-                        // reading it, see the Acquire above). No other thread
-                        // touches the cell until the stamp moves on.
-                        slot.value
-                            .with_mut(|cell| unsafe { cell.write(MaybeUninit::new(value)) });
-                        // Release: publishes the value to the pop that sees it.
-                        slot.stamp.store(tail.wrapping_add(1), Ordering::Release);
-                        return Ok(());
-                    }
+                    Ok(_) => return Some(tail),
                     Err(current) => {
                         tail = current;
                         backoff.spin();
@@ -284,13 +302,29 @@ impl<T> BoundedQueue<T> {
                 // a full lap behind, the queue holds `capacity` items.
                 let head = self.head.load(Ordering::Relaxed);
                 if head.wrapping_add(self.one_lap) == tail || backoff.is_completed() {
-                    return Err(value);
+                    return None;
                 }
                 // A pop has claimed the slot and is reading it: wait a little.
                 backoff.snooze();
                 tail = self.tail.load(Ordering::Relaxed);
             }
         }
+    }
+
+    /// Writes `value` at position `tail`, claimed by this thread, and hands it
+    /// to the consumer.
+    #[inline(always)]
+    fn publish(&self, tail: usize, value: T) {
+        let slot = self.slot(tail);
+        // SAFETY: `claim_push` made this thread the only owner of position `tail`
+        // (its CAS), and the slot's stamp equalled `tail`, which says the slot
+        // holds no value (the previous lap's pop has finished reading it, see
+        // the Acquire in `claim_push`). No other thread touches the cell until the
+        // stamp moves on.
+        slot.value
+            .with_mut(|cell| unsafe { cell.write(MaybeUninit::new(value)) });
+        // Release: publishes the value to the pop that sees it.
+        slot.stamp.store(tail.wrapping_add(1), Ordering::Release);
     }
 
     /// Removes the oldest item, or returns `None` if the queue is empty.

@@ -382,10 +382,11 @@ impl Span {
 
     #[inline(never)]
     fn finish(&mut self, end_time_unix_nano: u64) {
-        if let Some(mut data) = self.data.take() {
+        if let Some(data) = self.data.as_mut() {
             data.end_time_unix_nano = end_time_unix_nano.max(data.start_time_unix_nano);
             self.context = data.span_context.clone();
-            crate::trace::on_end(data);
+            // Takes the data: a processor copies it from here.
+            crate::trace::on_end(&mut self.data);
         }
     }
 }

@@ -35,6 +35,32 @@ fn push_into_full_queue_hands_the_value_back() {
 }
 
 #[test]
+fn push_from_moves_the_value_or_leaves_it_when_full() {
+    let queue = BoundedQueue::with_capacity(2);
+    let mut empty: Option<String> = None;
+    assert!(
+        queue.push_from(&mut empty),
+        "nothing to push is not a failure"
+    );
+    assert!(queue.is_empty());
+    let mut source = Some("a".to_string());
+    assert!(queue.push_from(&mut source));
+    assert_eq!(source, None, "the value moved into the queue");
+    queue.push("b".to_string()).unwrap();
+    let mut late = Some("late".to_string());
+    assert!(!queue.push_from(&mut late));
+    assert_eq!(
+        late.as_deref(),
+        Some("late"),
+        "a full queue leaves it in place"
+    );
+    assert_eq!(queue.pop().as_deref(), Some("a"));
+    assert!(queue.push_from(&mut late));
+    assert_eq!(queue.pop().as_deref(), Some("b"));
+    assert_eq!(queue.pop().as_deref(), Some("late"));
+}
+
+#[test]
 fn stays_fifo_and_exact_over_many_laps() {
     // 5 is not a power of two, so index wrap and lap carry both get used.
     let queue = BoundedQueue::with_capacity(5);

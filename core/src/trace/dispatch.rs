@@ -55,11 +55,16 @@ impl Processor {
         }
     }
 
+    /// Ends `span` in this processor; it is empty afterwards.
     #[inline]
-    fn on_end(&self, span: SpanData) {
+    fn on_end(&self, span: &mut Option<SpanData>) {
         match self {
-            Processor::Batch(b) => b.on_end(span),
-            Processor::Dyn(d) => d.on_end(span),
+            Processor::Batch(b) => b.on_end_in_place(span),
+            Processor::Dyn(d) => {
+                if let Some(data) = span.take() {
+                    d.on_end(data);
+                }
+            }
         }
     }
 }
@@ -70,10 +75,16 @@ impl fmt::Debug for Processor {
     }
 }
 
-/// Delivers an ended span to its provider's processors.
+/// Delivers an ended span to its provider's processors. The data stays where
+/// it lies until a processor takes it (the batch processor copies it straight
+/// into its queue); `span` is empty afterwards.
 #[inline]
-pub(crate) fn on_end(data: SpanData) {
-    let Some(own) = data.instrumentation.0.pipeline.as_ref() else {
+pub(crate) fn on_end(span: &mut Option<SpanData>) {
+    let Some(own) = span
+        .as_ref()
+        .and_then(|data| data.instrumentation.0.pipeline.as_ref())
+    else {
+        *span = None;
         return;
     };
     let cached = LAST_PIPELINE.try_with(Cell::take).ok().flatten();
@@ -81,21 +92,23 @@ pub(crate) fn on_end(data: SpanData) {
         Some(p) if Arc::ptr_eq(&p, own) => p,
         _ => own.clone(),
     };
-    dispatch(&pipeline, data);
+    dispatch(&pipeline, span);
     // A nested span ended by a processor may have cached something meanwhile;
     // `replace` drops it.
     let _ = LAST_PIPELINE.try_with(|c| c.replace(Some(pipeline)));
 }
 
-fn dispatch(pipeline: &Pipeline, data: SpanData) {
+fn dispatch(pipeline: &Pipeline, span: &mut Option<SpanData>) {
     match pipeline.processors.as_slice() {
-        [] => {}
-        [only] => only.on_end(data),
+        [] => *span = None,
+        [only] => only.on_end(span),
         [rest @ .., last] => {
             for p in rest {
-                p.on_end(data.clone());
+                if let Some(data) = span.as_ref() {
+                    p.on_end(&mut Some(data.clone()));
+                }
             }
-            last.on_end(data);
+            last.on_end(span);
         }
     }
 }
