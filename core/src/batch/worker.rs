@@ -15,6 +15,11 @@ use std::time::{Duration, Instant};
 /// How often the "spans dropped" warning may repeat.
 const DROP_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
+/// The longest nap: when spans arrive fast enough to fill the next batch
+/// within this time, the worker sleeps for that long instead of asking
+/// producers to wake it.
+const MAX_NAP: Duration = Duration::from_millis(1);
+
 /// The background thread's state.
 pub(super) struct Worker {
     shared: Arc<Shared>,
@@ -25,6 +30,8 @@ pub(super) struct Worker {
     reported_drops: u64,
     /// Export failures and partial successes are reported at the same pace.
     export_warnings: RateLimiter,
+    /// When the worker last went to sleep, and how many spans had arrived.
+    last_sleep: Option<(Instant, u64)>,
 }
 
 impl Worker {
@@ -39,6 +46,7 @@ impl Worker {
             drop_warnings: RateLimiter::new(DROP_WARNING_INTERVAL),
             reported_drops: 0,
             export_warnings: RateLimiter::new(DROP_WARNING_INTERVAL),
+            last_sleep: None,
         }
     }
 
@@ -90,9 +98,30 @@ impl Worker {
     /// which producers should wake it.
     /// Callers unpark after recording a request, so none is missed (the park token
     /// is kept if the unpark comes first); spurious wake-ups just loop.
-    fn sleep(&self, timeout: Duration, batch_size: usize) {
+    ///
+    /// Waking a sleeping thread costs the producer a system call and the kernel
+    /// an interrupt to the worker's CPU (about 4 µs on a 2-vCPU VM, 9 ns per span
+    /// at 512-span batches). So when spans arrive fast enough that the next batch
+    /// fills within [`MAX_NAP`], the worker instead naps for the time that takes,
+    /// and producers wake it only if the queue gets half full.
+    fn sleep(&mut self, timeout: Duration, batch_size: usize) {
         let shared = &*self.shared;
-        shared.wanted.store(batch_size, Ordering::Relaxed);
+        let now = Instant::now();
+        let len = shared.queue.len();
+        let arrived = shared.popped.load(Ordering::Relaxed) + len as u64;
+        let last = self.last_sleep.replace((now, arrived));
+        let nap = last.and_then(|(then, before)| {
+            time_to_fill(
+                now.saturating_duration_since(then),
+                arrived.saturating_sub(before),
+                batch_size.saturating_sub(len),
+            )
+        });
+        let (wake_at, timeout) = match nap {
+            Some(nap) if nap < timeout => (batch_size.max(shared.queue.capacity() / 2), nap),
+            _ => (batch_size, timeout),
+        };
+        shared.wanted.store(wake_at, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         if shared.queue.len() < batch_size {
             std::thread::park_timeout(timeout);
@@ -254,4 +283,37 @@ pub(super) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".to_string())
+}
+
+/// How long `missing` more spans take to arrive at the rate of `arrived` spans
+/// in `elapsed`, if that is at most [`MAX_NAP`].
+fn time_to_fill(elapsed: Duration, arrived: u64, missing: usize) -> Option<Duration> {
+    if arrived == 0 {
+        return None;
+    }
+    let nanos = elapsed.as_nanos().saturating_mul(missing as u128) / u128::from(arrived);
+    let nap = Duration::from_nanos(u64::try_from(nanos).ok()?);
+    (nap <= MAX_NAP).then_some(nap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn naps_only_when_the_next_batch_fills_within_max_nap() {
+        let ms = Duration::from_millis;
+        // 512 spans in 1 ms: 256 more take 0.5 ms.
+        assert_eq!(
+            time_to_fill(ms(1), 512, 256),
+            Some(Duration::from_micros(500))
+        );
+        assert_eq!(time_to_fill(ms(1), 512, 512), Some(ms(1)));
+        // Slower than a batch per MAX_NAP, or nothing seen yet: sleep normally.
+        assert_eq!(time_to_fill(ms(1), 512, 513), None);
+        assert_eq!(time_to_fill(ms(5), 10, 512), None);
+        assert_eq!(time_to_fill(ms(1), 0, 512), None);
+        assert_eq!(time_to_fill(Duration::MAX, 1, usize::MAX), None);
+        assert_eq!(time_to_fill(ms(1), 512, 0), Some(Duration::ZERO));
+    }
 }
