@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Arguments: library (`runtrace`, `otel`, `fastrace`), case (`sampled_root`,
-//! `sampled_root_4attrs`, `child`, `dropped`, `disabled`), span count, batch
+//! `sampled_root_4attrs`, `child`, `dropped`, `disabled`, and for runtrace
+//! `2threads`: sampled roots from two threads, `n / 2` each), span count, batch
 //! queue size (default 65536, as in the benches). Under valgrind, which runs one
 //! thread at a time, give a queue that holds every span so that the queue-full
 //! drop path stays out of the profile (a huge queue costs page faults in real
@@ -46,6 +47,21 @@ fn time(n: u64, mut op: impl FnMut()) -> Duration {
     for _ in 0..n {
         op();
     }
+    start.elapsed()
+}
+
+/// Two threads each run `op` `n / 2` times; the wall time for all `n`.
+fn time_2threads(n: u64, op: &(impl Fn() + Sync)) -> Duration {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                for _ in 0..n / 2 {
+                    op();
+                }
+            });
+        }
+    });
     start.elapsed()
 }
 
@@ -102,6 +118,7 @@ mod rt {
                 let _g = parent.enter();
                 time(n, || root(&tracer))
             }
+            "2threads" => time_2threads(n, &|| root(&tracer)),
             _ => panic!("unknown case {case}"),
         };
         let _ = p.force_flush();

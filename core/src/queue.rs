@@ -149,7 +149,9 @@ impl Backoff {
     }
 }
 
-/// One cell of the ring buffer.
+/// One cell of the ring buffer, on cache lines of its own: neighbouring slots
+/// are written by different producers at the same time.
+#[repr(align(64))]
 struct Slot<T> {
     /// `position` if the slot is free for the push at `position`;
     /// `position + 1` once that push has written its value. A pop at
