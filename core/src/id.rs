@@ -190,7 +190,7 @@ impl IdGenerator for RandomIdGenerator {
 }
 
 /// A new trace id and span id from one visit to the thread's generator.
-#[inline]
+#[inline(always)]
 pub(crate) fn random_trace_and_span_id() -> (TraceId, SpanId) {
     with_rng(|r| (r.trace_id(), r.span_id()))
 }
@@ -242,7 +242,7 @@ thread_local! {
 }
 
 /// Runs `f` with the calling thread's generator (seeded on first use).
-#[inline]
+#[inline(always)]
 fn with_rng<R>(f: impl FnOnce(&mut Wyrand) -> R) -> R {
     RNG_STATE.with(|state| {
         let mut rng = Wyrand(state.get());

@@ -9,6 +9,7 @@ use crate::attribute::{list_pool, upsert, KeyValue, Str, Value};
 use crate::clock;
 use crate::context::{Context, ContextGuard, SpanContext};
 use crate::export::{Event, Link, SpanData};
+use crate::sampling::SamplingDecision;
 use crate::trace::{SpanLimits, Tracer};
 use std::mem::ManuallyDrop;
 use std::time::SystemTime;
@@ -168,26 +169,46 @@ impl<'t> SpanBuilder<'t> {
     #[inline(never)]
     fn start_enabled(mut self) -> Span {
         let tracer = self.tracer;
-        if tracer.drops_roots()
-            && self.parent.is_none()
+        let plain_root = self.parent.is_none()
             && self.attributes.capacity() == 0
             && self.links.capacity() == 0
-            && !Context::any_attached()
-        {
-            // A plain root span that the sampler drops whatever its name: only
-            // ids. Nothing in the builder but its name needs dropping.
-            if let Str::Shared(_) = self.name {
-                drop(std::mem::take(&mut self.name));
+            && self.start_time.is_none()
+            && !Context::any_attached();
+        if plain_root {
+            // Short paths for a sampler whose root decision is fixed. Nothing
+            // in the builder but its name needs dropping.
+            match tracer.plain_root_decision() {
+                Some(SamplingDecision::Drop) => {
+                    if let Str::Shared(_) = self.name {
+                        drop(std::mem::take(&mut self.name));
+                    }
+                    std::mem::forget(self);
+                    return Span::non_recording(Tracer::dropped_root_context());
+                }
+                Some(SamplingDecision::RecordAndSample) => {
+                    let (name, kind) = (std::mem::take(&mut self.name), self.kind);
+                    std::mem::forget(self);
+                    return tracer.start_sampled_root(name, kind);
+                }
+                _ => {}
             }
-            std::mem::forget(self);
-            return Span::non_recording(Tracer::dropped_root_context());
         }
+        self.start_with_sampler()
+    }
+
+    /// Every span the short paths do not take: with a parent, attributes,
+    /// links, or a sampler that must be asked.
+    /// Borrows the builder, which the caller then drops: passing it by value
+    /// would copy it.
+    #[inline(never)]
+    fn start_with_sampler(&mut self) -> Span {
+        let tracer = self.tracer;
         match self.parent.take() {
-            Some(cx) => tracer.start_span(&mut self, cx.span_context()),
+            Some(cx) => tracer.start_span(self, cx.span_context()),
             None => {
                 // Copied out, so that a sampler or processor may attach contexts.
                 let parent = Context::with_current(|cx| cx.span_context().cloned());
-                tracer.start_span(&mut self, parent.as_ref())
+                tracer.start_span(self, parent.as_ref())
             }
         }
     }

@@ -69,12 +69,15 @@ pub(crate) struct Pipeline {
     /// `None`: the built-in random generator, called without dynamic dispatch.
     id_generator: Option<Box<dyn IdGenerator>>,
     ids_random: bool,
-    /// Every root span is dropped and ids come from the built-in generator: a
-    /// plain root span needs only its ids.
-    drops_roots: bool,
+    /// The sampler's decision for every root span, when it is fixed and ids
+    /// come from the built-in generator: then a plain root span (no parent,
+    /// attributes, links or start time) takes a short path.
+    plain_root_decision: Option<SamplingDecision>,
     pub(crate) limits: SpanLimits,
     resource: Arc<Resource>,
     processors: Vec<Processor>,
+    /// Some processor is not the batch processor (those see `on_start`).
+    has_dyn_processors: bool,
     is_shutdown: AtomicBool,
 }
 
@@ -409,17 +412,21 @@ impl TracerProviderBuilder {
         TracerProvider {
             handle: Arc::new(ProviderHandle {
                 pipeline: Some(Arc::new(Pipeline {
-                    drops_roots: self.id_generator.is_none()
-                        && self
-                            .sampler
-                            .fixed_decisions()
-                            .is_some_and(|d| d.root == SamplingDecision::Drop),
+                    plain_root_decision: self
+                        .sampler
+                        .fixed_decisions()
+                        .filter(|_| self.id_generator.is_none())
+                        .map(|d| d.root),
                     fixed_decisions: self.sampler.fixed_decisions(),
                     sampler: self.sampler,
                     id_generator: self.id_generator,
                     ids_random,
                     limits: self.limits,
                     resource: Arc::new(self.resource),
+                    has_dyn_processors: self
+                        .processors
+                        .iter()
+                        .any(|p| matches!(p, Processor::Dyn(_))),
                     processors: self.processors,
                     is_shutdown: AtomicBool::new(false),
                 })),

@@ -430,3 +430,45 @@ fn dropped_roots_look_alike_on_every_path() {
         "the name was released"
     );
 }
+
+#[test]
+fn sampled_roots_look_alike_on_every_path() {
+    let (provider, exporter) = setup();
+    let tracer = provider.tracer("scope");
+    // A plain root (the short path) and roots the general path starts.
+    tracer.span("root").kind(SpanKind::Server).start().end();
+    tracer
+        .span("root")
+        .kind(SpanKind::Server)
+        .parent(&Context::new())
+        .start()
+        .end();
+    tracer
+        .span("root")
+        .kind(SpanKind::Server)
+        .attribute("k", 1)
+        .start()
+        .end();
+    let spans = exporter.finished_spans();
+    assert_eq!(spans.len(), 3);
+    for s in &spans {
+        let cx = &s.span_context;
+        assert!(cx.is_valid() && cx.is_sampled() && !cx.is_remote());
+        assert!(cx.trace_flags().is_random());
+        assert_eq!(cx.trace_state().header(), "");
+        assert_eq!(s.parent_span_id, SpanId::INVALID);
+        assert!(!s.parent_is_remote);
+        assert_eq!(s.name, "root");
+        assert_eq!(s.kind, SpanKind::Server);
+        assert_eq!(s.status, Status::Unset);
+        assert_eq!(s.instrumentation.scope().name, "scope");
+        assert!(s.start_time_unix_nano > 0 && s.end_time_unix_nano >= s.start_time_unix_nano);
+        assert!(s.events.is_empty() && s.links.is_empty());
+    }
+    assert!(spans[0].attributes.is_empty());
+    assert_eq!(spans[2].attributes.len(), 1);
+    assert_ne!(
+        spans[0].span_context.trace_id(),
+        spans[1].span_context.trace_id()
+    );
+}

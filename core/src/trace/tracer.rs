@@ -58,23 +58,54 @@ impl Tracer {
         result
     }
 
-    /// Whether every plain root span of this tracer is dropped by the sampler
-    /// (then [`Tracer::dropped_root_context`] is all such a span needs).
+    /// The sampler's decision for every plain root span (no parent, attributes,
+    /// links or start time), if it is known without asking it and ids are built
+    /// in. Then [`Tracer::dropped_root_context`] or
+    /// [`Tracer::start_sampled_root`] is all such a span needs.
     #[inline(always)]
-    pub(crate) fn drops_roots(&self) -> bool {
+    pub(crate) fn plain_root_decision(&self) -> Option<SamplingDecision> {
         self.inst
             .as_ref()
             .and_then(|i| i.0.pipeline.as_deref())
-            .is_some_and(|p| p.drops_roots)
+            .and_then(|p| p.plain_root_decision)
     }
 
     /// The context of a dropped root span: new ids, not sampled.
     #[inline(always)]
     pub(crate) fn dropped_root_context() -> SpanContext {
         let (trace_id, span_id) = crate::id::random_trace_and_span_id();
-        // `drops_roots` implies the built-in generator, whose ids are random.
+        // `plain_root_decision` implies the built-in generator, whose ids are random.
         let flags = TraceFlags::new(0x02);
         SpanContext::new(trace_id, span_id, flags, false, TraceState::default())
+    }
+
+    /// Starts a plain root span that the sampler keeps (see
+    /// [`Tracer::plain_root_decision`]): new ids, the start time and the data.
+    #[inline(never)]
+    pub(crate) fn start_sampled_root(&self, name: Str, kind: SpanKind) -> Span {
+        let Some((inst, pipeline)) = self
+            .inst
+            .as_ref()
+            .and_then(|i| Some((i, i.0.pipeline.as_deref()?)))
+        else {
+            return Span::non_recording(SpanContext::INVALID);
+        };
+        let (trace_id, span_id) = crate::id::random_trace_and_span_id();
+        let flags = TraceFlags::new(0x02).with_sampled(true);
+        build_recorded(
+            inst,
+            pipeline,
+            SpanContext::new(trace_id, span_id, flags, false, TraceState::default()),
+            Vec::new(),
+            SpanStart {
+                name,
+                kind,
+                attributes: Vec::new(),
+                links: Vec::new(),
+                parent: None,
+                start_time: None,
+            },
+        )
     }
 
     /// Samples a new span and starts it. Inlined into the caller, so that a
@@ -175,6 +206,18 @@ fn record(
     sampler_attributes: Vec<KeyValue>,
     start: SpanStart<'_>,
 ) -> Span {
+    build_recorded(inst, pipeline, span_context, sampler_attributes, start)
+}
+
+/// [`record`], inlined where the caller knows more (empty lists, no parent).
+#[inline(always)]
+fn build_recorded(
+    inst: &Instrumentation,
+    pipeline: &Pipeline,
+    span_context: SpanContext,
+    sampler_attributes: Vec<KeyValue>,
+    start: SpanStart<'_>,
+) -> Span {
     let SpanStart {
         name,
         kind,
@@ -187,20 +230,25 @@ fn record(
         Some(t) => clock::system_time_to_unix_nanos(t),
         None => clock::now_unix_nanos(),
     };
-    let limits = pipeline.limits;
-    attributes.extend(sampler_attributes);
-    let dropped_attributes_count = apply_limits(&mut attributes, &limits);
-    let dropped_links_count = links.len().saturating_sub(limits.max_links_per_span) as u32;
-    links.truncate(limits.max_links_per_span);
-    for link in &mut links {
-        link.dropped_attributes_count +=
-            link.attributes
-                .len()
-                .saturating_sub(limits.max_attributes_per_link) as u32;
-        link.attributes.truncate(limits.max_attributes_per_link);
+    // Each step is skipped when there is nothing to do, the usual case: most
+    // spans start with no attributes, no links and only the batch processor.
+    if !sampler_attributes.is_empty() {
+        attributes.extend(sampler_attributes);
     }
-    for p in &pipeline.processors {
-        p.on_start(&span_context, parent);
+    let dropped_attributes_count = if attributes.is_empty() {
+        0
+    } else {
+        apply_limits(&mut attributes, &pipeline.limits)
+    };
+    let dropped_links_count = if links.is_empty() {
+        0
+    } else {
+        limit_links(&mut links, &pipeline.limits)
+    };
+    if pipeline.has_dyn_processors {
+        for p in &pipeline.processors {
+            p.on_start(&span_context, parent);
+        }
     }
     Span::recording(SpanData {
         span_context,
@@ -219,6 +267,21 @@ fn record(
         status: Status::Unset,
         instrumentation: inst.clone(),
     })
+}
+
+/// Enforces the link count limit and each link's attribute limit. Returns how
+/// many links were dropped.
+fn limit_links(links: &mut Vec<Link>, limits: &SpanLimits) -> u32 {
+    let dropped = links.len().saturating_sub(limits.max_links_per_span) as u32;
+    links.truncate(limits.max_links_per_span);
+    for link in links {
+        link.dropped_attributes_count +=
+            link.attributes
+                .len()
+                .saturating_sub(limits.max_attributes_per_link) as u32;
+        link.attributes.truncate(limits.max_attributes_per_link);
+    }
+    dropped
 }
 
 /// Removes duplicate keys (the later value wins), enforces the count limit and
