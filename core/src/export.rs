@@ -8,12 +8,16 @@
 use crate::attribute::{KeyValue, Str};
 use crate::context::SpanContext;
 use crate::id::SpanId;
-use crate::resource::Resource;
 use crate::span::{SpanKind, Status};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+mod instrumentation;
+
+pub use instrumentation::Instrumentation;
+pub(crate) use instrumentation::{InstrumentationInner, ScopeRun};
 
 /// The name, version and attributes of the library that created a span.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -60,51 +64,6 @@ pub struct Link {
     pub attributes: Vec<KeyValue>,
     /// Attributes discarded by the per-link limit.
     pub dropped_attributes_count: u32,
-}
-
-/// The scope and resource of a span, shared by every span of one tracer
-/// (one reference count per span).
-#[derive(Clone)]
-pub struct Instrumentation(pub(crate) Arc<InstrumentationInner>);
-
-pub(crate) struct InstrumentationInner {
-    pub(crate) scope: InstrumentationScope,
-    pub(crate) resource: Arc<Resource>,
-    /// The provider whose processors receive the spans; `None` for hand-built data.
-    pub(crate) pipeline: Option<Arc<crate::trace::Pipeline>>,
-}
-
-impl Instrumentation {
-    /// A scope and resource not tied to a provider, for building [`SpanData`] by hand
-    /// (exporter tests).
-    pub fn new(scope: InstrumentationScope, resource: Arc<Resource>) -> Self {
-        Instrumentation(Arc::new(InstrumentationInner {
-            scope,
-            resource,
-            pipeline: None,
-        }))
-    }
-    /// The instrumentation scope.
-    pub fn scope(&self) -> &InstrumentationScope {
-        &self.0.scope
-    }
-    /// The resource.
-    pub fn resource(&self) -> &Arc<Resource> {
-        &self.0.resource
-    }
-    /// `true` if both handles share the same scope and resource object.
-    pub fn ptr_eq(&self, other: &Instrumentation) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl fmt::Debug for Instrumentation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Instrumentation")
-            .field("scope", &self.0.scope)
-            .field("resource", &self.0.resource)
-            .finish()
-    }
 }
 
 /// An ended span, as exporters receive it.

@@ -234,11 +234,11 @@ impl TracerProvider {
             .as_ref()
             .filter(|p| !p.is_shutdown.load(Ordering::Acquire))
             .map(|p| {
-                Instrumentation(Arc::new(InstrumentationInner {
+                Instrumentation::from_inner(InstrumentationInner {
                     scope,
                     resource: p.resource.clone(),
                     pipeline: Some(p.clone()),
-                }))
+                })
             });
         Tracer { inst }
     }

@@ -5,7 +5,7 @@
 use super::{Shared, AWAKE};
 use crate::attribute::list_pool;
 use crate::diagnostics::{self, Level, RateLimiter};
-use crate::export::{ExportError, SpanData, SpanExporter};
+use crate::export::{ExportError, ScopeRun, SpanData, SpanExporter};
 use crate::processor::FlushError;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{fence, Ordering};
@@ -156,10 +156,13 @@ impl Worker {
                 panic_message(&panic)
             ))),
         };
-        // In place: moving each span out of the batch would copy it once more.
-        for span in &mut self.batch {
+        // In place (moving each span out would copy it once more): attribute
+        // lists go back to the pool, and the scope references of consecutive
+        // spans of one tracer are given back together.
+        ScopeRun::release_all(self.batch.iter_mut().map(|span| {
             list_pool::give(std::mem::take(&mut span.attributes));
-        }
+            span.instrumentation.take()
+        }));
         self.batch.clear();
         let n = n as u64;
         let result = match outcome {

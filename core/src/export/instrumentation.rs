@@ -1,0 +1,334 @@
+//! [`Instrumentation`]: the scope and resource that every span of one tracer
+//! shares, behind a reference count.
+//!
+//! Every recorded span holds a counted reference to its tracer's scope, taken
+//! on the application thread and given back by the batch worker after export.
+//! With `Arc`, the worker's decrements (one per span, an atomic operation on a
+//! cache line the application threads keep taking back) were the largest part
+//! of its work per span. So the count here is our own, and the worker merges
+//! the references of consecutive spans of one scope into a [`ScopeRun`] that
+//! gives them back with one atomic operation.
+
+use super::InstrumentationScope;
+use crate::resource::Resource;
+use std::fmt;
+use std::ops::Deref;
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// Beyond this many counts something leaks references: abort, as `Arc` does.
+const MAX_REFS: usize = isize::MAX as usize;
+
+/// The scope and resource of a span, shared by every span of one tracer.
+/// Cloning it is cheap (a reference count).
+#[derive(Clone)]
+pub struct Instrumentation(pub(crate) ScopeRef);
+
+pub(crate) struct InstrumentationInner {
+    pub(crate) scope: InstrumentationScope,
+    pub(crate) resource: Arc<Resource>,
+    /// The provider whose processors receive the spans; `None` for hand-built data.
+    pub(crate) pipeline: Option<Arc<crate::trace::Pipeline>>,
+}
+
+impl Instrumentation {
+    /// A scope and resource not tied to a provider, for building
+    /// [`SpanData`](super::SpanData) by hand (exporter tests).
+    pub fn new(scope: InstrumentationScope, resource: Arc<Resource>) -> Self {
+        Self::from_inner(InstrumentationInner {
+            scope,
+            resource,
+            pipeline: None,
+        })
+    }
+
+    pub(crate) fn from_inner(inner: InstrumentationInner) -> Self {
+        Instrumentation(ScopeRef::new(inner))
+    }
+
+    /// The instrumentation scope.
+    pub fn scope(&self) -> &InstrumentationScope {
+        &self.0.scope
+    }
+
+    /// The resource.
+    pub fn resource(&self) -> &Arc<Resource> {
+        &self.0.resource
+    }
+
+    /// `true` if both handles share the same scope and resource object.
+    pub fn ptr_eq(&self, other: &Instrumentation) -> bool {
+        self.0 .0 == other.0 .0
+    }
+
+    /// Moves the reference out, leaving behind one to an empty scope and
+    /// resource that counts nothing: for the batch worker, which gives the
+    /// references of exported spans back in runs (see [`ScopeRun`]) and then
+    /// drops the spans in place.
+    pub(crate) fn take(&mut self) -> Instrumentation {
+        Instrumentation(ScopeRef(self.0 .0.take()))
+    }
+}
+
+impl fmt::Debug for Instrumentation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Instrumentation")
+            .field("scope", &self.0.scope)
+            .field("resource", &self.0.resource)
+            .finish()
+    }
+}
+
+/// The allocation behind a [`ScopeRef`].
+struct Counted {
+    refs: AtomicUsize,
+    inner: InstrumentationInner,
+}
+
+/// A counted shared reference to an [`InstrumentationInner`], like
+/// `Arc<InstrumentationInner>`, whose count can also change by more than one
+/// at a time. `None` after [`Instrumentation::take`]: then it refers to an
+/// empty scope and resource, and counts nothing.
+pub(crate) struct ScopeRef(Option<NonNull<Counted>>);
+
+// SAFETY: a `ScopeRef` is a shared reference to an `InstrumentationInner`
+// (which is `Send + Sync`, checked below) with an atomic count, as an `Arc` is.
+unsafe impl Send for ScopeRef {}
+// SAFETY: as above.
+unsafe impl Sync for ScopeRef {}
+
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<InstrumentationInner>();
+};
+
+impl ScopeRef {
+    fn new(inner: InstrumentationInner) -> Self {
+        let counted = Box::new(Counted {
+            refs: AtomicUsize::new(1),
+            inner,
+        });
+        ScopeRef(Some(NonNull::from(Box::leak(counted))))
+    }
+
+    fn counted(&self) -> Option<&Counted> {
+        // SAFETY: `self` owns one count, so the allocation lives as long as it.
+        self.0.map(|ptr| unsafe { ptr.as_ref() })
+    }
+
+    /// Takes one more count. Relaxed, as in `Arc::clone`: a new reference is
+    /// made from one that already keeps the allocation alive.
+    fn acquire(&self) {
+        if let Some(counted) = self.counted() {
+            if counted.refs.fetch_add(1, Ordering::Relaxed) > MAX_REFS {
+                std::process::abort();
+            }
+        }
+    }
+
+    /// Gives up `n` counts on `ptr`, and frees it if they were the last.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `n` counts on `ptr` and does not use them afterwards.
+    unsafe fn release(ptr: NonNull<Counted>, n: usize) {
+        // SAFETY: the caller's counts keep the allocation alive until the
+        // `fetch_sub` below gives them up.
+        let counted = unsafe { ptr.as_ref() };
+        // Release: our uses of the scope happen before whoever frees it.
+        if counted.refs.fetch_sub(n, Ordering::Release) != n {
+            return;
+        }
+        // Acquire: every other reference's uses happen before the free.
+        fence(Ordering::Acquire);
+        // SAFETY: those were the last counts, so no reference to the allocation
+        // is left; `ScopeRef::new` made it with `Box`.
+        drop(unsafe { Box::from_raw(ptr.as_ptr()) });
+    }
+}
+
+impl Deref for ScopeRef {
+    type Target = InstrumentationInner;
+
+    fn deref(&self) -> &InstrumentationInner {
+        static TAKEN: OnceLock<InstrumentationInner> = OnceLock::new();
+        match self.counted() {
+            Some(counted) => &counted.inner,
+            None => TAKEN.get_or_init(|| InstrumentationInner {
+                scope: InstrumentationScope::default(),
+                resource: Arc::new(Resource::empty()),
+                pipeline: None,
+            }),
+        }
+    }
+}
+
+impl Clone for ScopeRef {
+    fn clone(&self) -> Self {
+        self.acquire();
+        ScopeRef(self.0)
+    }
+}
+
+impl Drop for ScopeRef {
+    fn drop(&mut self) {
+        if let Some(ptr) = self.0 {
+            // SAFETY: `self` owns one count on `ptr` and is gone after this.
+            unsafe { Self::release(ptr, 1) }
+        }
+    }
+}
+
+/// References to one scope merged into one value: dropping it gives all their
+/// counts back with one atomic operation (two, with the first reference's).
+pub(crate) struct ScopeRun {
+    first: Instrumentation,
+    /// Counts of the references merged after the first (forgotten, so their
+    /// counts now belong to the run).
+    merged: usize,
+}
+
+impl ScopeRun {
+    pub(crate) fn new(first: Instrumentation) -> Self {
+        ScopeRun { first, merged: 0 }
+    }
+
+    /// Drops `refs`, giving the counts of consecutive references to one scope
+    /// back together.
+    pub(crate) fn release_all(refs: impl IntoIterator<Item = Instrumentation>) {
+        let mut run: Option<ScopeRun> = None;
+        for r in refs {
+            let r = match &mut run {
+                Some(current) => match current.merge(r) {
+                    Ok(()) => continue,
+                    Err(r) => r,
+                },
+                None => r,
+            };
+            // Drops the previous run, if any.
+            run = Some(ScopeRun::new(r));
+        }
+    }
+
+    /// Merges `next` into the run if it refers to the same scope; otherwise
+    /// hands it back.
+    pub(crate) fn merge(&mut self, next: Instrumentation) -> Result<(), Instrumentation> {
+        if !next.ptr_eq(&self.first) {
+            return Err(next);
+        }
+        std::mem::forget(next);
+        self.merged += 1;
+        Ok(())
+    }
+}
+
+impl Drop for ScopeRun {
+    fn drop(&mut self) {
+        if let Some(ptr) = self.first.0 .0.filter(|_| self.merged > 0) {
+            // SAFETY: `merge` forgot `merged` references to this scope, whose
+            // counts the run owns; `first` (dropped after this) keeps the
+            // allocation alive, so this cannot free it.
+            unsafe { ScopeRef::release(ptr, self.merged) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::thread;
+
+    /// A scope whose resource tells, by its count, whether the scope is alive.
+    fn scope(name: &'static str) -> (Instrumentation, Arc<Resource>) {
+        let resource = Arc::new(Resource::empty());
+        let inst = Instrumentation::new(InstrumentationScope::new(name), resource.clone());
+        (inst, resource)
+    }
+
+    fn alive(resource: &Arc<Resource>) -> bool {
+        Arc::strong_count(resource) > 1
+    }
+
+    fn count(inst: &Instrumentation) -> usize {
+        inst.0
+            .counted()
+            .map_or(0, |c| c.refs.load(Ordering::Relaxed))
+    }
+
+    #[test]
+    fn clones_share_the_scope_and_the_last_drop_frees_it() {
+        let (a, resource) = scope("a");
+        let b = a.clone();
+        assert!(a.ptr_eq(&b) && count(&a) == 2);
+        assert_eq!(b.scope().name, "a");
+        assert!(Arc::ptr_eq(b.resource(), &resource));
+        drop(a);
+        assert!(alive(&resource));
+        drop(b);
+        assert!(!alive(&resource));
+    }
+
+    #[test]
+    fn a_run_gives_back_exactly_the_counts_it_merged() {
+        let (a, res_a) = scope("a");
+        let (b, res_b) = scope("b");
+        let mut run = ScopeRun::new(a.clone());
+        for _ in 0..10 {
+            assert!(run.merge(a.clone()).is_ok());
+        }
+        let other = run
+            .merge(b.clone())
+            .expect_err("another scope is handed back");
+        assert!(other.ptr_eq(&b));
+        assert_eq!(count(&a), 12);
+        drop(run);
+        assert_eq!(count(&a), 1);
+        // Interleaved scopes make several runs.
+        let refs = [&a, &a, &b, &a, &b, &b].map(Instrumentation::clone);
+        assert_eq!((count(&a), count(&b)), (4, 5));
+        ScopeRun::release_all(refs);
+        assert_eq!((count(&a), count(&b)), (1, 2));
+        drop(other);
+        assert_eq!(count(&b), 1);
+        // A run may hold the last references: dropping it frees the scope.
+        let mut run = ScopeRun::new(a.clone());
+        run.merge(a).unwrap();
+        assert!(alive(&res_a));
+        drop(run);
+        assert!(!alive(&res_a));
+        drop(b);
+        assert!(!alive(&res_b));
+    }
+
+    #[test]
+    fn references_dropped_on_other_threads_balance_the_count() {
+        let (inst, resource) = scope("stress");
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<Instrumentation>>();
+        // Half the batches are dropped one by one, half through runs.
+        let dropper = thread::spawn(move || {
+            for (i, batch) in rx.into_iter().enumerate() {
+                if i % 2 == 0 {
+                    drop(batch);
+                } else {
+                    ScopeRun::release_all(batch);
+                }
+            }
+        });
+        thread::scope(|s| {
+            for _ in 0..4 {
+                let (inst, tx) = (&inst, tx.clone());
+                s.spawn(move || {
+                    for _ in 0..100 {
+                        tx.send((0..100).map(|_| inst.clone()).collect()).unwrap();
+                    }
+                });
+            }
+        });
+        drop(tx);
+        dropper.join().unwrap();
+        assert_eq!(count(&inst), 1);
+        drop(inst);
+        assert!(!alive(&resource));
+    }
+}
