@@ -60,11 +60,7 @@ fn batch() -> Vec<SpanData> {
                 KeyValue::new("cache.hit", i % 2 == 0),
             ],
             dropped_attributes_count: 0,
-            events: vec![],
-            dropped_events_count: 0,
-            links: vec![],
-            dropped_links_count: 0,
-            status: Status::Unset,
+            details: None,
             instrumentation: inst.clone(),
         })
         .collect()
@@ -131,7 +127,7 @@ fn via_opentelemetry_proto(batch: &[SpanData]) -> Vec<u8> {
                 dropped_events_count: 0,
                 links: vec![],
                 dropped_links_count: 0,
-                status: match &s.status {
+                status: match s.status() {
                     Status::Unset => None,
                     Status::Ok => Some(PStatus {
                         message: String::new(),

@@ -87,6 +87,19 @@ pub struct SpanData {
     pub attributes: Vec<KeyValue>,
     /// Attributes discarded by the count limit.
     pub dropped_attributes_count: u32,
+    /// Events, links and status; `None` for a span that has none of them, the
+    /// usual case. Read them with [`events`](Self::events),
+    /// [`links`](Self::links) and [`status`](Self::status).
+    pub details: Option<Box<SpanDetails>>,
+    /// Instrumentation scope and resource.
+    pub instrumentation: Instrumentation,
+}
+
+/// The parts of a span that most spans leave empty: events, links and status.
+/// They live out of line, so that an ended span is small to queue and to copy
+/// (three cache lines instead of four).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SpanDetails {
     /// Events in order.
     pub events: Vec<Event>,
     /// Events discarded by the count limit.
@@ -97,8 +110,47 @@ pub struct SpanData {
     pub dropped_links_count: u32,
     /// Status.
     pub status: Status,
-    /// Instrumentation scope and resource.
-    pub instrumentation: Instrumentation,
+}
+
+impl SpanData {
+    /// Events in order.
+    pub fn events(&self) -> &[Event] {
+        self.details.as_ref().map_or(&[], |d| &d.events)
+    }
+
+    /// Events discarded by the count limit.
+    pub fn dropped_events_count(&self) -> u32 {
+        self.details.as_ref().map_or(0, |d| d.dropped_events_count)
+    }
+
+    /// Links in order.
+    pub fn links(&self) -> &[Link] {
+        self.details.as_ref().map_or(&[], |d| &d.links)
+    }
+
+    /// Links discarded by the count limit.
+    pub fn dropped_links_count(&self) -> u32 {
+        self.details.as_ref().map_or(0, |d| d.dropped_links_count)
+    }
+
+    /// The status (`Unset` unless one was set).
+    pub fn status(&self) -> &Status {
+        static UNSET: Status = Status::Unset;
+        self.details.as_ref().map_or(&UNSET, |d| &d.status)
+    }
+
+    /// The details, made (empty) on first use.
+    ///
+    /// ```
+    /// # use runtrace::{Status, SpanData};
+    /// # fn f(span: &mut SpanData) {
+    /// span.details_mut().status = Status::error("timeout");
+    /// assert_eq!(span.status(), &Status::error("timeout"));
+    /// # }
+    /// ```
+    pub fn details_mut(&mut self) -> &mut SpanDetails {
+        self.details.get_or_insert_with(Box::default)
+    }
 }
 
 /// Why an export did not (fully) succeed.

@@ -71,7 +71,7 @@ pub use batch::{BatchConfig, BatchSpanProcessor};
 pub use context::{Context, ContextGuard, SpanContext, TraceFlags};
 pub use export::{
     Event, ExportCancel, ExportError, InMemoryExporter, Instrumentation, InstrumentationScope,
-    Link, SpanData, SpanExporter,
+    Link, SpanData, SpanDetails, SpanExporter,
 };
 pub use id::{IdGenerator, RandomIdGenerator, SpanId, TraceId};
 pub use processor::{FlushError, ProcessorStats, SimpleSpanProcessor, SpanProcessor};

@@ -313,8 +313,9 @@ impl Span {
     fn push_event(&mut self, name: Str, attributes: Vec<KeyValue>, time_unix_nano: u64) {
         if let Some(data) = self.data.as_mut() {
             let limits = Self::limits(data);
-            if data.events.len() >= limits.max_events_per_span {
-                data.dropped_events_count += 1;
+            let details = data.details_mut();
+            if details.events.len() >= limits.max_events_per_span {
+                details.dropped_events_count += 1;
                 return;
             }
             let (attributes, dropped) = limit_list(
@@ -322,7 +323,7 @@ impl Span {
                 limits.max_attributes_per_event,
                 limits.max_attribute_value_length,
             );
-            data.events.push(Event {
+            details.events.push(Event {
                 name,
                 time_unix_nano,
                 attributes,
@@ -338,8 +339,9 @@ impl Span {
                 return;
             }
             let limits = Self::limits(data);
-            if data.links.len() >= limits.max_links_per_span {
-                data.dropped_links_count += 1;
+            let details = data.details_mut();
+            if details.links.len() >= limits.max_links_per_span {
+                details.dropped_links_count += 1;
                 return;
             }
             let (attributes, dropped) = limit_list(
@@ -347,7 +349,7 @@ impl Span {
                 limits.max_attributes_per_link,
                 limits.max_attribute_value_length,
             );
-            data.links.push(Link {
+            details.links.push(Link {
                 span_context,
                 attributes,
                 dropped_attributes_count: dropped,
@@ -358,9 +360,9 @@ impl Span {
     /// Sets the status: `Ok` is final, `Unset` is ignored, otherwise the last call wins.
     pub fn set_status(&mut self, status: Status) {
         if let Some(data) = self.data.as_mut() {
-            match (&data.status, &status) {
+            match (data.status(), &status) {
                 (Status::Ok, _) | (_, Status::Unset) => {}
-                _ => data.status = status,
+                _ => data.details_mut().status = status,
             }
         }
     }

@@ -47,7 +47,7 @@ fn builder_sets_everything_and_root_has_random_flag() {
     assert_eq!(d.end_time_unix_nano - d.start_time_unix_nano, 5_000_000);
     assert_eq!(d.attributes.len(), 5);
     assert_eq!(d.attributes[4].value, Value::from(vec!["a", "b"]));
-    assert_eq!(d.links[0].span_context, linked);
+    assert_eq!(d.links()[0].span_context, linked);
     assert!(!d.parent_span_id.is_valid());
     assert_eq!(
         d.span_context.trace_flags().bits(),
@@ -144,9 +144,9 @@ fn status_precedence() {
     c.set_status(Status::error("two"));
     c.end();
     let s = exporter.finished_spans();
-    assert_eq!(s[0].status, Status::error("boom"));
-    assert_eq!(s[1].status, Status::Ok);
-    assert_eq!(s[2].status, Status::error("two"));
+    assert_eq!(*s[0].status(), Status::error("boom"));
+    assert_eq!(*s[1].status(), Status::Ok);
+    assert_eq!(*s[2].status(), Status::error("two"));
 }
 
 #[test]
@@ -159,8 +159,8 @@ fn record_error_adds_exception_event() {
     span.record_error(dyn_err);
     span.end();
     let d = &exporter.finished_spans()[0];
-    assert_eq!(d.events.len(), 2);
-    let e = &d.events[0];
+    assert_eq!(d.events().len(), 2);
+    let e = &d.events()[0];
     assert_eq!(e.name, "exception");
     assert_eq!(
         e.attributes[0],
@@ -170,7 +170,7 @@ fn record_error_adds_exception_event() {
         e.attributes[1],
         KeyValue::new("exception.message", "disk on fire")
     );
-    assert_eq!(d.status, Status::Unset);
+    assert_eq!(*d.status(), Status::Unset);
 }
 
 #[test]
@@ -221,12 +221,12 @@ fn limits_and_dropped_counts() {
         vec![KeyValue::new("a", "ove"), KeyValue::new("b", 1)]
     );
     assert_eq!(d.dropped_attributes_count, 2);
-    assert_eq!(d.events.len(), 1);
-    assert_eq!(d.events[0].dropped_attributes_count, 1);
-    assert_eq!(d.dropped_events_count, 1);
-    assert_eq!(d.links.len(), 1);
-    assert_eq!(d.links[0].dropped_attributes_count, 1);
-    assert_eq!(d.dropped_links_count, 2);
+    assert_eq!(d.events().len(), 1);
+    assert_eq!(d.events()[0].dropped_attributes_count, 1);
+    assert_eq!(d.dropped_events_count(), 1);
+    assert_eq!(d.links().len(), 1);
+    assert_eq!(d.links()[0].dropped_attributes_count, 1);
+    assert_eq!(d.dropped_links_count(), 2);
 }
 
 #[test]
@@ -460,10 +460,11 @@ fn sampled_roots_look_alike_on_every_path() {
         assert!(!s.parent_is_remote);
         assert_eq!(s.name, "root");
         assert_eq!(s.kind, SpanKind::Server);
-        assert_eq!(s.status, Status::Unset);
+        assert_eq!(*s.status(), Status::Unset);
         assert_eq!(s.instrumentation.scope().name, "scope");
         assert!(s.start_time_unix_nano > 0 && s.end_time_unix_nano >= s.start_time_unix_nano);
-        assert!(s.events.is_empty() && s.links.is_empty());
+        assert!(s.events().is_empty() && s.links().is_empty());
+        assert!(s.details.is_none(), "nothing was allocated for them");
     }
     assert!(spans[0].attributes.is_empty());
     assert_eq!(spans[2].attributes.len(), 1);

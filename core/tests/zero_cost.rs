@@ -160,3 +160,11 @@ fn sampled_spans_reuse_exported_attribute_lists() {
     assert_eq!(n, 0, "sampled spans allocated {n} times");
     provider.force_flush().unwrap();
 }
+
+#[test]
+fn an_ended_span_fits_three_cache_lines_in_the_queue() {
+    // Queue slots are cache-aligned and hold an 8-byte stamp next to the span:
+    // up to 184 bytes of span data make a 192-byte slot (three lines).
+    let size = std::mem::size_of::<runtrace::SpanData>();
+    assert!(size <= 184, "SpanData grew to {size} bytes");
+}

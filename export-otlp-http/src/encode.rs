@@ -286,11 +286,11 @@ fn span_len(s: &SpanData) -> usize {
     n += if s.end_time_unix_nano == 0 { 0 } else { 9 };
     n += attrs_len(&s.attributes);
     n += opt_u32_len(s.dropped_attributes_count);
-    n += s.events.iter().map(|e| ld(event_len(e))).sum::<usize>();
-    n += opt_u32_len(s.dropped_events_count);
-    n += s.links.iter().map(|l| ld(link_len(l))).sum::<usize>();
-    n += opt_u32_len(s.dropped_links_count);
-    n += status_len(&s.status).map_or(0, ld);
+    n += s.events().iter().map(|e| ld(event_len(e))).sum::<usize>();
+    n += opt_u32_len(s.dropped_events_count());
+    n += s.links().iter().map(|l| ld(link_len(l))).sum::<usize>();
+    n += opt_u32_len(s.dropped_links_count());
+    n += status_len(s.status()).map_or(0, ld);
     n + 2 + 4 // flags, never 0
 }
 
@@ -317,19 +317,19 @@ fn put_span(buf: &mut Vec<u8>, s: &SpanData) {
     }
     put_attrs(buf, tag(9, LEN), &s.attributes);
     put_opt_u32(buf, tag(10, VARINT), s.dropped_attributes_count);
-    for e in &s.events {
+    for e in s.events() {
         put_ld_header(buf, tag(11, LEN), event_len(e));
         put_event(buf, e);
     }
-    put_opt_u32(buf, tag(12, VARINT), s.dropped_events_count);
-    for l in &s.links {
+    put_opt_u32(buf, tag(12, VARINT), s.dropped_events_count());
+    for l in s.links() {
         put_ld_header(buf, tag(13, LEN), link_len(l));
         put_link(buf, l);
     }
-    put_opt_u32(buf, tag(14, VARINT), s.dropped_links_count);
-    if let Some(n) = status_len(&s.status) {
+    put_opt_u32(buf, tag(14, VARINT), s.dropped_links_count());
+    if let Some(n) = status_len(s.status()) {
         put_ld_header(buf, tag(15, LEN), n);
-        match &s.status {
+        match s.status() {
             Status::Ok => buf.extend_from_slice(&[tag(3, VARINT), 1]),
             Status::Error { description } => {
                 if !description.is_empty() {

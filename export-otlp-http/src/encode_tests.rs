@@ -4,7 +4,7 @@
 use super::*;
 use crate::proto;
 use prost::Message;
-use runtrace::export::{Event, Instrumentation, InstrumentationScope, Link};
+use runtrace::export::{Event, Instrumentation, InstrumentationScope, Link, SpanDetails};
 use runtrace::{SpanContext, SpanId, TraceFlags, TraceId};
 use std::sync::Arc;
 
@@ -39,11 +39,10 @@ pub(crate) fn golden_span() -> SpanData {
         end_time_unix_nano: 1_544_712_661_000_000_000,
         attributes: vec![KeyValue::new("n", 0)],
         dropped_attributes_count: 0,
-        events: vec![],
-        dropped_events_count: 0,
-        links: vec![],
-        dropped_links_count: 0,
-        status: Status::error("boom"),
+        details: Some(Box::new(SpanDetails {
+            status: Status::error("boom"),
+            ..SpanDetails::default()
+        })),
         instrumentation: Instrumentation::new(scope, resource),
     }
 }
@@ -153,7 +152,7 @@ fn pspan(s: &SpanData) -> proto::Span {
         attributes: pkv(&s.attributes),
         dropped_attributes_count: s.dropped_attributes_count,
         events: s
-            .events
+            .events()
             .iter()
             .map(|e| proto::span::Event {
                 time_unix_nano: e.time_unix_nano,
@@ -162,9 +161,9 @@ fn pspan(s: &SpanData) -> proto::Span {
                 dropped_attributes_count: e.dropped_attributes_count,
             })
             .collect(),
-        dropped_events_count: s.dropped_events_count,
+        dropped_events_count: s.dropped_events_count(),
         links: s
-            .links
+            .links()
             .iter()
             .map(|l| proto::span::Link {
                 trace_id: l.span_context.trace_id().to_bytes().to_vec(),
@@ -175,8 +174,8 @@ fn pspan(s: &SpanData) -> proto::Span {
                 flags: link_flags(l),
             })
             .collect(),
-        dropped_links_count: s.dropped_links_count,
-        status: match &s.status {
+        dropped_links_count: s.dropped_links_count(),
+        status: match s.status() {
             Status::Unset => None,
             Status::Ok => Some(proto::Status {
                 message: String::new(),
@@ -230,7 +229,7 @@ fn rich_batch() -> Vec<SpanData> {
         KeyValue::new("empty", Vec::<i64>::new()),
     ];
     rich.dropped_attributes_count = 3;
-    rich.events = vec![
+    rich.details_mut().events = vec![
         Event {
             name: "e1".into(),
             time_unix_nano: 5,
@@ -244,8 +243,8 @@ fn rich_batch() -> Vec<SpanData> {
             dropped_attributes_count: 0,
         },
     ];
-    rich.dropped_events_count = 300;
-    rich.links = vec![Link {
+    rich.details_mut().dropped_events_count = 300;
+    rich.details_mut().links = vec![Link {
         span_context: SpanContext::new(
             TraceId::from_hex("00000000000000000000000000000001").unwrap(),
             SpanId::from_hex("0000000000000002").unwrap(),
@@ -256,15 +255,15 @@ fn rich_batch() -> Vec<SpanData> {
         attributes: vec![KeyValue::new("l", 1)],
         dropped_attributes_count: 2,
     }];
-    rich.dropped_links_count = 1;
-    rich.status = Status::Ok;
+    rich.details_mut().dropped_links_count = 1;
+    rich.details_mut().status = Status::Ok;
 
     let mut other = base.clone();
     other.instrumentation = inst_b;
-    other.status = Status::Unset;
+    other.details_mut().status = Status::Unset;
     let mut again = base.clone();
     again.instrumentation = inst_x2;
-    again.status = Status::error("");
+    again.details_mut().status = Status::error("");
     vec![base, rich, other, again]
 }
 

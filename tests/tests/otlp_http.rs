@@ -49,11 +49,7 @@ fn span(inst: &Instrumentation, id: &str, parent: Option<&str>, name: &'static s
         end_time_unix_nano: 1_700_000_000_500_000_000,
         attributes: vec![],
         dropped_attributes_count: 0,
-        events: vec![],
-        dropped_events_count: 0,
-        links: vec![],
-        dropped_links_count: 0,
-        status: Status::Unset,
+        details: None,
         instrumentation: inst.clone(),
     }
 }
@@ -85,7 +81,7 @@ fn rich_batch() -> Vec<SpanData> {
     root.span_context = ctx("00000000000000a1", 0x03, false, "ot=th:c,vendor=x");
     root.parent_is_remote = true;
     root.kind = SpanKind::Server;
-    root.status = Status::Ok;
+    root.details_mut().status = Status::Ok;
 
     let mut child = span(&inst, "00000000000000a2", Some("00000000000000a1"), "infer");
     child.kind = SpanKind::Client;
@@ -103,14 +99,14 @@ fn rich_batch() -> Vec<SpanData> {
         KeyValue::new("arr_f", vec![0.0, 1.5]),
     ];
     child.dropped_attributes_count = 2;
-    child.events = vec![Event {
+    child.details_mut().events = vec![Event {
         name: "token".into(),
         time_unix_nano: 1_700_000_000_100_000_000,
         attributes: vec![KeyValue::new("n", 0)],
         dropped_attributes_count: 1,
     }];
-    child.dropped_events_count = 3;
-    child.links = vec![
+    child.details_mut().dropped_events_count = 3;
+    child.details_mut().links = vec![
         Link {
             span_context: SpanContext::new(
                 TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap(),
@@ -128,8 +124,8 @@ fn rich_batch() -> Vec<SpanData> {
             dropped_attributes_count: 0,
         },
     ];
-    child.dropped_links_count = 5;
-    child.status = Status::error("model crashed");
+    child.details_mut().dropped_links_count = 5;
+    child.details_mut().status = Status::error("model crashed");
 
     let mut grandchild = span(
         &inst,

@@ -5,10 +5,10 @@ use super::{Pipeline, SpanLimits};
 use crate::attribute::{list_pool, KeyValue, Str};
 use crate::clock;
 use crate::context::{SpanContext, TraceFlags};
-use crate::export::{Instrumentation, Link, SpanData};
+use crate::export::{Instrumentation, Link, SpanData, SpanDetails};
 use crate::id::{SpanId, TraceId};
 use crate::sampling::{SamplingDecision, SamplingParameters};
-use crate::span::{Span, SpanBuilder, SpanKind, Status};
+use crate::span::{Span, SpanBuilder, SpanKind};
 use crate::trace_state::TraceState;
 use std::time::SystemTime;
 
@@ -260,11 +260,13 @@ fn build_recorded(
         end_time_unix_nano: 0,
         attributes,
         dropped_attributes_count,
-        events: Vec::new(),
-        dropped_events_count: 0,
-        links,
-        dropped_links_count,
-        status: Status::Unset,
+        details: (!links.is_empty() || dropped_links_count > 0).then(|| {
+            Box::new(SpanDetails {
+                links,
+                dropped_links_count,
+                ..SpanDetails::default()
+            })
+        }),
         instrumentation: inst.clone(),
     })
 }
