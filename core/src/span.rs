@@ -164,8 +164,8 @@ impl<'t> SpanBuilder<'t> {
     }
 
     /// Out of line, so that the disabled path stays a few instructions in the
-    /// caller. The tracer borrows the builder: a dropped span reads what it needs
-    /// in place, and only a recorded span moves the name and lists out.
+    /// caller. A plain root span whose decision is fixed takes a short path;
+    /// everything else goes through [`start_with_sampler`](Self::start_with_sampler).
     #[inline(never)]
     fn start_enabled(mut self) -> Span {
         let tracer = self.tracer;
@@ -197,9 +197,10 @@ impl<'t> SpanBuilder<'t> {
     }
 
     /// Every span the short paths do not take: with a parent, attributes,
-    /// links, or a sampler that must be asked.
-    /// Borrows the builder, which the caller then drops: passing it by value
-    /// would copy it.
+    /// links, or a sampler that must be asked. The tracer borrows the builder:
+    /// a dropped span reads what it needs in place, and only a recorded span
+    /// moves the name and lists out. (Borrowed here too, and dropped by the
+    /// caller: passing the builder by value would copy it.)
     #[inline(never)]
     fn start_with_sampler(&mut self) -> Span {
         let tracer = self.tracer;
