@@ -110,17 +110,18 @@ impl Worker {
         let len = shared.queue.len();
         let arrived = shared.popped.load(Ordering::Relaxed) + len as u64;
         let last = self.last_sleep.replace((now, arrived));
-        let nap = last.and_then(|(then, before)| {
-            time_to_fill(
-                now.saturating_duration_since(then),
-                arrived.saturating_sub(before),
-                batch_size.saturating_sub(len),
-            )
-        });
-        let (wake_at, timeout) = match nap {
-            Some(nap) if nap < timeout => (batch_size.max(shared.queue.capacity() / 2), nap),
-            _ => (batch_size, timeout),
+        let plan = SleepPlan {
+            since_last: last.map(|(then, before)| {
+                (
+                    now.saturating_duration_since(then),
+                    arrived.saturating_sub(before),
+                )
+            }),
+            len,
+            batch_size,
+            capacity: shared.queue.capacity(),
         };
+        let (wake_at, timeout) = plan.decide(timeout);
         shared.wanted.store(wake_at, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         if shared.queue.len() < batch_size {
@@ -288,6 +289,32 @@ pub(super) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "non-string panic payload".to_string())
 }
 
+/// What the worker knows when it goes to sleep.
+struct SleepPlan {
+    /// Time since it last went to sleep, and spans that arrived meanwhile.
+    since_last: Option<(Duration, u64)>,
+    /// Spans queued now.
+    len: usize,
+    batch_size: usize,
+    capacity: usize,
+}
+
+impl SleepPlan {
+    /// The queue length at which producers should wake the worker, and how long
+    /// it sleeps unless woken: a nap through the fill of the next batch when
+    /// that takes at most [`MAX_NAP`] (then producers wake it only at half a
+    /// queue), otherwise until `timeout` or a full batch.
+    fn decide(&self, timeout: Duration) -> (usize, Duration) {
+        let nap = self.since_last.and_then(|(elapsed, arrived)| {
+            time_to_fill(elapsed, arrived, self.batch_size.saturating_sub(self.len))
+        });
+        match nap {
+            Some(nap) if nap < timeout => (self.batch_size.max(self.capacity / 2), nap),
+            _ => (self.batch_size, timeout),
+        }
+    }
+}
+
 /// How long `missing` more spans take to arrive at the rate of `arrived` spans
 /// in `elapsed`, if that is at most [`MAX_NAP`].
 fn time_to_fill(elapsed: Duration, arrived: u64, missing: usize) -> Option<Duration> {
@@ -318,5 +345,39 @@ mod tests {
         assert_eq!(time_to_fill(ms(1), 0, 512), None);
         assert_eq!(time_to_fill(Duration::MAX, 1, usize::MAX), None);
         assert_eq!(time_to_fill(ms(1), 512, 0), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn naps_at_a_high_rate_and_waits_for_a_full_batch_otherwise() {
+        let ms = Duration::from_millis;
+        let plan = |since_last, len| SleepPlan {
+            since_last,
+            len,
+            batch_size: 512,
+            capacity: 2048,
+        };
+        let delay = ms(5000);
+        // 1024 spans in the last 2 ms, 256 queued: the other 256 take 0.5 ms.
+        // Producers wake the worker only at half the queue.
+        assert_eq!(
+            plan(Some((ms(2), 1024)), 256).decide(delay),
+            (1024, Duration::from_micros(500))
+        );
+        // Slow traffic, none since the last sleep, or the first sleep: wait
+        // for a full batch or the schedule delay.
+        assert_eq!(plan(Some((ms(100), 512)), 0).decide(delay), (512, delay));
+        assert_eq!(plan(Some((ms(2), 0)), 0).decide(delay), (512, delay));
+        assert_eq!(plan(None, 0).decide(delay), (512, delay));
+        // A nap never outlasts the schedule delay.
+        let short = Duration::from_micros(100);
+        assert_eq!(plan(Some((ms(2), 1024)), 0).decide(short), (512, short));
+        // Batches above half the queue: wake at the batch size.
+        let big = SleepPlan {
+            since_last: Some((ms(2), 1024)),
+            len: 0,
+            batch_size: 512,
+            capacity: 600,
+        };
+        assert_eq!(big.decide(delay).0, 512);
     }
 }
