@@ -177,20 +177,18 @@ impl<'t> SpanBuilder<'t> {
         if plain_root {
             // Short paths for a sampler whose root decision is fixed. Nothing
             // in the builder but its name needs dropping.
-            match tracer.plain_root_decision() {
-                Some(SamplingDecision::Drop) => {
-                    if let Str::Shared(_) = self.name {
-                        drop(std::mem::take(&mut self.name));
-                    }
-                    std::mem::forget(self);
-                    return Span::non_recording(Tracer::dropped_root_context());
+            let decision = tracer.plain_root_decision();
+            if decision == Some(SamplingDecision::RecordAndSample) {
+                let (name, kind) = (std::mem::take(&mut self.name), self.kind);
+                std::mem::forget(self);
+                return tracer.start_sampled_root(name, kind);
+            }
+            if decision == Some(SamplingDecision::Drop) {
+                if let Str::Shared(_) = self.name {
+                    drop(std::mem::take(&mut self.name));
                 }
-                Some(SamplingDecision::RecordAndSample) => {
-                    let (name, kind) = (std::mem::take(&mut self.name), self.kind);
-                    std::mem::forget(self);
-                    return tracer.start_sampled_root(name, kind);
-                }
-                _ => {}
+                std::mem::forget(self);
+                return Span::non_recording(Tracer::dropped_root_context());
             }
         }
         self.start_with_sampler()

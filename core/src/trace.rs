@@ -228,19 +228,21 @@ impl TracerProvider {
 
     /// A tracer for a full instrumentation scope. After shutdown, tracers are no-ops.
     pub fn tracer_with_scope(&self, scope: InstrumentationScope) -> Tracer {
-        let inst = self
+        let pipeline = self
             .handle
             .pipeline
             .as_ref()
-            .filter(|p| !p.is_shutdown.load(Ordering::Acquire))
-            .map(|p| {
+            .filter(|p| !p.is_shutdown.load(Ordering::Acquire));
+        Tracer {
+            plain_root_decision: pipeline.and_then(|p| p.plain_root_decision),
+            inst: pipeline.map(|p| {
                 Instrumentation::from_inner(InstrumentationInner {
                     scope,
                     resource: p.resource.clone(),
                     pipeline: Some(p.clone()),
                 })
-            });
-        Tracer { inst }
+            }),
+        }
     }
 
     /// The resource (`None` for a no-op provider).

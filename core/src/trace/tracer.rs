@@ -10,19 +10,24 @@ use crate::id::{SpanId, TraceId};
 use crate::sampling::{SamplingDecision, SamplingParameters};
 use crate::span::{Span, SpanBuilder, SpanKind};
 use crate::trace_state::TraceState;
-use std::time::SystemTime;
 
 /// Starts spans for one instrumentation scope. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Tracer {
     /// `None` for a no-op tracer.
     pub(super) inst: Option<Instrumentation>,
+    /// The pipeline's `plain_root_decision`, kept here so that a plain root
+    /// span finds its path with one load from the tracer.
+    pub(super) plain_root_decision: Option<SamplingDecision>,
 }
 
 impl Tracer {
     /// A tracer that records nothing.
     pub fn noop() -> Self {
-        Tracer { inst: None }
+        Tracer {
+            inst: None,
+            plain_root_decision: None,
+        }
     }
 
     /// `false` for a no-op tracer.
@@ -64,10 +69,7 @@ impl Tracer {
     /// [`Tracer::start_sampled_root`] is all such a span needs.
     #[inline(always)]
     pub(crate) fn plain_root_decision(&self) -> Option<SamplingDecision> {
-        self.inst
-            .as_ref()
-            .and_then(|i| i.0.pipeline.as_deref())
-            .and_then(|p| p.plain_root_decision)
+        self.plain_root_decision
     }
 
     /// The context of a dropped root span: new ids, not sampled.
@@ -90,6 +92,8 @@ impl Tracer {
         else {
             return Span::non_recording(SpanContext::INVALID);
         };
+        // The clock first: its latency overlaps with making the ids.
+        let start_time = clock::now_unix_nanos();
         let (trace_id, span_id) = crate::id::random_trace_and_span_id();
         let flags = TraceFlags::new(0x02).with_sampled(true);
         build_recorded(
@@ -103,7 +107,7 @@ impl Tracer {
                 attributes: Vec::new(),
                 links: Vec::new(),
                 parent: None,
-                start_time: None,
+                start_time: Some(start_time),
             },
         )
     }
@@ -161,7 +165,7 @@ impl Tracer {
                 attributes: std::mem::take(&mut b.attributes),
                 links: std::mem::take(&mut b.links),
                 parent,
-                start_time: b.start_time,
+                start_time: b.start_time.map(clock::system_time_to_unix_nanos),
             },
         )
     }
@@ -174,7 +178,8 @@ struct SpanStart<'a> {
     attributes: Vec<KeyValue>,
     links: Vec<Link>,
     parent: Option<&'a SpanContext>,
-    start_time: Option<SystemTime>,
+    /// Nanoseconds since the Unix epoch; `None` for now.
+    start_time: Option<u64>,
 }
 
 /// Calls a sampler whose decision depends on more than the parent.
@@ -226,10 +231,7 @@ fn build_recorded(
         parent,
         start_time,
     } = start;
-    let start_time_unix_nano = match start_time {
-        Some(t) => clock::system_time_to_unix_nanos(t),
-        None => clock::now_unix_nanos(),
-    };
+    let start_time_unix_nano = start_time.unwrap_or_else(clock::now_unix_nanos);
     // Each step is skipped when there is nothing to do, the usual case: most
     // spans start with no attributes, no links and only the batch processor.
     if !sampler_attributes.is_empty() {
