@@ -194,8 +194,10 @@ impl<'t> SpanBuilder<'t> {
         self.start_with_sampler()
     }
 
-    /// Every span the short paths do not take: with a parent, attributes,
-    /// links, or a sampler that must be asked. The tracer borrows the builder:
+    /// Every span the short paths do not take: with a parent (explicit or the
+    /// current context), builder attributes or links, an explicit start time,
+    /// a sampler that must be asked or a `RecordOnly` decision, or a custom id
+    /// generator. The tracer borrows the builder:
     /// a dropped span reads what it needs in place, and only a recorded span
     /// moves the name and lists out. (Borrowed here too, and dropped by the
     /// caller: passing the builder by value would copy it.)
@@ -219,8 +221,9 @@ pub struct Span {
     /// The context of a non-recording (or already ended) span.
     context: SpanContext,
     /// The data of a recording span until it ends. `Drop` ends the span, which
-    /// takes the data, so there is never anything left to drop here: not having
-    /// its drop glue keeps dropping a non-recording span a few instructions.
+    /// empties the data (even if a processor panics), so there is never
+    /// anything left to drop here: not having its drop glue keeps dropping a
+    /// non-recording span a few instructions.
     data: ManuallyDrop<Option<SpanData>>,
 }
 
@@ -407,9 +410,22 @@ impl Span {
         if let Some(data) = self.data.as_mut() {
             data.end_time_unix_nano = end_time_unix_nano.max(data.start_time_unix_nano);
             self.context = data.span_context.clone();
-            // Takes the data: a processor copies it from here.
-            crate::trace::on_end(&mut self.data);
+            // The last processor takes the data from here (the batch processor
+            // copies it straight into its queue). If an earlier one panics, the
+            // guard still empties it, so the span ends once and nothing leaks.
+            let ended = Ended(&mut self.data);
+            crate::trace::on_end(&mut *ended.0);
         }
+    }
+}
+
+/// Empties an ending span's data when dropped, even while unwinding.
+struct Ended<'a>(&'a mut Option<SpanData>);
+
+impl Drop for Ended<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        *self.0 = None;
     }
 }
 

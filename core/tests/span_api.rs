@@ -473,3 +473,53 @@ fn sampled_roots_look_alike_on_every_path() {
         spans[1].span_context.trace_id()
     );
 }
+
+/// Panics in `on_end`, counting its calls.
+#[derive(Debug, Default)]
+struct PanicsOnEnd(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl runtrace::SpanProcessor for PanicsOnEnd {
+    fn on_end(&self, _: runtrace::SpanData) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        panic!("processor failed");
+    }
+    fn force_flush(&self, _: std::time::Instant) -> Result<(), runtrace::FlushError> {
+        Ok(())
+    }
+    fn shutdown(&self, _: std::time::Instant) -> Result<(), runtrace::FlushError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_panicking_processor_ends_the_span_once() {
+    let panicking = PanicsOnEnd::default();
+    let calls = panicking.0.clone();
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_span_processor(panicking)
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let tracer = provider.tracer("t");
+    let mut span = tracer.span("s").start();
+    let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| span.end()));
+    assert!(ended.is_err(), "the processor's panic reaches the caller");
+    assert!(!span.is_recording(), "the span ended despite the panic");
+    assert!(span.span_context().is_valid());
+    drop(span);
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "not dispatched again on drop"
+    );
+    // A span dropped (not ended) while a processor panics: no abort.
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _span = tracer.span("dropped").start();
+    }));
+    assert!(dropped.is_err());
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert!(
+        exporter.finished_spans().is_empty(),
+        "later processors never ran"
+    );
+}
