@@ -346,26 +346,35 @@ mod ft {
         );
     }
 
+    /// Hands a sample's spans to the reporter before the next sample, outside
+    /// the timing: fastrace's collector otherwise buffers every span it has not
+    /// reached yet, and a run of tens of millions of child spans once grew to
+    /// the machine's 24 GiB and was killed.
+    fn flushed(elapsed: Duration) -> Duration {
+        fastrace::flush();
+        elapsed
+    }
+
     pub(super) fn benches(g: &mut BenchmarkGroup<'_, WallTime>) {
         let exported = Arc::new(AtomicU64::new(0));
         fastrace::set_reporter(Discard(exported.clone()), Config::default());
         let count = Cell::new(0);
 
         g.bench_function("fastrace/sampled_root", |b| {
-            b.iter_custom(|n| timed(&count, n, || drop(root())))
+            b.iter_custom(|n| flushed(timed(&count, n, || drop(root()))))
         });
         finish("sampled_root", &exported, count.take());
 
         g.bench_function("fastrace/sampled_root_4attrs", |b| {
             b.iter_custom(|n| {
-                timed(&count, n, || {
+                flushed(timed(&count, n, || {
                     let span = root();
                     span.add_property(|| ("http.route", "/v1/infer"));
                     span.add_property(|| ("model", "llama-3-8b"));
                     span.add_property(|| ("tokens", 512_i64.to_string()));
                     span.add_property(|| ("cache.hit", "true"));
                     drop(span);
-                })
+                }))
             })
         });
         finish("sampled_root_4attrs", &exported, count.take());
@@ -376,11 +385,14 @@ mod ft {
                 // its root ends, so one parent for the whole run would grow
                 // without bound. Ending it (and reporting) is outside the timing.
                 count.set(count.get() + 1);
-                let parent = Span::root("parent", SpanContext::random());
-                let _g = parent.set_local_parent();
-                timed(&count, n, || {
-                    drop(Span::enter_with_local_parent(black_box("span")))
-                })
+                let elapsed = {
+                    let parent = Span::root("parent", SpanContext::random());
+                    let _g = parent.set_local_parent();
+                    timed(&count, n, || {
+                        drop(Span::enter_with_local_parent(black_box("span")))
+                    })
+                };
+                flushed(elapsed)
             })
         });
         finish("child_in_active_parent", &exported, count.take());
@@ -403,7 +415,7 @@ mod ft {
         count.take();
 
         g.bench_function("fastrace/sampled_root_2threads", |b| {
-            b.iter_custom(|n| two_threads(&count, n, &|| drop(root())))
+            b.iter_custom(|n| flushed(two_threads(&count, n, &|| drop(root()))))
         });
         finish("sampled_root_2threads", &exported, count.take());
     }
