@@ -164,40 +164,80 @@ impl<'t> SpanBuilder<'t> {
     }
 
     /// Out of line, so that the disabled path stays a few instructions in the
-    /// caller. A plain root span whose decision is fixed takes a short path;
-    /// everything else goes through [`start_with_sampler`](Self::start_with_sampler).
+    /// caller. A plain span (no explicit parent, builder attributes, links or
+    /// start time) whose decision is fixed takes a short path; everything else
+    /// goes through [`start_with_sampler`](Self::start_with_sampler).
     #[inline(never)]
     fn start_enabled(mut self) -> Span {
         let tracer = self.tracer;
-        let plain_root = self.parent.is_none()
+        let plain = self.parent.is_none()
             && self.attributes.capacity() == 0
             && self.links.capacity() == 0
-            && self.start_time.is_none()
-            && !Context::any_attached();
-        if plain_root {
-            // Short paths for a sampler whose root decision is fixed. Nothing
-            // in the builder but its name needs dropping.
-            let decision = tracer.plain_root_decision();
-            if decision == Some(SamplingDecision::RecordAndSample) {
-                let (name, kind) = (std::mem::take(&mut self.name), self.kind);
-                std::mem::forget(self);
-                return tracer.start_sampled_root(name, kind);
-            }
-            if decision == Some(SamplingDecision::Drop) {
-                if let Str::Shared(_) = self.name {
-                    drop(std::mem::take(&mut self.name));
+            && self.start_time.is_none();
+        if let Some(fixed) = tracer.plain_decisions().filter(|_| plain) {
+            // Short paths for a sampler that decides by the kind of parent alone.
+            if !Context::any_attached() {
+                // A root span, with the parent known to be absent at compile time.
+                match fixed.root {
+                    SamplingDecision::RecordAndSample => {
+                        let (name, kind) = self.into_name_and_kind();
+                        return tracer.start_sampled_root(name, kind);
+                    }
+                    SamplingDecision::Drop => {
+                        self.discard_plain();
+                        return Span::non_recording(Tracer::plain_context(None, fixed.root));
+                    }
+                    SamplingDecision::RecordOnly => {}
                 }
-                std::mem::forget(self);
-                return Span::non_recording(Tracer::dropped_root_context());
+            } else {
+                // Copied out, so that a processor may attach contexts.
+                let parent = Context::with_current(|cx| cx.span_context().cloned());
+                let decision = fixed.for_parent(parent.as_ref());
+                match decision {
+                    SamplingDecision::RecordAndSample => {
+                        let (name, kind) = self.into_name_and_kind();
+                        return tracer.start_sampled_child(name, kind, parent.as_ref());
+                    }
+                    SamplingDecision::Drop => {
+                        self.discard_plain();
+                        return Span::non_recording(Tracer::plain_context(
+                            parent.as_ref(),
+                            decision,
+                        ));
+                    }
+                    SamplingDecision::RecordOnly => {}
+                }
             }
         }
         self.start_with_sampler()
     }
 
-    /// Every span the short paths do not take: with a parent (explicit or the
-    /// current context), builder attributes or links, an explicit start time,
-    /// a sampler that must be asked or a `RecordOnly` decision, or a custom id
-    /// generator. The tracer borrows the builder:
+    /// The name and kind of a plain builder (see `start_enabled`), whose lists
+    /// are empty and parent unset: nothing else in it needs dropping.
+    #[inline(always)]
+    fn into_name_and_kind(mut self) -> (Str, SpanKind) {
+        debug_assert!(self.attributes.capacity() == 0 && self.links.capacity() == 0);
+        debug_assert!(self.parent.is_none());
+        let name_and_kind = (std::mem::take(&mut self.name), self.kind);
+        std::mem::forget(self);
+        name_and_kind
+    }
+
+    /// Drops a plain builder: only a shared name needs it (checked in place,
+    /// without moving the name).
+    #[inline(always)]
+    fn discard_plain(mut self) {
+        debug_assert!(self.attributes.capacity() == 0 && self.links.capacity() == 0);
+        debug_assert!(self.parent.is_none());
+        if let Str::Shared(_) = self.name {
+            drop(std::mem::take(&mut self.name));
+        }
+        std::mem::forget(self);
+    }
+
+    /// Every span the short paths do not take: with an explicit parent,
+    /// builder attributes or links, an explicit start time, a sampler that must
+    /// be asked or a `RecordOnly` decision, or a custom id generator. The tracer borrows the builder:
     /// a dropped span reads what it needs in place, and only a recorded span
     /// moves the name and lists out. (Borrowed here too, and dropped by the
     /// caller: passing the builder by value would copy it.)

@@ -14,7 +14,7 @@ use crate::export::{Instrumentation, InstrumentationInner, InstrumentationScope}
 use crate::id::{self, IdGenerator, SpanId, TraceId};
 use crate::processor::{FlushError, ProcessorStats, SimpleSpanProcessor, SpanProcessor};
 use crate::resource::Resource;
-use crate::sampling::{AlwaysOn, FixedDecisions, ParentBased, Sampler, SamplingDecision};
+use crate::sampling::{AlwaysOn, FixedDecisions, ParentBased, Sampler};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -69,10 +69,10 @@ pub(crate) struct Pipeline {
     /// `None`: the built-in random generator, called without dynamic dispatch.
     id_generator: Option<Box<dyn IdGenerator>>,
     ids_random: bool,
-    /// The sampler's decision for every root span, when it is fixed and ids
-    /// come from the built-in generator: then a plain root span (no parent,
-    /// attributes, links or start time) takes a short path.
-    plain_root_decision: Option<SamplingDecision>,
+    /// The sampler's fixed decisions when ids come from the built-in
+    /// generator: then a plain span (no explicit parent, builder attributes,
+    /// links or start time) takes a short path.
+    plain_decisions: Option<FixedDecisions>,
     pub(crate) limits: SpanLimits,
     resource: Arc<Resource>,
     processors: Vec<Processor>,
@@ -107,11 +107,20 @@ impl Pipeline {
     #[inline(always)]
     fn ids(&self, parent: Option<&SpanContext>) -> (TraceId, SpanId) {
         match (&self.id_generator, parent) {
-            (None, None) => id::random_trace_and_span_id(),
-            (None, Some(p)) => (p.trace_id(), id::random_span_id()),
+            (None, parent) => builtin_ids(parent),
             (Some(g), None) => (g.new_trace_id(), g.new_span_id()),
             (Some(g), Some(p)) => (p.trace_id(), g.new_span_id()),
         }
+    }
+}
+
+/// The trace id (the parent's, or a new one) and a new span id, from the
+/// built-in generator.
+#[inline(always)]
+fn builtin_ids(parent: Option<&SpanContext>) -> (TraceId, SpanId) {
+    match parent {
+        None => id::random_trace_and_span_id(),
+        Some(p) => (p.trace_id(), id::random_span_id()),
     }
 }
 
@@ -234,7 +243,7 @@ impl TracerProvider {
             .as_ref()
             .filter(|p| !p.is_shutdown.load(Ordering::Acquire));
         Tracer {
-            plain_root_decision: pipeline.and_then(|p| p.plain_root_decision),
+            plain_decisions: pipeline.and_then(|p| p.plain_decisions),
             inst: pipeline.map(|p| {
                 Instrumentation::from_inner(InstrumentationInner {
                     scope,
@@ -414,11 +423,10 @@ impl TracerProviderBuilder {
         TracerProvider {
             handle: Arc::new(ProviderHandle {
                 pipeline: Some(Arc::new(Pipeline {
-                    plain_root_decision: self
+                    plain_decisions: self
                         .sampler
                         .fixed_decisions()
-                        .filter(|_| self.id_generator.is_none())
-                        .map(|d| d.root),
+                        .filter(|_| self.id_generator.is_none()),
                     fixed_decisions: self.sampler.fixed_decisions(),
                     sampler: self.sampler,
                     id_generator: self.id_generator,

@@ -523,3 +523,61 @@ fn a_panicking_processor_ends_the_span_once() {
         "later processors never ran"
     );
 }
+
+#[test]
+fn children_of_the_current_context_look_alike_on_every_path() {
+    let remote = |flags| {
+        SpanContext::new(
+            "4bf92f3577b34da6a3ce929d0e0e4736".parse().unwrap(),
+            "00f067aa0ba902b7".parse().unwrap(),
+            flags,
+            true,
+            TraceState::parse("vendor=1").unwrap(),
+        )
+    };
+    let (provider, exporter) = setup();
+    let tracer = provider.tracer("t");
+    // Under a sampled remote parent (without the random flag), attached as the
+    // current context: a plain child (the short path), one with an attribute
+    // and one with the parent given explicitly (the general path).
+    let parent = remote(TraceFlags::SAMPLED);
+    let cx = Context::from_span_context(parent.clone());
+    {
+        let _attached = cx.clone().attach();
+        tracer.span("c").start().end();
+        tracer.span("c").attribute("k", 1).start().end();
+        tracer.span("c").parent(&cx).start().end();
+    }
+    let spans = exporter.finished_spans();
+    assert_eq!(spans.len(), 3);
+    for s in &spans {
+        let sc = &s.span_context;
+        assert!(s.parent_is_remote && !sc.is_remote());
+        assert_eq!(s.parent_span_id, parent.span_id());
+        assert_eq!(sc.trace_id(), parent.trace_id());
+        assert_eq!(
+            sc.trace_flags().bits(),
+            0x01,
+            "sampled; random copied unset"
+        );
+        assert_eq!(sc.trace_state().header(), "vendor=1");
+    }
+    // Under a remote parent that is not sampled, children are dropped
+    // (ParentBased) but carry the trace on.
+    let parent = remote(TraceFlags::new(0x02));
+    let cx = Context::from_span_context(parent.clone());
+    let _attached = cx.clone().attach();
+    let children = [
+        tracer.span("c").start(),
+        tracer.span("c").attribute("k", 1).start(),
+        tracer.span("c").parent(&cx).start(),
+    ];
+    for child in &children {
+        let sc = child.span_context();
+        assert!(!child.is_recording());
+        assert_eq!(sc.trace_id(), parent.trace_id());
+        assert_ne!(sc.span_id(), parent.span_id());
+        assert_eq!(sc.trace_flags().bits(), 0x02, "not sampled; random copied");
+        assert_eq!(sc.trace_state().header(), "vendor=1");
+    }
+}

@@ -7,7 +7,7 @@ use crate::clock;
 use crate::context::{SpanContext, TraceFlags};
 use crate::export::{Instrumentation, Link, SpanData, SpanDetails};
 use crate::id::{SpanId, TraceId};
-use crate::sampling::{SamplingDecision, SamplingParameters};
+use crate::sampling::{FixedDecisions, SamplingDecision, SamplingParameters};
 use crate::span::{Span, SpanBuilder, SpanKind};
 use crate::trace_state::TraceState;
 
@@ -16,9 +16,9 @@ use crate::trace_state::TraceState;
 pub struct Tracer {
     /// `None` for a no-op tracer.
     pub(super) inst: Option<Instrumentation>,
-    /// The pipeline's `plain_root_decision`, kept here so that a plain root
-    /// span finds its path with one load from the tracer.
-    pub(super) plain_root_decision: Option<SamplingDecision>,
+    /// The pipeline's `plain_decisions`, kept here so that a plain span finds
+    /// its path with one load from the tracer.
+    pub(super) plain_decisions: Option<FixedDecisions>,
 }
 
 impl Tracer {
@@ -26,7 +26,7 @@ impl Tracer {
     pub fn noop() -> Self {
         Tracer {
             inst: None,
-            plain_root_decision: None,
+            plain_decisions: None,
         }
     }
 
@@ -63,28 +63,49 @@ impl Tracer {
         result
     }
 
-    /// The sampler's decision for every plain root span (no parent, attributes,
-    /// links or start time), if it is known without asking it and ids are built
-    /// in. Then [`Tracer::dropped_root_context`] or
-    /// [`Tracer::start_sampled_root`] is all such a span needs.
+    /// The sampler's decisions by kind of parent, if it decides without being
+    /// asked and ids are built in. Then a plain span (no explicit parent,
+    /// builder attributes, links or start time) needs only
+    /// [`Tracer::plain_context`] if dropped, or [`Tracer::start_sampled_root`]
+    /// and [`Tracer::start_sampled_child`].
     #[inline(always)]
-    pub(crate) fn plain_root_decision(&self) -> Option<SamplingDecision> {
-        self.plain_root_decision
+    pub(crate) fn plain_decisions(&self) -> Option<FixedDecisions> {
+        self.plain_decisions
     }
 
-    /// The context of a dropped root span: new ids, not sampled.
+    /// The context of a new span under `parent` with built-in ids.
     #[inline(always)]
-    pub(crate) fn dropped_root_context() -> SpanContext {
-        let (trace_id, span_id) = crate::id::random_trace_and_span_id();
-        // `plain_root_decision` implies the built-in generator, whose ids are random.
-        let flags = TraceFlags::new(0x02);
-        SpanContext::new(trace_id, span_id, flags, false, TraceState::default())
+    pub(crate) fn plain_context(
+        parent: Option<&SpanContext>,
+        decision: SamplingDecision,
+    ) -> SpanContext {
+        let (trace_id, span_id) = super::builtin_ids(parent);
+        let trace_state = parent.map(|p| p.trace_state().clone()).unwrap_or_default();
+        // The built-in generator's trace ids are random.
+        new_context(trace_id, span_id, parent, true, decision, trace_state)
     }
 
-    /// Starts a plain root span that the sampler keeps (see
-    /// [`Tracer::plain_root_decision`]): new ids, the start time and the data.
+    /// [`Tracer::start_sampled_plain`] for a root span.
     #[inline(never)]
     pub(crate) fn start_sampled_root(&self, name: Str, kind: SpanKind) -> Span {
+        self.start_sampled_plain(name, kind, None)
+    }
+
+    /// [`Tracer::start_sampled_plain`] for a span under the current context.
+    #[inline(never)]
+    pub(crate) fn start_sampled_child(
+        &self,
+        name: Str,
+        kind: SpanKind,
+        parent: Option<&SpanContext>,
+    ) -> Span {
+        self.start_sampled_plain(name, kind, parent)
+    }
+
+    /// Starts a plain span that the sampler keeps (see
+    /// [`Tracer::plain_decisions`]): the start time, the context and the data.
+    #[inline(always)]
+    fn start_sampled_plain(&self, name: Str, kind: SpanKind, parent: Option<&SpanContext>) -> Span {
         let Some((inst, pipeline)) = self
             .inst
             .as_ref()
@@ -94,19 +115,17 @@ impl Tracer {
         };
         // The clock first: its latency overlaps with making the ids.
         let start_time = clock::now_unix_nanos();
-        let (trace_id, span_id) = crate::id::random_trace_and_span_id();
-        let flags = TraceFlags::new(0x02).with_sampled(true);
         build_recorded(
             inst,
             pipeline,
-            SpanContext::new(trace_id, span_id, flags, false, TraceState::default()),
+            Self::plain_context(parent, SamplingDecision::RecordAndSample),
             Vec::new(),
             SpanStart {
                 name,
                 kind,
                 attributes: Vec::new(),
                 links: Vec::new(),
-                parent: None,
+                parent,
                 start_time: Some(start_time),
             },
         )
@@ -134,30 +153,26 @@ impl Tracer {
             ),
             None => ask_sampler(pipeline, parent, trace_id, b),
         };
-        let random = match parent {
-            Some(p) => p.trace_flags().is_random(),
-            None => pipeline.ids_random,
-        };
-        let flags = TraceFlags::new(if random { 0x02 } else { 0 })
-            .with_sampled(decision == SamplingDecision::RecordAndSample);
+        let span_context = new_context(
+            trace_id,
+            span_id,
+            parent,
+            pipeline.ids_random,
+            decision,
+            trace_state,
+        );
         if decision == SamplingDecision::Drop {
             // Builder attributes go back to the pool. Checked before the move, a
             // plain load of what the caller just stored.
             if b.attributes.capacity() != 0 {
                 list_pool::give(std::mem::take(&mut b.attributes));
             }
-            return Span::non_recording(SpanContext::new(
-                trace_id,
-                span_id,
-                flags,
-                false,
-                trace_state,
-            ));
+            return Span::non_recording(span_context);
         }
         record(
             inst,
             pipeline,
-            SpanContext::new(trace_id, span_id, flags, false, trace_state),
+            span_context,
             sampler_attributes,
             SpanStart {
                 name: std::mem::take(&mut b.name),
@@ -169,6 +184,23 @@ impl Tracer {
             },
         )
     }
+}
+
+/// A new span's context: the random flag follows the parent (or the id
+/// generator for a root), the sampled flag the decision.
+#[inline(always)]
+fn new_context(
+    trace_id: TraceId,
+    span_id: SpanId,
+    parent: Option<&SpanContext>,
+    ids_random: bool,
+    decision: SamplingDecision,
+    trace_state: TraceState,
+) -> SpanContext {
+    let random = parent.map_or(ids_random, |p| p.trace_flags().is_random());
+    let flags = TraceFlags::new(if random { 0x02 } else { 0 })
+        .with_sampled(decision == SamplingDecision::RecordAndSample);
+    SpanContext::new(trace_id, span_id, flags, false, trace_state)
 }
 
 /// What the builder gave for a span that is recorded.
