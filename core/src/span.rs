@@ -237,10 +237,11 @@ impl<'t> SpanBuilder<'t> {
 
     /// Every span the short paths do not take: with an explicit parent,
     /// builder attributes or links, an explicit start time, a sampler that must
-    /// be asked or a `RecordOnly` decision, or a custom id generator. The tracer borrows the builder:
-    /// a dropped span reads what it needs in place, and only a recorded span
-    /// moves the name and lists out. (Borrowed here too, and dropped by the
-    /// caller: passing the builder by value would copy it.)
+    /// be asked or a `RecordOnly` decision, or a custom id generator.
+    ///
+    /// The tracer borrows the builder: a dropped span reads what it needs in
+    /// place, and only a recorded span moves the name and lists out. (Borrowed
+    /// here too, and dropped by the caller: passing it by value would copy it.)
     #[inline(never)]
     fn start_with_sampler(&mut self) -> Span {
         let tracer = self.tracer;
