@@ -69,10 +69,6 @@ pub(crate) struct Pipeline {
     /// `None`: the built-in random generator, called without dynamic dispatch.
     id_generator: Option<Box<dyn IdGenerator>>,
     ids_random: bool,
-    /// The sampler's fixed decisions when ids come from the built-in
-    /// generator: then a plain span (no explicit parent, builder attributes,
-    /// links or start time) takes a short path.
-    plain_decisions: Option<FixedDecisions>,
     pub(crate) limits: SpanLimits,
     resource: Arc<Resource>,
     processors: Vec<Processor>,
@@ -243,7 +239,11 @@ impl TracerProvider {
             .as_ref()
             .filter(|p| !p.is_shutdown.load(Ordering::Acquire));
         Tracer {
-            plain_decisions: pipeline.and_then(|p| p.plain_decisions),
+            // With built-in ids, a plain span (no explicit parent, builder
+            // attributes, links or start time) takes a short path.
+            plain_decisions: pipeline
+                .filter(|p| p.id_generator.is_none())
+                .and_then(|p| p.fixed_decisions),
             inst: pipeline.map(|p| {
                 Instrumentation::from_inner(InstrumentationInner {
                     scope,
@@ -423,10 +423,6 @@ impl TracerProviderBuilder {
         TracerProvider {
             handle: Arc::new(ProviderHandle {
                 pipeline: Some(Arc::new(Pipeline {
-                    plain_decisions: self
-                        .sampler
-                        .fixed_decisions()
-                        .filter(|_| self.id_generator.is_none()),
                     fixed_decisions: self.sampler.fixed_decisions(),
                     sampler: self.sampler,
                     id_generator: self.id_generator,

@@ -16,8 +16,9 @@ use crate::trace_state::TraceState;
 pub struct Tracer {
     /// `None` for a no-op tracer.
     pub(super) inst: Option<Instrumentation>,
-    /// The pipeline's `plain_decisions`, kept here so that a plain span finds
-    /// its path with one load from the tracer.
+    /// The sampler's fixed decisions if ids are built in (see
+    /// [`Tracer::plain_decisions`]), kept here so that a plain span finds its
+    /// path with one load from the tracer.
     pub(super) plain_decisions: Option<FixedDecisions>,
 }
 
