@@ -82,9 +82,16 @@ impl fmt::Debug for Instrumentation {
 
 /// The allocation behind a [`ScopeRef`].
 struct Counted {
-    refs: AtomicUsize,
+    refs: RefCount,
     inner: InstrumentationInner,
 }
+
+/// The count, on cache lines of its own: every span start writes it, and every
+/// span reads the scope's other fields, which would otherwise share its line
+/// and miss whenever another thread (an application thread, or the worker
+/// giving counts back) has just written the count.
+#[repr(align(128))]
+struct RefCount(AtomicUsize);
 
 /// A counted shared reference to an [`InstrumentationInner`], like
 /// `Arc<InstrumentationInner>`, whose count can also change by more than one
@@ -106,7 +113,7 @@ const _: () = {
 impl ScopeRef {
     fn new(inner: InstrumentationInner) -> Self {
         let counted = Box::new(Counted {
-            refs: AtomicUsize::new(1),
+            refs: RefCount(AtomicUsize::new(1)),
             inner,
         });
         ScopeRef(Some(NonNull::from(Box::leak(counted))))
@@ -121,7 +128,7 @@ impl ScopeRef {
     /// made from one that already keeps the allocation alive.
     fn acquire(&self) {
         if let Some(counted) = self.counted() {
-            if counted.refs.fetch_add(1, Ordering::Relaxed) > MAX_REFS {
+            if counted.refs.0.fetch_add(1, Ordering::Relaxed) > MAX_REFS {
                 std::process::abort();
             }
         }
@@ -137,7 +144,7 @@ impl ScopeRef {
         // `fetch_sub` below gives them up.
         let counted = unsafe { ptr.as_ref() };
         // Release: our uses of the scope happen before whoever frees it.
-        if counted.refs.fetch_sub(n, Ordering::Release) != n {
+        if counted.refs.0.fetch_sub(n, Ordering::Release) != n {
             return;
         }
         // Acquire: every other reference's uses happen before the free.
@@ -253,7 +260,7 @@ mod tests {
     fn count(inst: &Instrumentation) -> usize {
         inst.0
             .counted()
-            .map_or(0, |c| c.refs.load(Ordering::Relaxed))
+            .map_or(0, |c| c.refs.0.load(Ordering::Relaxed))
     }
 
     #[test]
