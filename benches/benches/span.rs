@@ -132,58 +132,66 @@ mod rt {
         span.end();
     }
 
-    pub(super) fn benches(g: &mut BenchmarkGroup<'_, WallTime>) {
+    pub(super) fn bench(g: &mut BenchmarkGroup<'_, WallTime>, case: Case) {
         let count = Cell::new(0);
-
-        let p = provider(AlwaysOn);
-        let tracer = p.tracer("bench");
-        g.bench_function("runtrace/sampled_root", |b| {
-            b.iter_custom(|n| timed(&count, n, || root(&tracer)))
-        });
-        finish("sampled_root", p, count.take());
-
-        let p = provider(AlwaysOn);
-        let tracer = p.tracer("bench");
-        g.bench_function("runtrace/sampled_root_4attrs", |b| {
-            b.iter_custom(|n| timed(&count, n, || root_4attrs(&tracer)))
-        });
-        finish("sampled_root_4attrs", p, count.take());
-
-        let p = provider(AlwaysOn);
-        let tracer = p.tracer("bench");
-        g.bench_function("runtrace/child_in_active_parent", |b| {
-            // The parent is made current outside the timed loop, once per sample
-            // (it ends, untimed, when the closure returns; counted as ended).
-            b.iter_custom(|n| {
-                count.set(count.get() + 1);
-                let parent = tracer.span("parent").start();
-                let _g = parent.enter();
-                timed(&count, n, || root(&tracer))
-            })
-        });
-        finish("child_in_active_parent", p, count.take());
-
-        let p = provider(AlwaysOff);
-        let tracer = p.tracer("bench");
-        g.bench_function("runtrace/dropped_root", |b| {
-            b.iter_custom(|n| timed(&count, n, || root(&tracer)))
-        });
-        count.take();
-        let _ = p.shutdown();
-
-        let p = TracerProvider::noop();
-        let tracer = p.tracer("bench");
-        g.bench_function("runtrace/disabled", |b| {
-            b.iter_custom(|n| timed(&count, n, || root(&tracer)))
-        });
-        count.take();
-
-        let p = provider(AlwaysOn);
-        let tracer = p.tracer("bench");
-        g.bench_function("runtrace/sampled_root_2threads", |b| {
-            b.iter_custom(|n| two_threads(&count, n, &|| root(&tracer)))
-        });
-        finish("sampled_root_2threads", p, count.take());
+        let name = format!("runtrace/{}", case.name());
+        match case {
+            Case::SampledRoot => {
+                let p = provider(AlwaysOn);
+                let tracer = p.tracer("bench");
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| timed(&count, n, || root(&tracer)))
+                });
+                finish(case.name(), p, count.take());
+            }
+            Case::SampledRoot4Attrs => {
+                let p = provider(AlwaysOn);
+                let tracer = p.tracer("bench");
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| timed(&count, n, || root_4attrs(&tracer)))
+                });
+                finish(case.name(), p, count.take());
+            }
+            Case::ChildInActiveParent => {
+                let p = provider(AlwaysOn);
+                let tracer = p.tracer("bench");
+                g.bench_function(name, |b| {
+                    // The parent is made current outside the timed loop, once per
+                    // sample (it ends, untimed, when the closure returns; counted
+                    // as ended).
+                    b.iter_custom(|n| {
+                        count.set(count.get() + 1);
+                        let parent = tracer.span("parent").start();
+                        let _g = parent.enter();
+                        timed(&count, n, || root(&tracer))
+                    })
+                });
+                finish(case.name(), p, count.take());
+            }
+            Case::DroppedRoot => {
+                let p = provider(AlwaysOff);
+                let tracer = p.tracer("bench");
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| timed(&count, n, || root(&tracer)))
+                });
+                let _ = p.shutdown();
+            }
+            Case::Disabled => {
+                let p = TracerProvider::noop();
+                let tracer = p.tracer("bench");
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| timed(&count, n, || root(&tracer)))
+                });
+            }
+            Case::SampledRoot2Threads => {
+                let p = provider(AlwaysOn);
+                let tracer = p.tracer("bench");
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| two_threads(&count, n, &|| root(&tracer)))
+                });
+                finish(case.name(), p, count.take());
+            }
+        }
     }
 }
 
@@ -247,58 +255,67 @@ mod otel {
         span.end();
     }
 
-    pub(super) fn benches(g: &mut BenchmarkGroup<'_, WallTime>) {
+    pub(super) fn bench(g: &mut BenchmarkGroup<'_, WallTime>, case: Case) {
         let count = Cell::new(0);
-
-        let p = provider(Sampler::AlwaysOn);
-        let tracer = p.0.tracer("bench");
-        g.bench_function("otel/sampled_root", |b| {
-            b.iter_custom(|n| timed(&count, n, || root(&tracer)))
-        });
-        finish("sampled_root", p, count.take());
-
-        let p = provider(Sampler::AlwaysOn);
-        let tracer = p.0.tracer("bench");
-        g.bench_function("otel/sampled_root_4attrs", |b| {
-            b.iter_custom(|n| timed(&count, n, || root_4attrs(&tracer)))
-        });
-        finish("sampled_root_4attrs", p, count.take());
-
-        let p = provider(Sampler::AlwaysOn);
-        let tracer = p.0.tracer("bench");
-        g.bench_function("otel/child_in_active_parent", |b| {
-            b.iter_custom(|n| {
-                // The parent becomes the active span of the current Context, once
-                // per sample; it ends (untimed, counted) when the guard drops.
-                count.set(count.get() + 1);
-                let _g = mark_span_as_active(tracer.start("parent"));
-                timed(&count, n, || root(&tracer))
-            })
-        });
-        finish("child_in_active_parent", p, count.take());
-
-        let p = provider(Sampler::AlwaysOff);
-        let tracer = p.0.tracer("bench");
-        g.bench_function("otel/dropped_root", |b| {
-            b.iter_custom(|n| timed(&count, n, || root(&tracer)))
-        });
-        count.take();
-        let _ = p.0.shutdown();
-
-        // What an application gets from opentelemetry with tracing disabled: the
-        // API's no-op provider (the global default, minus the global's boxing).
-        let tracer = NoopTracerProvider::new().tracer("bench");
-        g.bench_function("otel/disabled", |b| {
-            b.iter_custom(|n| timed(&count, n, || root(&tracer)))
-        });
-        count.take();
-
-        let p = provider(Sampler::AlwaysOn);
-        let tracer = p.0.tracer("bench");
-        g.bench_function("otel/sampled_root_2threads", |b| {
-            b.iter_custom(|n| two_threads(&count, n, &|| root(&tracer)))
-        });
-        finish("sampled_root_2threads", p, count.take());
+        let name = format!("otel/{}", case.name());
+        match case {
+            Case::SampledRoot => {
+                let p = provider(Sampler::AlwaysOn);
+                let tracer = p.0.tracer("bench");
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| timed(&count, n, || root(&tracer)))
+                });
+                finish(case.name(), p, count.take());
+            }
+            Case::SampledRoot4Attrs => {
+                let p = provider(Sampler::AlwaysOn);
+                let tracer = p.0.tracer("bench");
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| timed(&count, n, || root_4attrs(&tracer)))
+                });
+                finish(case.name(), p, count.take());
+            }
+            Case::ChildInActiveParent => {
+                let p = provider(Sampler::AlwaysOn);
+                let tracer = p.0.tracer("bench");
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| {
+                        // The parent becomes the active span of the current
+                        // Context, once per sample; it ends (untimed, counted)
+                        // when the guard drops.
+                        count.set(count.get() + 1);
+                        let _g = mark_span_as_active(tracer.start("parent"));
+                        timed(&count, n, || root(&tracer))
+                    })
+                });
+                finish(case.name(), p, count.take());
+            }
+            Case::DroppedRoot => {
+                let p = provider(Sampler::AlwaysOff);
+                let tracer = p.0.tracer("bench");
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| timed(&count, n, || root(&tracer)))
+                });
+                let _ = p.0.shutdown();
+            }
+            Case::Disabled => {
+                // What an application gets from opentelemetry with tracing
+                // disabled: the API's no-op provider (the global default, minus
+                // the global's boxing).
+                let tracer = NoopTracerProvider::new().tracer("bench");
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| timed(&count, n, || root(&tracer)))
+                });
+            }
+            Case::SampledRoot2Threads => {
+                let p = provider(Sampler::AlwaysOn);
+                let tracer = p.0.tracer("bench");
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| two_threads(&count, n, &|| root(&tracer)))
+                });
+                finish(case.name(), p, count.take());
+            }
+        }
     }
 }
 
@@ -355,77 +372,132 @@ mod ft {
         elapsed
     }
 
-    pub(super) fn benches(g: &mut BenchmarkGroup<'_, WallTime>) {
+    /// Turns fastrace's global collection on, with a reporter that counts into
+    /// the returned counter.
+    pub(super) fn start_collecting() -> Arc<AtomicU64> {
         let exported = Arc::new(AtomicU64::new(0));
         fastrace::set_reporter(Discard(exported.clone()), Config::default());
+        exported
+    }
+
+    pub(super) fn bench(g: &mut BenchmarkGroup<'_, WallTime>, case: Case, exported: &AtomicU64) {
         let count = Cell::new(0);
-
-        g.bench_function("fastrace/sampled_root", |b| {
-            b.iter_custom(|n| flushed(timed(&count, n, || drop(root()))))
-        });
-        finish("sampled_root", &exported, count.take());
-
-        g.bench_function("fastrace/sampled_root_4attrs", |b| {
-            b.iter_custom(|n| {
-                flushed(timed(&count, n, || {
-                    let span = root();
-                    span.add_property(|| ("http.route", "/v1/infer"));
-                    span.add_property(|| ("model", "llama-3-8b"));
-                    span.add_property(|| ("tokens", 512_i64.to_string()));
-                    span.add_property(|| ("cache.hit", "true"));
-                    drop(span);
-                }))
-            })
-        });
-        finish("sampled_root_4attrs", &exported, count.take());
-
-        g.bench_function("fastrace/child_in_active_parent", |b| {
-            b.iter_custom(|n| {
-                // A fresh parent per sample: fastrace holds a trace's spans until
-                // its root ends, so one parent for the whole run would grow
-                // without bound. Ending it (and reporting) is outside the timing.
-                count.set(count.get() + 1);
-                let elapsed = {
-                    let parent = Span::root("parent", SpanContext::random());
-                    let _g = parent.set_local_parent();
-                    timed(&count, n, || {
-                        drop(Span::enter_with_local_parent(black_box("span")))
+        let name = format!("fastrace/{}", case.name());
+        match case {
+            Case::SampledRoot => {
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| flushed(timed(&count, n, || drop(root()))))
+                });
+                finish(case.name(), exported, count.take());
+            }
+            Case::SampledRoot4Attrs => {
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| {
+                        flushed(timed(&count, n, || {
+                            let span = root();
+                            span.add_property(|| ("http.route", "/v1/infer"));
+                            span.add_property(|| ("model", "llama-3-8b"));
+                            span.add_property(|| ("tokens", 512_i64.to_string()));
+                            span.add_property(|| ("cache.hit", "true"));
+                            drop(span);
+                        }))
                     })
-                };
-                flushed(elapsed)
-            })
-        });
-        finish("child_in_active_parent", &exported, count.take());
-
-        g.bench_function("fastrace/dropped_root", |b| {
-            b.iter_custom(|n| {
-                timed(&count, n, || {
-                    drop(Span::root(
-                        black_box("span"),
-                        SpanContext::random().sampled(false),
-                    ))
-                })
-            })
-        });
-        count.take();
-
-        g.bench_function("fastrace/disabled", |b| {
-            b.iter_custom(|n| timed(&count, n, || drop(black_box(Span::noop()))))
-        });
-        count.take();
-
-        g.bench_function("fastrace/sampled_root_2threads", |b| {
-            b.iter_custom(|n| flushed(two_threads(&count, n, &|| drop(root()))))
-        });
-        finish("sampled_root_2threads", &exported, count.take());
+                });
+                finish(case.name(), exported, count.take());
+            }
+            Case::ChildInActiveParent => {
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| {
+                        // A fresh parent per sample: fastrace holds a trace's
+                        // spans until its root ends, so one parent for the whole
+                        // run would grow without bound. Ending it (and
+                        // reporting) is outside the timing.
+                        count.set(count.get() + 1);
+                        let elapsed = {
+                            let parent = Span::root("parent", SpanContext::random());
+                            let _g = parent.set_local_parent();
+                            timed(&count, n, || {
+                                drop(Span::enter_with_local_parent(black_box("span")))
+                            })
+                        };
+                        flushed(elapsed)
+                    })
+                });
+                finish(case.name(), exported, count.take());
+            }
+            Case::DroppedRoot => {
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| {
+                        timed(&count, n, || {
+                            drop(Span::root(
+                                black_box("span"),
+                                SpanContext::random().sampled(false),
+                            ))
+                        })
+                    })
+                });
+            }
+            Case::Disabled => {
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| timed(&count, n, || drop(black_box(Span::noop()))))
+                });
+            }
+            Case::SampledRoot2Threads => {
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| flushed(two_threads(&count, n, &|| drop(root()))))
+                });
+                finish(case.name(), exported, count.take());
+            }
+        }
     }
 }
 
+/// The cases, each measured for every library in turn.
+#[derive(Clone, Copy)]
+enum Case {
+    SampledRoot,
+    SampledRoot4Attrs,
+    ChildInActiveParent,
+    DroppedRoot,
+    Disabled,
+    SampledRoot2Threads,
+}
+
+impl Case {
+    const ALL: [Case; 6] = [
+        Case::SampledRoot,
+        Case::SampledRoot4Attrs,
+        Case::ChildInActiveParent,
+        Case::DroppedRoot,
+        Case::Disabled,
+        Case::SampledRoot2Threads,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Case::SampledRoot => "sampled_root",
+            Case::SampledRoot4Attrs => "sampled_root_4attrs",
+            Case::ChildInActiveParent => "child_in_active_parent",
+            Case::DroppedRoot => "dropped_root",
+            Case::Disabled => "disabled",
+            Case::SampledRoot2Threads => "sampled_root_2threads",
+        }
+    }
+}
+
+/// Runs each case for runtrace, opentelemetry_sdk and fastrace back to back, so
+/// that the figures a ratio compares are taken seconds apart: this shared VM
+/// drifts between a fast and a slow phase (its two vCPUs near or far apart on
+/// the host) over minutes, which skewed ratios between figures measured a
+/// whole library's run apart.
 fn span_benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("span");
-    rt::benches(&mut g);
-    otel::benches(&mut g);
-    ft::benches(&mut g);
+    let fastrace_exported = ft::start_collecting();
+    for case in Case::ALL {
+        rt::bench(&mut g, case);
+        otel::bench(&mut g, case);
+        ft::bench(&mut g, case, &fastrace_exported);
+    }
     g.finish();
 }
 
