@@ -104,7 +104,9 @@ impl Tracer {
     }
 
     /// Starts a plain span that the sampler keeps (see
-    /// [`Tracer::plain_decisions`]): the start time, the context and the data.
+    /// [`Tracer::plain_decisions`]): the start time, the context and the data,
+    /// built in place (a plain span has nothing for `build_recorded` to merge
+    /// or limit, and going through it costs copies of the data on the stack).
     #[inline(always)]
     fn start_sampled_plain(&self, name: Str, kind: SpanKind, parent: Option<&SpanContext>) -> Span {
         let Some((inst, pipeline)) = self
@@ -115,21 +117,26 @@ impl Tracer {
             return Span::non_recording(SpanContext::INVALID);
         };
         // The clock first: its latency overlaps with making the ids.
-        let start_time = clock::now_unix_nanos();
-        build_recorded(
-            inst,
-            pipeline,
-            Self::plain_context(parent, SamplingDecision::RecordAndSample),
-            Vec::new(),
-            SpanStart {
-                name,
-                kind,
-                attributes: Vec::new(),
-                links: Vec::new(),
-                parent,
-                start_time: Some(start_time),
-            },
-        )
+        let start_time_unix_nano = clock::now_unix_nanos();
+        let span_context = Self::plain_context(parent, SamplingDecision::RecordAndSample);
+        if pipeline.has_dyn_processors {
+            for p in &pipeline.processors {
+                p.on_start(&span_context, parent);
+            }
+        }
+        Span::recording(SpanData {
+            span_context,
+            parent_span_id: parent.map_or(SpanId::INVALID, |p| p.span_id()),
+            parent_is_remote: parent.is_some_and(|p| p.is_remote()),
+            name,
+            kind,
+            start_time_unix_nano,
+            end_time_unix_nano: 0,
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            details: None,
+            instrumentation: inst.clone(),
+        })
     }
 
     /// Samples a new span and starts it. Inlined into the caller, so that a
