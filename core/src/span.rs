@@ -133,10 +133,40 @@ impl<'t> SpanBuilder<'t> {
     /// Samples and starts the span.
     #[inline(always)]
     pub fn start(self) -> Span {
-        if !self.tracer.is_enabled() {
+        let tracer = self.tracer;
+        if !tracer.is_enabled() {
             return self.start_disabled();
         }
+        // The usual span, a plain root whose decision the sampler makes without
+        // being asked, is recognised here: inlined where the builder was made,
+        // most of the test is known at compile time, and the span goes straight
+        // to its short path (a dropped one is only its ids).
+        if let Some(fixed) = tracer.plain_decisions() {
+            if self.is_plain() && !Context::any_attached() {
+                match fixed.root {
+                    SamplingDecision::RecordAndSample => {
+                        let (name, kind) = self.into_name_and_kind();
+                        return tracer.start_sampled_root(name, kind);
+                    }
+                    SamplingDecision::Drop => {
+                        self.discard_plain();
+                        return Span::non_recording(Tracer::plain_context(None, fixed.root));
+                    }
+                    SamplingDecision::RecordOnly => {}
+                }
+            }
+        }
         self.start_enabled()
+    }
+
+    /// No explicit parent, builder attributes, links or start time: a span that
+    /// the short paths can start when the sampler's decision is fixed.
+    #[inline(always)]
+    fn is_plain(&self) -> bool {
+        self.parent.is_none()
+            && self.attributes.capacity() == 0
+            && self.links.capacity() == 0
+            && self.start_time.is_none()
     }
 
     /// Disabled tracing: no sampling, no ids, no clock; the parent's context (if
@@ -163,33 +193,16 @@ impl<'t> SpanBuilder<'t> {
         Span::non_recording(context.unwrap_or(SpanContext::INVALID))
     }
 
-    /// Out of line, so that the disabled path stays a few instructions in the
-    /// caller. A plain span (no explicit parent, builder attributes, links or
-    /// start time) whose decision is fixed takes a short path; everything else
-    /// goes through [`start_with_sampler`](Self::start_with_sampler).
+    /// Every enabled span but a plain root with a fixed decision (which
+    /// `start` takes itself), out of line. A plain span under the current
+    /// context whose decision is fixed takes a short path; everything else goes
+    /// through [`start_with_sampler`](Self::start_with_sampler).
     #[inline(never)]
     fn start_enabled(mut self) -> Span {
         let tracer = self.tracer;
-        let plain = self.parent.is_none()
-            && self.attributes.capacity() == 0
-            && self.links.capacity() == 0
-            && self.start_time.is_none();
+        let plain = self.is_plain();
         if let Some(fixed) = tracer.plain_decisions().filter(|_| plain) {
-            // Short paths for a sampler that decides by the kind of parent alone.
-            if !Context::any_attached() {
-                // A root span, with the parent known to be absent at compile time.
-                match fixed.root {
-                    SamplingDecision::RecordAndSample => {
-                        let (name, kind) = self.into_name_and_kind();
-                        return tracer.start_sampled_root(name, kind);
-                    }
-                    SamplingDecision::Drop => {
-                        self.discard_plain();
-                        return Span::non_recording(Tracer::plain_context(None, fixed.root));
-                    }
-                    SamplingDecision::RecordOnly => {}
-                }
-            } else {
+            if Context::any_attached() {
                 // Copied out, so that a processor may attach contexts.
                 let parent = Context::with_current(|cx| cx.span_context().cloned());
                 let decision = fixed.for_parent(parent.as_ref());
@@ -212,7 +225,7 @@ impl<'t> SpanBuilder<'t> {
         self.start_with_sampler()
     }
 
-    /// The name and kind of a plain builder (see `start_enabled`), whose lists
+    /// The name and kind of a plain builder (see `is_plain`), whose lists
     /// are empty and parent unset: nothing else in it needs dropping.
     #[inline(always)]
     fn into_name_and_kind(mut self) -> (Str, SpanKind) {
