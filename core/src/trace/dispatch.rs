@@ -60,12 +60,17 @@ impl Processor {
     fn on_end(&self, span: &mut Option<SpanData>) {
         match self {
             Processor::Batch(b) => b.on_end_in_place(span),
-            Processor::Dyn(d) => {
-                if let Some(data) = span.take() {
-                    d.on_end(data);
-                }
-            }
+            Processor::Dyn(d) => end_in_dyn(d.as_ref(), span),
         }
+    }
+}
+
+/// Out of line: the usual pipeline is a single batch processor, and this path
+/// would weigh on the frame of every span's end.
+#[inline(never)]
+fn end_in_dyn(processor: &dyn SpanProcessor, span: &mut Option<SpanData>) {
+    if let Some(data) = span.take() {
+        processor.on_end(data);
     }
 }
 
@@ -102,13 +107,19 @@ fn dispatch(pipeline: &Pipeline, span: &mut Option<SpanData>) {
     match pipeline.processors.as_slice() {
         [] => *span = None,
         [only] => only.on_end(span),
-        [rest @ .., last] => {
-            for p in rest {
-                if let Some(data) = span.as_ref() {
-                    p.on_end(&mut Some(data.clone()));
-                }
+        several => dispatch_to_several(several, span),
+    }
+}
+
+/// Every processor but the last gets a copy. Out of line, like `end_in_dyn`.
+#[inline(never)]
+fn dispatch_to_several(processors: &[Processor], span: &mut Option<SpanData>) {
+    if let [rest @ .., last] = processors {
+        for p in rest {
+            if let Some(data) = span.as_ref() {
+                p.on_end(&mut Some(data.clone()));
             }
-            last.on_end(span);
         }
+        last.on_end(span);
     }
 }
