@@ -259,14 +259,24 @@ impl<T> BoundedQueue<T> {
     /// where it lies straight into its slot, which matters for large values.
     #[inline]
     pub fn push_from(&self, source: &mut Option<T>) -> bool {
-        if source.is_none() {
+        let Some(value) = source.as_ref() else {
             return true;
-        }
+        };
+        let value: *const T = value;
         let Some(tail) = self.claim_push() else {
             return false;
         };
-        // `source` is borrowed exclusively and was checked above.
-        self.publish(tail, source.take().expect("source holds a value"));
+        let slot = self.slot(tail);
+        // SAFETY: the slot is ours to write, as in `publish`. `value` points to
+        // the initialised `T` in `source`, which we borrow exclusively, and it
+        // cannot overlap the queue's own cell.
+        slot.value
+            .with_mut(|cell| unsafe { copy_in_pieces(value, cell.cast::<T>()) });
+        // SAFETY: `source` is a valid `&mut`; writing `None` over the value
+        // without dropping it completes the move into the slot.
+        unsafe { std::ptr::write(source, None) };
+        // Release: publishes the value to the pop that sees it.
+        slot.stamp.store(tail.wrapping_add(1), Ordering::Release);
         true
     }
 
@@ -507,6 +517,34 @@ impl<T> BoundedQueue<T> {
         slot.stamp
             .store(position.wrapping_add(self.one_lap), Ordering::Release);
     }
+}
+
+/// Copies the `T` at `src` to `dst` in pieces of at most 128 bytes, which the
+/// compiler expands to a few vector moves each: a single copy of a value larger
+/// than that (an ended span is 144 bytes) becomes a call to `memcpy`.
+///
+/// # Safety
+///
+/// As for `std::ptr::copy_nonoverlapping(src, dst, 1)`.
+#[inline(always)]
+unsafe fn copy_in_pieces<T>(src: *const T, dst: *mut T) {
+    const PIECE: usize = 128;
+    let (src, dst) = (src.cast::<u8>(), dst.cast::<u8>());
+    let mut offset = 0;
+    while std::mem::size_of::<T>() - offset > PIECE {
+        // SAFETY: `offset + PIECE` is within the `T` at both ends (the caller's
+        // contract), which do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(src.add(offset), dst.add(offset), PIECE) };
+        offset += PIECE;
+    }
+    // SAFETY: as above, for the rest of the `T`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            src.add(offset),
+            dst.add(offset),
+            std::mem::size_of::<T>() - offset,
+        )
+    };
 }
 
 impl<T> Drop for BoundedQueue<T> {

@@ -60,6 +60,29 @@ fn push_from_moves_the_value_or_leaves_it_when_full() {
     assert_eq!(queue.pop().as_deref(), Some("late"));
 }
 
+/// `push_from` copies values larger than one 128-byte piece in several; every
+/// byte arrives, and an owned field inside moves rather than being copied or
+/// dropped (miri checks the latter).
+#[test]
+fn push_from_moves_values_larger_than_a_copy_piece() {
+    #[derive(Debug, PartialEq)]
+    struct Big {
+        words: [u64; 37], // 296 bytes: two whole pieces and a rest
+        owned: String,
+    }
+    let big = |n: u64| Big {
+        words: std::array::from_fn(|i| n * 1000 + i as u64),
+        owned: format!("value {n}"),
+    };
+    let queue = BoundedQueue::with_capacity(2);
+    for n in 0..5 {
+        let mut source = Some(big(n));
+        assert!(queue.push_from(&mut source));
+        assert!(source.is_none());
+        assert_eq!(queue.pop(), Some(big(n)));
+    }
+}
+
 #[test]
 fn stays_fifo_and_exact_over_many_laps() {
     // 5 is not a power of two, so index wrap and lap carry both get used.
