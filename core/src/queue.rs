@@ -511,8 +511,9 @@ impl<T> BoundedQueue<T> {
         // thread may read; producers wait for the stamp below before writing.
         // `dst` is a `&mut` outside the queue, so the copy cannot overlap; the
         // slot is treated as empty from here on (the value moved out).
-        slot.value
-            .with_mut(|cell| unsafe { std::ptr::copy_nonoverlapping(cell.cast_const(), dst, 1) });
+        slot.value.with_mut(|cell| unsafe {
+            copy_in_pieces(cell.cast_const().cast::<T>(), dst.as_mut_ptr())
+        });
         // Release: our read happens before the next lap's push writes.
         slot.stamp
             .store(position.wrapping_add(self.one_lap), Ordering::Release);
