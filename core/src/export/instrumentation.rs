@@ -246,6 +246,14 @@ mod tests {
     use super::*;
     use std::thread;
 
+    #[test]
+    fn the_count_has_cache_lines_of_its_own() {
+        // Written at every span start by any thread; the scope's other fields,
+        // read at every span, must not share its lines (x86-64 fetches pairs).
+        assert_eq!(std::mem::align_of::<RefCount>(), 128);
+        assert_eq!(std::mem::size_of::<RefCount>(), 128);
+    }
+
     /// A scope whose resource tells, by its count, whether the scope is alive.
     fn scope(name: &'static str) -> (Instrumentation, Arc<Resource>) {
         let resource = Arc::new(Resource::empty());
