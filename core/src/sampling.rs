@@ -138,6 +138,18 @@ impl FixedDecisions {
         }
     }
 
+    /// Whether any kind of parent gets [`SamplingDecision::RecordOnly`].
+    pub fn any_record_only(&self) -> bool {
+        [
+            self.root,
+            self.remote_sampled,
+            self.remote_not_sampled,
+            self.local_sampled,
+            self.local_not_sampled,
+        ]
+        .contains(&SamplingDecision::RecordOnly)
+    }
+
     /// The decision for a span with this parent.
     #[inline]
     pub fn for_parent(&self, parent: Option<&SpanContext>) -> SamplingDecision {

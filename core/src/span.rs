@@ -137,26 +137,20 @@ impl<'t> SpanBuilder<'t> {
         if !tracer.is_enabled() {
             return self.start_disabled();
         }
-        // The usual span, a plain root whose decision the sampler makes without
+        // The usual span, a plain one whose decision the sampler makes without
         // being asked, is recognised here: inlined where the builder was made,
-        // most of the test is known at compile time, and the span goes straight
-        // to its short path (a dropped one is only its ids).
-        if let Some(fixed) = tracer.plain_decisions() {
-            if self.is_plain() && !Context::any_attached() {
-                match fixed.root {
-                    SamplingDecision::RecordAndSample => {
-                        let (name, kind) = self.into_name_and_kind();
-                        return tracer.start_sampled_root(name, kind);
-                    }
-                    SamplingDecision::Drop => {
-                        self.discard_plain();
-                        return Span::non_recording(Tracer::plain_context(None, fixed.root));
-                    }
-                    SamplingDecision::RecordOnly => {}
-                }
+        // the test is mostly known at compile time, and the span goes straight
+        // to its short path.
+        if let Some(fixed) = tracer.plain_decisions().filter(|_| self.is_plain()) {
+            let (name, kind) = self.into_name_and_kind();
+            if fixed.root == SamplingDecision::Drop && !Context::any_attached() {
+                // A dropped root is only its ids, made here.
+                drop(name);
+                return Span::non_recording(Tracer::plain_context(None, fixed.root));
             }
+            return tracer.start_plain(name, kind, fixed);
         }
-        self.start_enabled()
+        self.start_general()
     }
 
     /// No explicit parent, builder attributes, links or start time: a span that
@@ -193,35 +187,9 @@ impl<'t> SpanBuilder<'t> {
         Span::non_recording(context.unwrap_or(SpanContext::INVALID))
     }
 
-    /// Every enabled span but a plain root with a fixed decision (which
-    /// `start` takes itself), out of line. A plain span under the current
-    /// context whose decision is fixed takes a short path; everything else goes
-    /// through [`start_with_sampler`](Self::start_with_sampler).
+    /// Every enabled span that `start` does not take itself, out of line.
     #[inline(never)]
-    fn start_enabled(mut self) -> Span {
-        let tracer = self.tracer;
-        let plain = self.is_plain();
-        if let Some(fixed) = tracer.plain_decisions().filter(|_| plain) {
-            if Context::any_attached() {
-                // Copied out, so that a processor may attach contexts.
-                let parent = Context::with_current(|cx| cx.span_context().cloned());
-                let decision = fixed.for_parent(parent.as_ref());
-                match decision {
-                    SamplingDecision::RecordAndSample => {
-                        let (name, kind) = self.into_name_and_kind();
-                        return tracer.start_sampled_child(name, kind, parent.as_ref());
-                    }
-                    SamplingDecision::Drop => {
-                        self.discard_plain();
-                        return Span::non_recording(Tracer::plain_context(
-                            parent.as_ref(),
-                            decision,
-                        ));
-                    }
-                    SamplingDecision::RecordOnly => {}
-                }
-            }
-        }
+    fn start_general(mut self) -> Span {
         self.start_with_sampler()
     }
 
@@ -234,18 +202,6 @@ impl<'t> SpanBuilder<'t> {
         let name_and_kind = (std::mem::take(&mut self.name), self.kind);
         std::mem::forget(self);
         name_and_kind
-    }
-
-    /// Drops a plain builder: only a shared name needs it (checked in place,
-    /// without moving the name).
-    #[inline(always)]
-    fn discard_plain(mut self) {
-        debug_assert!(self.attributes.capacity() == 0 && self.links.capacity() == 0);
-        debug_assert!(self.parent.is_none());
-        if let Str::Shared(_) = self.name {
-            drop(std::mem::take(&mut self.name));
-        }
-        std::mem::forget(self);
     }
 
     /// Every span the short paths do not take: with an explicit parent,

@@ -240,10 +240,13 @@ impl TracerProvider {
             .filter(|p| !p.is_shutdown.load(Ordering::Acquire));
         Tracer {
             // With built-in ids, a plain span (no explicit parent, builder
-            // attributes, links or start time) takes a short path.
+            // attributes, links or start time) takes a short path, unless the
+            // sampler may record without sampling (only the general path builds
+            // such spans).
             plain_decisions: pipeline
                 .filter(|p| p.id_generator.is_none())
-                .and_then(|p| p.fixed_decisions),
+                .and_then(|p| p.fixed_decisions)
+                .filter(|f| !f.any_record_only()),
             inst: pipeline.map(|p| {
                 Instrumentation::from_inner(InstrumentationInner {
                     scope,

@@ -324,6 +324,51 @@ fn record_only_spans_are_not_exported() {
     assert_eq!(provider.stats().spans_ended, 0);
 }
 
+/// Records without sampling, and says so up front: the tracer's short paths
+/// for plain spans must leave such spans to the general path.
+#[derive(Debug)]
+struct FixedRecordOnly;
+
+impl runtrace::sampling::Sampler for FixedRecordOnly {
+    fn should_sample(&self, p: &SamplingParameters<'_>) -> SamplingResult {
+        RecordOnly.should_sample(p)
+    }
+    fn description(&self) -> String {
+        "FixedRecordOnly".into()
+    }
+    fn fixed_decisions(&self) -> Option<runtrace::sampling::FixedDecisions> {
+        Some(runtrace::sampling::FixedDecisions::uniform(
+            SamplingDecision::RecordOnly,
+        ))
+    }
+}
+
+#[test]
+fn fixed_record_only_spans_are_recorded_and_not_exported() {
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_sampler(FixedRecordOnly)
+        .with_batch_exporter(exporter.clone())
+        .build();
+    let tracer = provider.tracer("t");
+    let root = tracer.span("root").start();
+    assert!(root.is_recording());
+    assert!(!root.span_context().is_sampled());
+    {
+        let _active = root.enter();
+        let child = tracer.span("child").start();
+        assert!(child.is_recording());
+        assert_eq!(
+            child.span_context().trace_id(),
+            root.span_context().trace_id()
+        );
+    }
+    drop(root);
+    provider.force_flush().unwrap();
+    assert!(exporter.finished_spans().is_empty());
+    assert_eq!(provider.stats().spans_ended, 0);
+}
+
 #[test]
 fn spans_after_shutdown_are_counted_and_drop_shuts_down() {
     let exporter = InMemoryExporter::default();

@@ -4,7 +4,7 @@
 use super::{Pipeline, SpanLimits};
 use crate::attribute::{list_pool, KeyValue, Str};
 use crate::clock;
-use crate::context::{SpanContext, TraceFlags};
+use crate::context::{Context, SpanContext, TraceFlags};
 use crate::export::{Instrumentation, Link, SpanData, SpanDetails};
 use crate::id::{SpanId, TraceId};
 use crate::sampling::{FixedDecisions, SamplingDecision, SamplingParameters};
@@ -65,10 +65,9 @@ impl Tracer {
     }
 
     /// The sampler's decisions by kind of parent, if it decides without being
-    /// asked and ids are built in. Then a plain span (no explicit parent,
-    /// builder attributes, links or start time) needs only
-    /// [`Tracer::plain_context`] if dropped, or [`Tracer::start_sampled_root`]
-    /// and [`Tracer::start_sampled_child`].
+    /// asked, never records without sampling, and ids are built in. Then a
+    /// plain span (no explicit parent, builder attributes, links or start time)
+    /// needs [`Tracer::start_plain`].
     #[inline(always)]
     pub(crate) fn plain_decisions(&self) -> Option<FixedDecisions> {
         self.plain_decisions
@@ -86,21 +85,25 @@ impl Tracer {
         new_context(trace_id, span_id, parent, true, decision, trace_state)
     }
 
-    /// [`Tracer::start_sampled_plain`] for a root span.
+    /// A plain span, decided by `fixed` (from [`Tracer::plain_decisions`], so
+    /// never `RecordOnly`) for the kind of parent it has: none, or the current
+    /// context's span. A dropped one is only its ids.
     #[inline(never)]
-    pub(crate) fn start_sampled_root(&self, name: Str, kind: SpanKind) -> Span {
-        self.start_sampled_plain(name, kind, None)
-    }
-
-    /// [`Tracer::start_sampled_plain`] for a span under the current context.
-    #[inline(never)]
-    pub(crate) fn start_sampled_child(
-        &self,
-        name: Str,
-        kind: SpanKind,
-        parent: Option<&SpanContext>,
-    ) -> Span {
-        self.start_sampled_plain(name, kind, parent)
+    pub(crate) fn start_plain(&self, name: Str, kind: SpanKind, fixed: FixedDecisions) -> Span {
+        if !Context::any_attached() {
+            return match fixed.root {
+                SamplingDecision::RecordAndSample => self.start_sampled_plain(name, kind, None),
+                _ => Span::non_recording(Self::plain_context(None, SamplingDecision::Drop)),
+            };
+        }
+        // Copied out, so that a processor may attach contexts.
+        let parent = Context::with_current(|cx| cx.span_context().cloned());
+        match fixed.for_parent(parent.as_ref()) {
+            SamplingDecision::RecordAndSample => {
+                self.start_sampled_plain(name, kind, parent.as_ref())
+            }
+            _ => Span::non_recording(Self::plain_context(parent.as_ref(), SamplingDecision::Drop)),
+        }
     }
 
     /// Starts a plain span that the sampler keeps (see
