@@ -135,6 +135,7 @@ impl BatchSpanProcessor {
     /// Starts the worker thread `runtrace-batch` that owns `exporter`.
     pub fn new(exporter: impl SpanExporter + 'static, config: BatchConfig) -> Self {
         let config = config.validated();
+        list_pool::provision(config.spans_in_flight());
         let shared = Arc::new(Shared {
             queue: BoundedQueue::with_capacity(config.max_queue_size),
             config,
@@ -409,6 +410,7 @@ impl Drop for BatchSpanProcessor {
         if !self.shared.is_shutdown.load(Ordering::Acquire) {
             let _ = self.shutdown_with_timeout(crate::trace::DEFAULT_DROP_SHUTDOWN_TIMEOUT);
         }
+        list_pool::unprovision(self.shared.config.spans_in_flight());
     }
 }
 

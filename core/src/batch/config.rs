@@ -54,6 +54,13 @@ impl BatchConfig {
         BatchConfigBuilder(self).build()
     }
 
+    /// The most spans a processor holds at once: a full queue and the batch
+    /// being exported.
+    pub(crate) fn spans_in_flight(&self) -> usize {
+        self.max_queue_size
+            .saturating_add(self.max_export_batch_size)
+    }
+
     /// The config read from the `OTEL_BSP_*` variables (bad values: warning, default).
     pub fn from_env() -> Self {
         crate::env::EnvConfig::from_env().batch
