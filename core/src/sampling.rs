@@ -139,7 +139,7 @@ impl FixedDecisions {
     }
 
     /// Whether any kind of parent gets [`SamplingDecision::RecordOnly`].
-    pub fn any_record_only(&self) -> bool {
+    pub(crate) fn any_record_only(&self) -> bool {
         [
             self.root,
             self.remote_sampled,
