@@ -332,9 +332,10 @@ impl<T> BoundedQueue<T> {
         // (its CAS), and the slot's stamp equalled `tail`, which says the slot
         // holds no value (the previous lap's pop has finished reading it, see
         // the Acquire in `claim_push`). No other thread touches the cell until the
-        // stamp moves on.
+        // stamp moves on. The copy is the value's move (it is forgotten here).
+        let value = std::mem::ManuallyDrop::new(value);
         slot.value
-            .with_mut(|cell| unsafe { cell.write(MaybeUninit::new(value)) });
+            .with_mut(|cell| unsafe { copy_in_pieces(&*value, cell.cast::<T>()) });
         // Release: publishes the value to the pop that sees it.
         slot.stamp.store(tail.wrapping_add(1), Ordering::Release);
     }
