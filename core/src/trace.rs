@@ -99,6 +99,17 @@ impl Instrumentation {
 }
 
 impl Pipeline {
+    /// Tells the processors that use `on_start` (the batch processor does not)
+    /// that a recorded span started.
+    #[inline(always)]
+    fn on_start(&self, span: &SpanContext, parent: Option<&SpanContext>) {
+        if self.has_dyn_processors {
+            for p in &self.processors {
+                p.on_start(span, parent);
+            }
+        }
+    }
+
     /// The trace id (the parent's, or a new one) and a new span id.
     #[inline(always)]
     fn ids(&self, parent: Option<&SpanContext>) -> (TraceId, SpanId) {

@@ -122,11 +122,7 @@ impl Tracer {
         // The clock first: its latency overlaps with making the ids.
         let start_time_unix_nano = clock::now_unix_nanos();
         let span_context = Self::plain_context(parent, SamplingDecision::RecordAndSample);
-        if pipeline.has_dyn_processors {
-            for p in &pipeline.processors {
-                p.on_start(&span_context, parent);
-            }
-        }
+        pipeline.on_start(&span_context, parent);
         Span::recording(SpanData {
             span_context,
             parent_span_id: parent.map_or(SpanId::INVALID, |p| p.span_id()),
@@ -290,11 +286,7 @@ fn build_recorded(
     } else {
         limit_links(&mut links, &pipeline.limits)
     };
-    if pipeline.has_dyn_processors {
-        for p in &pipeline.processors {
-            p.on_start(&span_context, parent);
-        }
-    }
+    pipeline.on_start(&span_context, parent);
     Span::recording(SpanData {
         span_context,
         parent_span_id: parent.map_or(SpanId::INVALID, |p| p.span_id()),
