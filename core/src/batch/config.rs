@@ -6,7 +6,7 @@ use std::time::Duration;
 /// What "no limit" means for the export timeout (`OTEL_BSP_EXPORT_TIMEOUT=0`).
 pub const NO_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// The largest queue allowed (its slots, about 250 bytes each, are allocated
+/// The largest queue allowed (its slots, 192 bytes each, are allocated
 /// when the processor starts).
 pub const MAX_QUEUE_SIZE: usize = 1 << 21;
 
