@@ -6,6 +6,13 @@
 //! holds a full batch, when the schedule delay has passed, on `force_flush` and on
 //! shutdown, one export at a time, each with a deadline.
 //!
+//! The queue is two parts. Each application thread that ends spans gets a lane
+//! of its own (`queue::Lanes`, single-producer rings), so that threads ending
+//! spans at the same time write no common cache line, and the worker exports a
+//! lane's spans in place, without copying them out. Threads beyond the number
+//! of lanes, and a thread whose lane is full, use the shared multi-producer
+//! [`BoundedQueue`].
+//!
 //! Waking the worker costs the application thread no syscall per span: before the
 //! worker sleeps it publishes the queue length that makes a full batch (`wanted`);
 //! a producer signals only when the queue reaches it, about once per batch (the
@@ -23,7 +30,7 @@ use crate::attribute::list_pool;
 use crate::diagnostics::{self, Level};
 use crate::export::{ExportCancel, SpanData, SpanExporter};
 use crate::processor::{FlushError, ProcessorStats, SpanProcessor};
-use crate::queue::BoundedQueue;
+use crate::queue::{BoundedQueue, LanePush, Lanes};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -33,6 +40,32 @@ use worker::{panic_message, Worker};
 
 /// `wanted` when the worker is awake (producers never signal).
 const AWAKE: usize = usize::MAX;
+
+/// A thread pushing into its lane looks whether to wake the worker once per
+/// this fraction of a batch (a look costs a fence that waits for the span's
+/// stores): a sleeping worker learns of a full batch at most that late.
+const WAKE_CHECKS_PER_BATCH: usize = 8;
+
+/// How many pushes into a lane between two looks whether to wake the worker:
+/// the power of two at or below the batch size / [`WAKE_CHECKS_PER_BATCH`].
+fn wake_check_step(config: &BatchConfig) -> usize {
+    let step = (config.max_export_batch_size / WAKE_CHECKS_PER_BATCH).max(1);
+    1 << step.ilog2()
+}
+
+/// The most lanes a processor makes: two per CPU (threads come and go), within
+/// bounds.
+fn max_lanes() -> usize {
+    std::thread::available_parallelism()
+        .map_or(4, |n| 2 * n.get())
+        .clamp(2, 64)
+}
+
+/// Spans per lane: the lanes share `max_queue_size`, but each holds at least
+/// two export batches, so that its thread goes on while the worker exports one.
+fn lane_capacity(config: &BatchConfig, lanes: usize) -> usize {
+    (config.max_queue_size / lanes).max(2 * config.max_export_batch_size)
+}
 
 /// Requests from callers to the worker, under `Shared::control`.
 #[derive(Debug, Default)]
@@ -53,7 +86,13 @@ struct Control {
 
 #[derive(Debug)]
 struct Shared {
+    /// Lanes for the threads that end spans, then the queue they share.
+    lanes: Lanes<SpanData>,
     queue: BoundedQueue<SpanData>,
+    /// A thread pushing into its lane looks whether to wake the worker when
+    /// the lane's count of pushes is a multiple of `wake_check_mask + 1` (a
+    /// power of two).
+    wake_check_mask: usize,
     config: BatchConfig,
     /// Brought forward at shutdown so an export waiting on retries gives up in time.
     cancel: ExportCancel,
@@ -93,10 +132,20 @@ impl Shared {
     /// (they were queued) and as late drops (reported in `dropped_after_shutdown`,
     /// which `spans_ended` otherwise adds for spans that never entered the queue).
     /// Returns how many there were.
+    ///
+    /// The lanes are skipped while the worker holds them (an export that
+    /// overran the shutdown deadline): their spans stay counted as queued.
     fn drop_queued_late(&self) -> u64 {
         let mut late = Vec::new();
         let mut total = 0;
-        while self.queue.drain_into(&mut late, usize::MAX) > 0 {
+        loop {
+            self.queue.drain_into(&mut late, usize::MAX);
+            if let Some(lanes) = self.lanes.try_consumer() {
+                lanes.drain_into(&mut late, usize::MAX);
+            }
+            if late.is_empty() {
+                break;
+            }
             let n = late.len() as u64;
             self.popped.fetch_add(n, Ordering::Relaxed);
             self.dropped_late.fetch_add(n, Ordering::Release);
@@ -104,6 +153,30 @@ impl Shared {
             late.clear();
         }
         total
+    }
+
+    /// Spans in the lanes and the shared queue.
+    fn queued_len(&self) -> usize {
+        self.lanes.len() + self.queue.len()
+    }
+
+    /// Wakes the worker if it sleeps and the queue holds what it waits for.
+    #[inline]
+    fn wake_worker_if_wanted(&self) {
+        // Pairs with the fence in `Worker::sleep`: either the worker sees our
+        // span when it re-checks the queue, or we see its `wanted`.
+        fence(Ordering::SeqCst);
+        let wanted = self.wanted.load(Ordering::Relaxed);
+        if wanted != AWAKE
+            && self.queued_len() >= wanted
+            && self
+                .wanted
+                .compare_exchange(wanted, AWAKE, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.producer_wakeups.fetch_add(1, Ordering::Relaxed);
+            self.wake_worker();
+        }
     }
 
     fn wake_worker(&self) {
@@ -136,8 +209,11 @@ impl BatchSpanProcessor {
     pub fn new(exporter: impl SpanExporter + 'static, config: BatchConfig) -> Self {
         let config = config.validated();
         list_pool::provision(config.spans_in_flight());
+        let lanes = max_lanes();
         let shared = Arc::new(Shared {
+            lanes: Lanes::new(lane_capacity(&config, lanes), lanes),
             queue: BoundedQueue::with_capacity(config.max_queue_size),
+            wake_check_mask: wake_check_step(&config) - 1,
             config,
             cancel: ExportCancel::default(),
             wanted: AtomicUsize::new(AWAKE),
@@ -261,40 +337,28 @@ impl BatchSpanProcessor {
             return;
         };
         let shared = &*self.shared;
-        let queued = if !data.span_context.is_sampled() {
-            false
+        if !data.span_context.is_sampled() {
+            // Not for export.
         } else if shared.is_shutdown.load(Ordering::Relaxed) {
             shared
                 .dropped_after_shutdown
                 .fetch_add(1, Ordering::Relaxed);
-            false
-        } else if shared.queue.push_from(span) {
-            true
-        } else {
-            shared.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
-            false
-        };
-        if !queued {
-            // Spans not queued give their attribute list back to the pool, so
-            // that overload does not turn into allocator traffic.
-            if let Some(data) = span.take() {
-                list_pool::give(data.attributes);
+        } else if let LanePush::Pushed(pushed) = shared.lanes.push_from(span) {
+            if pushed & shared.wake_check_mask == 0 {
+                shared.wake_worker_if_wanted();
             }
             return;
+        } else if shared.queue.push_from(span) {
+            // No lane, or the lane is full.
+            shared.wake_worker_if_wanted();
+            return;
+        } else {
+            shared.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
         }
-        // Pairs with the fence in `Worker::sleep`: either the worker sees our span
-        // when it re-checks the queue, or we see its `wanted`.
-        fence(Ordering::SeqCst);
-        let wanted = shared.wanted.load(Ordering::Relaxed);
-        if wanted != AWAKE
-            && shared.queue.len() >= wanted
-            && shared
-                .wanted
-                .compare_exchange(wanted, AWAKE, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            shared.producer_wakeups.fetch_add(1, Ordering::Relaxed);
-            shared.wake_worker();
+        // Spans not queued give their attribute list back to the pool, so
+        // that overload does not turn into allocator traffic.
+        if let Some(data) = span.take() {
+            list_pool::give(data.attributes);
         }
     }
 }
@@ -332,6 +396,7 @@ impl SpanProcessor for BatchSpanProcessor {
         if self.shared.is_shutdown.swap(true, Ordering::AcqRel) {
             return Err(FlushError::AlreadyShutdown);
         }
+        self.shared.lanes.close();
         // The worker stops exporting a little before the caller's deadline, so
         // that it can count what is left before the caller gives up waiting.
         let margin = (deadline.saturating_duration_since(Instant::now()) / 10)
@@ -375,7 +440,7 @@ impl SpanProcessor for BatchSpanProcessor {
         let dropped_rejected = r(&s.dropped_rejected);
         let dropped_late = r(&s.dropped_late);
         let popped = r(&s.popped);
-        let queue_size = s.queue.len() as u64;
+        let queue_size = s.queued_len() as u64;
         let spans_queued = popped + queue_size;
         let dropped_queue_full = r(&s.dropped_queue_full);
         let dropped_after_shutdown = r(&s.dropped_after_shutdown);
@@ -393,7 +458,7 @@ impl SpanProcessor for BatchSpanProcessor {
             batches_exported: r(&s.batches_exported),
             export_failures: r(&s.export_failures),
             queue_size,
-            queue_capacity: s.config.max_queue_size as u64,
+            queue_capacity: (s.queue.capacity() + s.lanes.capacity()) as u64,
             last_export_error: s
                 .last_export_error
                 .lock()

@@ -133,9 +133,11 @@ pub struct ProcessorStats {
     pub batches_exported: u64,
     /// Export calls that failed or timed out.
     pub export_failures: u64,
-    /// Spans waiting in the queue now.
+    /// Spans waiting in the queue now: in the threads' lanes and the shared
+    /// queue.
     pub queue_size: u64,
-    /// Queue capacity.
+    /// Spans the queue can hold now: `max_queue_size` in the shared queue,
+    /// plus the lanes made so far (see [`BatchConfig`](crate::BatchConfig)).
     pub queue_capacity: u64,
     /// The last export error, if any.
     pub last_export_error: Option<String>,

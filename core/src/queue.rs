@@ -44,9 +44,9 @@ mod sync {
     #[cfg(all(loom, test))]
     pub(super) use loom::cell::UnsafeCell;
     #[cfg(all(loom, test))]
-    pub(super) use loom::sync::atomic::{AtomicUsize, Ordering};
+    pub(super) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     #[cfg(not(all(loom, test)))]
-    pub(super) use std::sync::atomic::{AtomicUsize, Ordering};
+    pub(super) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     /// std's `UnsafeCell` behind loom's closure-based API.
     #[cfg(not(all(loom, test)))]
@@ -577,6 +577,10 @@ impl<T> fmt::Debug for BoundedQueue<T> {
             .finish()
     }
 }
+
+mod lanes;
+
+pub(crate) use lanes::{LanePush, Lanes};
 
 #[cfg(all(test, not(loom)))]
 mod tests;

@@ -195,6 +195,40 @@ fn exports_never_overlap_and_stats_add_up_under_stress() {
     );
 }
 
+/// More threads than the processor has lanes, in two waves (the second takes
+/// over the lanes the first gave back at exit): every span arrives once, and
+/// the lanes were used (they add to the queue's capacity).
+#[test]
+fn spans_from_more_threads_than_lanes_arrive_exactly_once() {
+    let exporter = InMemoryExporter::default();
+    let queue = 1 << 16;
+    let provider = provider_with(exporter.clone(), config(queue, 256, 5));
+    let threads = 2 * std::thread::available_parallelism().map_or(4, |n| n.get()) + 3;
+    let per_thread = 2_000;
+    for _wave in 0..2 {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let p = provider.clone();
+                std::thread::spawn(move || end_spans(&p, per_thread))
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    }
+    provider.force_flush().unwrap();
+    let s = provider.stats();
+    let total = (2 * threads * per_thread) as u64;
+    assert_eq!((s.spans_ended, s.spans_exported), (total, total), "{s:?}");
+    assert_eq!(s.dropped_total(), 0, "{s:?}");
+    let spans = exporter.finished_spans();
+    let ids: std::collections::HashSet<_> =
+        spans.iter().map(|d| d.span_context.span_id()).collect();
+    assert_eq!((spans.len(), ids.len()), (total as usize, total as usize));
+    assert!(s.queue_capacity > queue as u64, "lanes were made: {s:?}");
+    provider.shutdown().unwrap();
+}
+
 #[derive(Debug)]
 struct Slow(Duration);
 

@@ -6,14 +6,22 @@ use std::time::Duration;
 /// What "no limit" means for the export timeout (`OTEL_BSP_EXPORT_TIMEOUT=0`).
 pub const NO_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// The largest queue allowed (its slots, 192 bytes each, are allocated
-/// when the processor starts).
+/// The largest queue allowed. The shared queue's slots, 192 bytes each, are
+/// allocated when the processor starts; the threads' lanes, 144 bytes per
+/// span, when threads first need them (see [`BatchConfig::max_queue_size`]).
 pub const MAX_QUEUE_SIZE: usize = 1 << 21;
 
 /// The batch processor's settings (OpenTelemetry defaults).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchConfig {
     /// Spans the queue holds; more are dropped (default 2048).
+    ///
+    /// This is the size of the queue that all threads share. Besides it, each
+    /// thread that ends spans gets a lane of its own (up to two lanes per CPU,
+    /// at most 64, made when threads first need them), which holds an equal
+    /// share of `max_queue_size`, and at least two export batches. A thread
+    /// whose lane is full uses the shared queue; a span that finds both full is
+    /// dropped. So the spans held can reach about twice this.
     pub max_queue_size: usize,
     /// Spans per export (default 512, at most `max_queue_size`).
     pub max_export_batch_size: usize,
@@ -54,10 +62,11 @@ impl BatchConfig {
         BatchConfigBuilder(self).build()
     }
 
-    /// The most spans a processor holds at once: a full queue and the batch
-    /// being exported.
+    /// The most spans a processor holds at once, about: a full shared queue,
+    /// full lanes (as much again) and the batch being exported.
     pub(crate) fn spans_in_flight(&self) -> usize {
         self.max_queue_size
+            .saturating_mul(2)
             .saturating_add(self.max_export_batch_size)
     }
 

@@ -53,9 +53,11 @@ impl Worker {
     pub(super) fn run(mut self) {
         let batch_size = self.shared.config.max_export_batch_size;
         loop {
+            // Threads that found no free lane get one (producers never allocate).
+            self.shared.lanes.add_lane_if_wanted();
             // Once a flush or shutdown is requested, batches go out under its
             // deadline (below), even while producers keep the queue full.
-            while self.shared.queue.len() >= batch_size
+            while self.shared.queued_len() >= batch_size
                 && !self.shared.is_shutdown.load(Ordering::Acquire)
                 && !self.shared.flush_pending.load(Ordering::Acquire)
             {
@@ -84,7 +86,7 @@ impl Worker {
             }
             let now = Instant::now();
             if now >= self.next_tick {
-                if !self.shared.queue.is_empty() {
+                if self.shared.queued_len() > 0 {
                     let _ = self.export_one_batch(None);
                 }
                 self.next_tick = crate::clock::deadline_after(self.shared.config.scheduled_delay);
@@ -107,7 +109,7 @@ impl Worker {
     fn sleep(&mut self, timeout: Duration, batch_size: usize) {
         let shared = &*self.shared;
         let now = Instant::now();
-        let len = shared.queue.len();
+        let len = shared.queued_len();
         let arrived = shared.popped.load(Ordering::Relaxed) + len as u64;
         let last = self.last_sleep.replace((now, arrived));
         let plan = SleepPlan {
@@ -119,27 +121,25 @@ impl Worker {
             }),
             len,
             batch_size,
-            capacity: shared.queue.capacity(),
+            // What a single thread fills: its lane.
+            capacity: shared.lanes.lane_capacity().min(shared.queue.capacity()),
         };
         let (wake_at, timeout) = plan.decide(timeout);
         shared.wanted.store(wake_at, Ordering::Relaxed);
         fence(Ordering::SeqCst);
-        if shared.queue.len() < batch_size {
+        if shared.queued_len() < batch_size {
             std::thread::park_timeout(timeout);
         }
         shared.wanted.store(AWAKE, Ordering::Relaxed);
     }
 
     /// Exports up to one batch from the queue; `cap` bounds the deadline.
+    ///
+    /// A lane that holds a full batch exports it in place; otherwise the batch
+    /// is gathered from the lanes and the shared queue.
     fn export_one_batch(&mut self, cap: Option<Instant>) -> Result<(), FlushError> {
         let shared = self.shared.clone();
-        let n = shared
-            .queue
-            .drain_into(&mut self.batch, shared.config.max_export_batch_size);
-        if n == 0 {
-            return Ok(());
-        }
-        shared.popped.fetch_add(n as u64, Ordering::Relaxed);
+        let max = shared.config.max_export_batch_size;
         let mut deadline = shared
             .cancel
             .effective(crate::clock::deadline_after(shared.config.export_timeout));
@@ -147,24 +147,29 @@ impl Worker {
             deadline = deadline.min(cap);
         }
         let exporter = &mut self.exporter;
-        let batch = &self.batch;
-        let outcome = catch_unwind(AssertUnwindSafe(|| exporter.export(batch, deadline)));
-        let outcome = match outcome {
-            Ok(Ok(())) if Instant::now() > deadline => Err(ExportError::Timeout),
-            Ok(r) => r,
-            Err(panic) => Err(ExportError::Failed(format!(
-                "exporter panicked: {}",
-                panic_message(&panic)
-            ))),
-        };
-        // In place (moving each span out would copy it once more): attribute
-        // lists go back to the pool, and the scope references of consecutive
-        // spans of one tracer are given back together.
-        ScopeRun::release_all(self.batch.iter_mut().map(|span| {
-            list_pool::give(std::mem::take(&mut span.attributes));
-            span.instrumentation.take()
-        }));
-        self.batch.clear();
+        let mut outcome = Ok(());
+        let lanes = shared.lanes.consumer();
+        let mut n = lanes.export_run(max, max, |run| {
+            outcome = export_guarded(exporter, run, deadline);
+            give_back_references(run);
+        });
+        if n > 0 {
+            // Counted once the run has left the lane.
+            drop(lanes);
+            shared.popped.fetch_add(n as u64, Ordering::Relaxed);
+        } else {
+            n = lanes.drain_into(&mut self.batch, max);
+            drop(lanes);
+            n += shared.queue.drain_into(&mut self.batch, max - n);
+            if n == 0 {
+                return Ok(());
+            }
+            // Counted before the export: the spans are in neither queue now.
+            shared.popped.fetch_add(n as u64, Ordering::Relaxed);
+            outcome = export_guarded(exporter, &self.batch, deadline);
+            give_back_references(&mut self.batch);
+            self.batch.clear();
+        }
         let n = n as u64;
         let result = match outcome {
             Ok(()) => {
@@ -216,7 +221,7 @@ impl Worker {
     fn flush_all(&mut self, cap: Option<Instant>) -> Result<(), FlushError> {
         let mut result = Ok(());
         // Only what is queued at the start: spans ended after the call may wait.
-        let mut remaining = self.shared.queue.len();
+        let mut remaining = self.shared.queued_len();
         while remaining > 0 {
             if cap.is_some_and(|c| Instant::now() >= c) {
                 return Err(FlushError::Timeout);
@@ -280,6 +285,33 @@ impl Worker {
             self.reported_drops = dropped;
         }
     }
+}
+
+/// Exports `batch`, turning a panic and an overrun deadline into errors.
+fn export_guarded(
+    exporter: &mut Box<dyn SpanExporter>,
+    batch: &[SpanData],
+    deadline: Instant,
+) -> Result<(), ExportError> {
+    let outcome = catch_unwind(AssertUnwindSafe(|| exporter.export(batch, deadline)));
+    match outcome {
+        Ok(Ok(())) if Instant::now() > deadline => Err(ExportError::Timeout),
+        Ok(r) => r,
+        Err(panic) => Err(ExportError::Failed(format!(
+            "exporter panicked: {}",
+            panic_message(&panic)
+        ))),
+    }
+}
+
+/// Takes what exported spans hold back out of them, in place (moving each span
+/// out would copy it): attribute lists go back to the pool, and the scope
+/// references of consecutive spans of one tracer are given back together.
+fn give_back_references(batch: &mut [SpanData]) {
+    ScopeRun::release_all(batch.iter_mut().map(|span| {
+        list_pool::give(std::mem::take(&mut span.attributes));
+        span.instrumentation.take()
+    }));
 }
 
 pub(super) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {

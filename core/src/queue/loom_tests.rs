@@ -91,3 +91,78 @@ fn producer_and_consumer_across_a_lap() {
         assert_eq!(out, expected);
     });
 }
+
+/// A lane's owner pushes three values through two cells while the consumer
+/// takes them: every value arrives once, in order, and a full lane makes the
+/// owner retry rather than overwrite.
+#[test]
+fn lane_push_races_with_consume() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound.get_or_insert(3);
+    builder.check(|| {
+        let lane = Arc::new(super::lanes::Lane::new(2));
+        let producer = {
+            let lane = lane.clone();
+            thread::spawn(move || {
+                assert!(lane.try_claim());
+                for i in 0..3 {
+                    let mut value = Some(i);
+                    // SAFETY (test): this thread owns the lane.
+                    while unsafe { lane.push_from(&mut value) }.is_none() {
+                        thread::yield_now();
+                    }
+                }
+                // SAFETY (test): as above; it pushes no more.
+                unsafe { lane.release() };
+            })
+        };
+        let mut out = Vec::new();
+        while out.len() < 3 {
+            // SAFETY (test): the main thread is the only consumer.
+            unsafe { lane.consume(2, |run| out.extend_from_slice(run)) };
+            thread::yield_now();
+        }
+        producer.join().unwrap();
+        assert_eq!(out, [0, 1, 2]);
+    });
+}
+
+/// Two threads each try once to own a lane and push a value, while the
+/// consumer drains it: a thread that finds the lane owned pushes nothing; one
+/// that owns it after the other carries on after the first one's value (it
+/// sees the first owner's tail), and every value pushed arrives once, in order.
+#[test]
+fn lane_changes_owner_while_consumed() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound.get_or_insert(3);
+    builder.check(|| {
+        let lane = Arc::new(super::lanes::Lane::new(2));
+        let owner = |value: usize| {
+            let lane = lane.clone();
+            thread::spawn(move || {
+                if !lane.try_claim() {
+                    return None;
+                }
+                // SAFETY (test): this thread owns the lane until `release`.
+                let pushed = unsafe { lane.push_from(&mut Some(value)) };
+                unsafe { lane.release() };
+                Some((pushed.expect("two values never fill two cells"), value))
+            })
+        };
+        let (a, b) = (owner(10), owner(20));
+        let mut out = Vec::new();
+        // SAFETY (test): the main thread is the only consumer.
+        unsafe { lane.drain_into(&mut out, 2) };
+        let mut pushed: Vec<_> = [a, b]
+            .into_iter()
+            .filter_map(|t| t.join().unwrap())
+            .collect();
+        unsafe { lane.drain_into(&mut out, 2) };
+        assert!(!pushed.is_empty(), "the first to try owns the lane");
+        pushed.sort_unstable();
+        let counts: Vec<_> = pushed.iter().map(|&(count, _)| count).collect();
+        let values: Vec<_> = pushed.iter().map(|&(_, value)| value).collect();
+        assert_eq!(counts, (1..=pushed.len()).collect::<Vec<_>>());
+        assert_eq!(out, values);
+    });
+}

@@ -1,0 +1,653 @@
+//! Per-thread lanes: single-producer rings that let application threads hand
+//! values to the consumer without writing any cache line another producer
+//! writes.
+//!
+//! In the shared [`BoundedQueue`](super::BoundedQueue) every push moves the
+//! queue's `tail` with an atomic read-modify-write, so two threads ending spans
+//! at the same time pass that cache line back and forth at every span, and
+//! each such operation also waits for the thread's earlier stores (the span
+//! just written). A [`Lane`] has one producer, so its `tail` is a plain store;
+//! its values lie side by side in memory, so the consumer can hand a run of
+//! them to an exporter in place, as one slice, without copying them out.
+//!
+//! * A thread *binds* to a free lane of a [`Lanes`] the first time it pushes
+//!   there, and owns it until it exits (a thread-local destructor gives it
+//!   back). The lane keeps what the thread pushed for the consumer; the next
+//!   thread to bind to it carries on where the last one stopped.
+//! * Lanes are allocated by the consumer ([`Lanes::add_lane_if_wanted`]), up
+//!   to a fixed number, when a thread finds none free: producers never
+//!   allocate. A thread without a lane is told so ([`LanePush::NoLane`]) and
+//!   pushes into the shared queue instead; so does one whose lane is full.
+//! * A thread binds to a lane of one `Lanes` at a time (the first it pushes
+//!   into, until that one is closed).
+//!
+//! Memory: a lane holds a fixed number of values, allocated when the lane is
+//! made; lanes are freed with the `Lanes` and the last thread bound to them.
+
+use super::copy_in_pieces;
+use super::sync::{AtomicBool, AtomicUsize, Ordering};
+use super::CachePadded;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::mem::MaybeUninit;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// A single-producer, single-consumer ring of `capacity` values (a power of
+/// two), whose producer changes hands between threads through `owned`.
+///
+/// Positions count up forever (wrapping); position `p` lives in cell
+/// `p & mask`. Values at positions `head..tail` are initialised.
+pub(crate) struct Lane<T> {
+    /// The next position to push: written by the owner only, Release after
+    /// the value is written.
+    tail: CachePadded<AtomicUsize>,
+    /// The next position to consume: written by the consumer only, Release
+    /// after the values before it were read and dropped.
+    head: CachePadded<AtomicUsize>,
+    /// The owner's own state, handed over with ownership.
+    producer: CachePadded<Producer>,
+    buffer: Buffer<T>,
+    mask: usize,
+}
+
+struct Producer {
+    /// Whether a thread owns the lane (may push into it).
+    owned: AtomicBool,
+    /// The `head` the owner last read: the lane has room up to `head +
+    /// capacity`, and reading `head` again (a line the consumer writes) is
+    /// only needed when that room seems used up.
+    known_head: AtomicUsize,
+}
+
+// SAFETY: the lane moves values between threads (`T: Send`); the positions
+// give each cell to exactly one side at a time (the owner writes cells in
+// `tail..head + capacity`, the consumer reads cells in `head..tail`), so
+// values are never shared and `T: Sync` is not needed.
+unsafe impl<T: Send> Send for Lane<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for Lane<T> {}
+
+impl<T> Lane<T> {
+    /// A lane of `capacity` cells, owned by nobody.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is not a power of two.
+    pub(crate) fn new(capacity: usize) -> Self {
+        assert!(capacity.is_power_of_two(), "lane capacity: a power of two");
+        Lane {
+            tail: CachePadded(AtomicUsize::new(0)),
+            head: CachePadded(AtomicUsize::new(0)),
+            producer: CachePadded(Producer {
+                owned: AtomicBool::new(false),
+                known_head: AtomicUsize::new(0),
+            }),
+            buffer: Buffer::new(capacity),
+            mask: capacity - 1,
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// Makes the calling thread the owner, if nobody owns the lane.
+    pub(crate) fn try_claim(&self) -> bool {
+        // Acquire: pairs with `release`, so the last owner's pushes (its
+        // `tail` and `known_head`) happen before ours.
+        self.producer
+            .owned
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Gives up ownership; the values pushed stay for the consumer.
+    ///
+    /// # Safety
+    ///
+    /// The calling thread owns the lane and pushes into it no more.
+    pub(crate) unsafe fn release(&self) {
+        // Release: our pushes happen before the next owner's.
+        self.producer.owned.store(false, Ordering::Release);
+    }
+
+    /// Moves the value out of `source` into the lane and returns the number of
+    /// values ever pushed into it (counting this one), or `None` if the lane
+    /// is full (the value stays in `source`). An empty `source` pushes nothing.
+    ///
+    /// # Safety
+    ///
+    /// The calling thread owns the lane.
+    #[inline]
+    pub(crate) unsafe fn push_from(&self, source: &mut Option<T>) -> Option<usize> {
+        let value: *const T = source.as_ref()?;
+        // Only the owner writes these two (the last owner's writes are ours
+        // through `try_claim`), so Relaxed reads see their latest values.
+        let tail = self.tail.load(Ordering::Relaxed);
+        let mut head = self.producer.known_head.load(Ordering::Relaxed);
+        if tail.wrapping_sub(head) > self.mask {
+            // Acquire: pairs with `consume`'s Release, so the consumer's reads
+            // of the cells it freed happen before our writes.
+            head = self.head.load(Ordering::Acquire);
+            self.producer.known_head.store(head, Ordering::Relaxed);
+            if tail.wrapping_sub(head) > self.mask {
+                return None;
+            }
+        }
+        // SAFETY: `tail` lies in `head..head + capacity` and at or after
+        // `tail`: the consumer does not touch that cell, and we own the lane.
+        // `value` is the initialised `T` in `source`, which we borrow
+        // exclusively, so it cannot overlap the cell.
+        unsafe { self.buffer.write(tail & self.mask, value) };
+        // SAFETY: `source` is a valid `&mut`; writing `None` over the value
+        // without dropping it completes the move into the lane.
+        unsafe { std::ptr::write(source, None) };
+        let pushed = tail.wrapping_add(1);
+        // Release: publishes the value to the consumer that sees this tail.
+        self.tail.store(pushed, Ordering::Release);
+        Some(pushed)
+    }
+
+    /// How many values the lane holds (a recent value when others push or
+    /// consume meanwhile).
+    pub(crate) fn len(&self) -> usize {
+        let head = self.head.load(Ordering::Acquire);
+        let tail = self.tail.load(Ordering::Acquire);
+        tail.wrapping_sub(head).min(self.capacity())
+    }
+
+    /// Runs `f` on the oldest values, up to `max` of them and no further than
+    /// the end of the buffer (so that they are one slice), then drops them
+    /// and frees their cells. Returns how many; `f` is not called for none.
+    ///
+    /// # Safety
+    ///
+    /// No other thread consumes from the lane at the same time.
+    pub(crate) unsafe fn consume(&self, max: usize, f: impl FnOnce(&mut [T])) -> usize {
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.consume_with(max, |run| {
+                f(run);
+                Disposal::Drop
+            })
+        }
+    }
+
+    /// Moves up to `max` of the oldest values to the end of `out` (one copy
+    /// each), and returns how many.
+    ///
+    /// # Safety
+    ///
+    /// As for [`consume`](Self::consume).
+    pub(crate) unsafe fn drain_into(&self, out: &mut Vec<T>, max: usize) -> usize {
+        let mut taken = 0;
+        while taken < max {
+            let move_out = |run: &mut [T]| {
+                out.reserve(run.len());
+                let len = out.len();
+                for (value, dst) in run.iter().zip(out.spare_capacity_mut()) {
+                    // SAFETY: `value` is initialised and given up
+                    // (`Disposal::MovedOut`); `dst` lies outside the lane.
+                    unsafe { copy_in_pieces(value, dst.as_mut_ptr()) };
+                }
+                // SAFETY: the spare elements after `len` were just written.
+                unsafe { out.set_len(len + run.len()) };
+                Disposal::MovedOut
+            };
+            // SAFETY: the caller's contract.
+            let n = unsafe { self.consume_with(max - taken, move_out) };
+            if n == 0 {
+                break;
+            }
+            taken += n;
+        }
+        taken
+    }
+
+    /// [`consume`](Self::consume), where `f` says what became of the values.
+    ///
+    /// # Safety
+    ///
+    /// As for [`consume`](Self::consume).
+    unsafe fn consume_with(&self, max: usize, f: impl FnOnce(&mut [T]) -> Disposal) -> usize {
+        // Only consumers write `head`, one at a time (the caller's contract).
+        let head = self.head.load(Ordering::Relaxed);
+        // Acquire: pairs with the push's Release, so the values are visible.
+        let tail = self.tail.load(Ordering::Acquire);
+        let start = head & self.mask;
+        let n = tail
+            .wrapping_sub(head)
+            .min(max)
+            .min(self.capacity() - start);
+        if n == 0 {
+            return 0;
+        }
+        // SAFETY: positions `head..head + n` were published (before `tail`)
+        // and not consumed; the producer does not write them until `head`
+        // moves past them below, and no other consumer runs.
+        unsafe { self.buffer.consume(start, n, f) };
+        // Release: our reads happen before the producer's next writes there.
+        self.head.store(head.wrapping_add(n), Ordering::Release);
+        n
+    }
+}
+
+/// What a consumer did with a run of values.
+enum Disposal {
+    /// Left them in place: the lane drops them.
+    Drop,
+    /// Copied them out bitwise: the lane forgets them.
+    MovedOut,
+}
+
+impl<T> Drop for Lane<T> {
+    fn drop(&mut self) {
+        // `&mut self`: nobody pushes or consumes; drop what is left.
+        // SAFETY: we are the only consumer.
+        while unsafe { self.consume(usize::MAX, |_| ()) } > 0 {}
+    }
+}
+
+/// The cells of a lane. With std, a run of cells is handed out as one slice
+/// (`UnsafeCell<MaybeUninit<T>>` has `T`'s layout). Under loom, whose cells
+/// track every access, a run is moved into a `Vec` for `f` instead.
+struct Buffer<T> {
+    #[cfg(not(all(loom, test)))]
+    cells: Box<[std::cell::UnsafeCell<MaybeUninit<T>>]>,
+    #[cfg(all(loom, test))]
+    cells: Box<[loom::cell::UnsafeCell<MaybeUninit<T>>]>,
+}
+
+impl<T> Buffer<T> {
+    fn new(capacity: usize) -> Self {
+        #[cfg(all(loom, test))]
+        use loom::cell::UnsafeCell;
+        #[cfg(not(all(loom, test)))]
+        use std::cell::UnsafeCell;
+        Buffer {
+            cells: (0..capacity)
+                .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+                .collect(),
+        }
+    }
+
+    /// Copies the `T` at `value` into cell `index`.
+    ///
+    /// # Safety
+    ///
+    /// The calling thread has exclusive access to the cell, whose value (if
+    /// any) was moved out or dropped; `value` points to an initialised `T`
+    /// that does not overlap the cell and that the caller forgets.
+    #[cfg(not(all(loom, test)))]
+    #[inline(always)]
+    unsafe fn write(&self, index: usize, value: *const T) {
+        // SAFETY: the caller's contract; the cell's `T` layout makes the cast valid.
+        unsafe { copy_in_pieces(value, self.cells[index].get().cast::<T>()) }
+    }
+
+    /// Runs `f` on the initialised values in cells `start..start + n`, then
+    /// drops them, unless `f` says it moved them out.
+    ///
+    /// # Safety
+    ///
+    /// Those cells hold initialised values that the calling thread alone may
+    /// access until this returns, and that it gives up.
+    #[cfg(not(all(loom, test)))]
+    unsafe fn consume(&self, start: usize, n: usize, f: impl FnOnce(&mut [T]) -> Disposal) {
+        let cells = &self.cells[start..start + n];
+        // SAFETY: the cells are contiguous `UnsafeCell<MaybeUninit<T>>`s,
+        // which have `T`'s layout; the pointer derives from the whole range
+        // (`as_ptr` of the slice), and `UnsafeCell` permits writing through
+        // it. They are initialised and ours alone (the caller's contract).
+        let run = unsafe {
+            std::slice::from_raw_parts_mut(
+                std::cell::UnsafeCell::raw_get(cells.as_ptr()).cast::<T>(),
+                n,
+            )
+        };
+        if let Disposal::Drop = f(run) {
+            // SAFETY: the values are initialised and given up (the caller's
+            // contract), and `f` did not move them out.
+            unsafe { std::ptr::drop_in_place(run) };
+        }
+    }
+
+    /// Loom: as above, cell by cell.
+    #[cfg(all(loom, test))]
+    unsafe fn write(&self, index: usize, value: *const T) {
+        // SAFETY: the caller's contract.
+        self.cells[index].with_mut(|cell| unsafe { copy_in_pieces(value, cell.cast::<T>()) });
+    }
+
+    /// Loom: moves the values into a `Vec`, runs `f` on it, then drops it
+    /// (or forgets it, if `f` moved the values out).
+    #[cfg(all(loom, test))]
+    unsafe fn consume(&self, start: usize, n: usize, f: impl FnOnce(&mut [T]) -> Disposal) {
+        let mut values: Vec<T> = self.cells[start..start + n]
+            .iter()
+            // SAFETY: the caller's contract: initialised, ours, given up.
+            .map(|cell| cell.with_mut(|cell| unsafe { (*cell).assume_init_read() }))
+            .collect();
+        if let Disposal::MovedOut = f(&mut values) {
+            // SAFETY: `f` copied the values out bitwise; forget ours.
+            unsafe { values.set_len(0) };
+        }
+    }
+}
+
+/// Where [`Lanes::push_from`] put the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LanePush {
+    /// Into the thread's lane, into which this many values have now been
+    /// pushed (ever, by every thread that owned it).
+    Pushed(usize),
+    /// Nowhere: the thread's lane is full. The value stays in the source.
+    Full,
+    /// Nowhere: the thread has no lane here. The value stays in the source.
+    NoLane,
+}
+
+/// The lanes of one consumer, for the threads that push to it.
+pub(crate) struct Lanes<T> {
+    set: Arc<LaneSet<T>>,
+}
+
+struct LaneSet<T> {
+    /// Tells this set's lanes apart from other sets' in [`BOUND`]; never reused.
+    id: usize,
+    /// The lanes, made in order by the consumer: `made` of them so far.
+    lanes: Box<[OnceLock<Lane<T>>]>,
+    made: std::sync::atomic::AtomicUsize,
+    lane_capacity: usize,
+    /// Moves on whenever a lane is made or given back, so that a thread that
+    /// found none free looks again only then.
+    generation: std::sync::atomic::AtomicUsize,
+    /// A thread found no free lane.
+    wanted: std::sync::atomic::AtomicBool,
+    /// Pushes are over: threads bound here may bind to another set.
+    closed: std::sync::atomic::AtomicBool,
+    /// Held while consuming: one consumer at a time.
+    consumer: Mutex<()>,
+    /// The lane a [`Consumer::export_run`] looks at first, for fairness.
+    next_run: std::sync::atomic::AtomicUsize,
+}
+
+static NEXT_SET_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
+/// How many sets have closed: a thread bound to a set looks for a lane in
+/// another set again only when this moves on (its set may be the one closed).
+static CLOSED_SETS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+thread_local! {
+    /// The lane this thread owns: its set's id and the lane, type-erased.
+    /// Read at every push; it has no destructor, so it is always accessible.
+    static BOUND: Cell<(usize, *const ())> = const { Cell::new((0, std::ptr::null())) };
+    /// Keeps that lane's set alive, and gives the lane back when the thread
+    /// exits or binds to another set.
+    static BINDING: RefCell<Option<Binding>> = const { RefCell::new(None) };
+    /// The set, its generation and [`CLOSED_SETS`] when this thread last found
+    /// no lane to bind to.
+    static NO_LANE: Cell<(usize, usize, usize)> = const { Cell::new((0, 0, 0)) };
+}
+
+/// A thread's ownership of a lane.
+struct Binding {
+    set: Arc<dyn BoundSet>,
+    index: usize,
+}
+
+/// What a [`Binding`] needs of its set, whatever the values' type.
+trait BoundSet: Send + Sync {
+    fn is_closed(&self) -> bool;
+    /// Gives lane `index` back.
+    ///
+    /// # Safety
+    ///
+    /// The calling thread owns the lane and pushes into it no more.
+    unsafe fn release(&self, index: usize);
+}
+
+impl<T: Send> BoundSet for LaneSet<T> {
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    unsafe fn release(&self, index: usize) {
+        let lane = self.lanes[index].get().expect("a bound lane was made");
+        // SAFETY: the caller's contract.
+        unsafe { lane.release() };
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+}
+
+impl Drop for Binding {
+    fn drop(&mut self) {
+        // Stop pushing into the lane before giving it back.
+        BOUND.set((0, std::ptr::null()));
+        // SAFETY: this binding owned the lane, and `BOUND` no longer names it.
+        unsafe { self.set.release(self.index) };
+    }
+}
+
+impl<T: Send + 'static> Lanes<T> {
+    /// Lanes of `lane_capacity` values (rounded up to a power of two), at most
+    /// `max_lanes` of them. None is made yet.
+    pub(crate) fn new(lane_capacity: usize, max_lanes: usize) -> Self {
+        Lanes {
+            set: Arc::new(LaneSet {
+                id: NEXT_SET_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                lanes: (0..max_lanes).map(|_| OnceLock::new()).collect(),
+                made: std::sync::atomic::AtomicUsize::new(0),
+                lane_capacity: lane_capacity.max(1).next_power_of_two(),
+                generation: std::sync::atomic::AtomicUsize::new(0),
+                wanted: std::sync::atomic::AtomicBool::new(false),
+                closed: std::sync::atomic::AtomicBool::new(false),
+                consumer: Mutex::new(()),
+                next_run: std::sync::atomic::AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// Moves the value out of `source` into the calling thread's lane,
+    /// binding the thread to a free lane first if it has none here.
+    ///
+    /// Never blocks, never locks, never allocates.
+    #[inline]
+    pub(crate) fn push_from(&self, source: &mut Option<T>) -> LanePush {
+        let (id, lane) = BOUND.get();
+        let lane = if id == self.set.id {
+            // SAFETY: `BOUND` names a lane of this set only while this
+            // thread's `Binding` owns it, and the binding keeps the set alive.
+            unsafe { &*lane.cast::<Lane<T>>() }
+        } else {
+            match self.bind() {
+                Some(lane) => lane,
+                None => return LanePush::NoLane,
+            }
+        };
+        // SAFETY: this thread owns the lane.
+        match unsafe { lane.push_from(source) } {
+            Some(pushed) => LanePush::Pushed(pushed),
+            None => LanePush::Full,
+        }
+    }
+
+    /// Binds the calling thread to a free lane of this set, unless it is bound
+    /// to a lane of another set that is still open, or no lane is free (then
+    /// it asks the consumer for one). Either way it looks again only when
+    /// this set's generation or [`CLOSED_SETS`] moves on.
+    #[inline(never)]
+    fn bind(&self) -> Option<&Lane<T>> {
+        use std::sync::atomic::Ordering;
+        let set = &self.set;
+        let seen = (
+            set.id,
+            set.generation.load(Ordering::Acquire),
+            CLOSED_SETS.load(Ordering::Acquire),
+        );
+        if NO_LANE.get() == seen {
+            return None;
+        }
+        let bound = BINDING.try_with(|binding| {
+            // A failed borrow means a binding is being dropped on this thread
+            // right now (a span ended from a destructor): no lane then.
+            let mut binding = binding.try_borrow_mut().ok()?;
+            if binding.as_ref().is_some_and(|b| !b.set.is_closed()) {
+                return Some(None);
+            }
+            let made = set.made.load(Ordering::Acquire);
+            let Some((index, lane)) = set.lanes[..made]
+                .iter()
+                .enumerate()
+                .filter_map(|(i, lane)| Some((i, lane.get()?)))
+                .find(|(_, lane)| lane.try_claim())
+            else {
+                set.wanted.store(true, Ordering::Relaxed);
+                return None;
+            };
+            // Gives the lane of the closed set back, if any.
+            *binding = None;
+            *binding = Some(Binding {
+                set: set.clone(),
+                index,
+            });
+            BOUND.set((set.id, (lane as *const Lane<T>).cast()));
+            Some(Some(lane))
+        });
+        match bound {
+            Ok(Some(Some(lane))) => Some(lane),
+            // Bound elsewhere, no lane free, or the thread is exiting.
+            _ => {
+                NO_LANE.set(seen);
+                None
+            }
+        }
+    }
+
+    /// Makes one more lane if a thread asked for one and the set has room.
+    /// For the consumer: producers never allocate.
+    pub(crate) fn add_lane_if_wanted(&self) {
+        use std::sync::atomic::Ordering;
+        let set = &self.set;
+        if !set.wanted.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        // Only the consumer makes lanes, under its lock.
+        let _consumer = set.consumer.lock().unwrap_or_else(|e| e.into_inner());
+        let made = set.made.load(Ordering::Relaxed);
+        if made < set.lanes.len() && set.lanes[made].set(Lane::new(set.lane_capacity)).is_ok() {
+            // Release: the lane is made before a thread that sees `made` uses it.
+            set.made.store(made + 1, Ordering::Release);
+            set.generation.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Marks the set closed: threads bound to it may bind to another set.
+    pub(crate) fn close(&self) {
+        use std::sync::atomic::Ordering;
+        if !self.set.closed.swap(true, Ordering::AcqRel) {
+            CLOSED_SETS.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// The lanes made so far.
+    fn made(&self) -> impl Iterator<Item = &Lane<T>> {
+        let made = self.set.made.load(std::sync::atomic::Ordering::Acquire);
+        self.set.lanes[..made].iter().filter_map(OnceLock::get)
+    }
+
+    /// How many values the lanes hold (a recent value when others push or
+    /// consume meanwhile).
+    pub(crate) fn len(&self) -> usize {
+        self.made().map(Lane::len).sum()
+    }
+
+    /// How many values the lanes made so far can hold.
+    pub(crate) fn capacity(&self) -> usize {
+        self.made().count() * self.set.lane_capacity
+    }
+
+    /// How many values one lane holds.
+    pub(crate) fn lane_capacity(&self) -> usize {
+        self.set.lane_capacity
+    }
+
+    /// The right to consume, waiting for another consumer to finish.
+    pub(crate) fn consumer(&self) -> Consumer<'_, T> {
+        Consumer {
+            lanes: self,
+            _turn: self.set.consumer.lock().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+
+    /// The right to consume, if no other consumer holds it.
+    pub(crate) fn try_consumer(&self) -> Option<Consumer<'_, T>> {
+        let turn = match self.set.consumer.try_lock() {
+            Ok(turn) => turn,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(Consumer {
+            lanes: self,
+            _turn: turn,
+        })
+    }
+}
+
+/// The only consumer of a [`Lanes`] while it lives.
+pub(crate) struct Consumer<'a, T> {
+    lanes: &'a Lanes<T>,
+    _turn: std::sync::MutexGuard<'a, ()>,
+}
+
+impl<T: Send + 'static> Consumer<'_, T> {
+    /// Runs `f` on up to `max` values of a lane that holds at least `min`
+    /// (at least one), in place, then drops them. Returns how many, or 0 if no
+    /// lane holds `min`. The run is shorter than `max`, even than `min`, where
+    /// the lane's values wrap around the end of its buffer: a slice cannot.
+    pub(crate) fn export_run(&self, min: usize, max: usize, f: impl FnOnce(&mut [T])) -> usize {
+        use std::sync::atomic::Ordering;
+        let set = &self.lanes.set;
+        let made = set.made.load(Ordering::Acquire);
+        let first = set.next_run.load(Ordering::Relaxed);
+        let full = (0..made)
+            .map(|i| (first + i) % made)
+            .find_map(|i| Some((i, set.lanes[i].get()?)).filter(|(_, l)| l.len() >= min.max(1)));
+        let Some((index, lane)) = full else {
+            return 0;
+        };
+        set.next_run.store(index + 1, Ordering::Relaxed);
+        // SAFETY: we are the only consumer (`_turn`).
+        unsafe { lane.consume(max, f) }
+    }
+
+    /// Moves up to `max` values from the lanes to the end of `out`, and
+    /// returns how many.
+    pub(crate) fn drain_into(&self, out: &mut Vec<T>, max: usize) -> usize {
+        let mut taken = 0;
+        for lane in self.lanes.made() {
+            if taken == max {
+                break;
+            }
+            // SAFETY: we are the only consumer (`_turn`).
+            taken += unsafe { lane.drain_into(out, max - taken) };
+        }
+        taken
+    }
+}
+
+impl<T> fmt::Debug for Lanes<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lanes")
+            .field(
+                "made",
+                &self.set.made.load(std::sync::atomic::Ordering::Relaxed),
+            )
+            .field("lane_capacity", &self.set.lane_capacity)
+            .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;
