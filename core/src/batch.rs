@@ -132,17 +132,13 @@ impl Shared {
     /// (they were queued) and as late drops (reported in `dropped_after_shutdown`,
     /// which `spans_ended` otherwise adds for spans that never entered the queue).
     /// Returns how many there were.
-    ///
-    /// The lanes are skipped while the worker holds them (an export that
-    /// overran the shutdown deadline): their spans stay counted as queued.
+    /// A batch inside a hung export is not counted: it was taken already.
     fn drop_queued_late(&self) -> u64 {
         let mut late = Vec::new();
         let mut total = 0;
         loop {
             self.queue.drain_into(&mut late, usize::MAX);
-            if let Some(lanes) = self.lanes.try_consumer() {
-                lanes.drain_into(&mut late, usize::MAX);
-            }
+            self.lanes.consumer().drain_into(&mut late, usize::MAX);
             if late.is_empty() {
                 break;
             }
@@ -209,9 +205,13 @@ impl BatchSpanProcessor {
     pub fn new(exporter: impl SpanExporter + 'static, config: BatchConfig) -> Self {
         let config = config.validated();
         list_pool::provision(config.spans_in_flight());
-        let lanes = max_lanes();
+        let max = max_lanes();
+        let lanes = Lanes::new(lane_capacity(&config, max), max);
+        // The first thread to end a span finds its lane ready; the worker
+        // makes more when threads find none free.
+        lanes.add_lane();
         let shared = Arc::new(Shared {
-            lanes: Lanes::new(lane_capacity(&config, lanes), lanes),
+            lanes,
             queue: BoundedQueue::with_capacity(config.max_queue_size),
             wake_check_mask: wake_check_step(&config) - 1,
             config,

@@ -467,7 +467,8 @@ fn batch_size_above_queue_size_is_clamped() {
         .build();
     assert_eq!(cfg.max_export_batch_size, 16);
     let bsp = BatchSpanProcessor::new(InMemoryExporter::default(), cfg);
-    assert_eq!(bsp.stats().unwrap().queue_capacity, 16);
+    // The shared queue, and the first lane: two batches.
+    assert_eq!(bsp.stats().unwrap().queue_capacity, 16 + 2 * 16);
     bsp.shutdown_with_timeout(Duration::from_secs(1)).unwrap();
 }
 

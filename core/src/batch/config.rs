@@ -18,10 +18,11 @@ pub struct BatchConfig {
     ///
     /// This is the size of the queue that all threads share. Besides it, each
     /// thread that ends spans gets a lane of its own (up to two lanes per CPU,
-    /// at most 64, made when threads first need them), which holds an equal
-    /// share of `max_queue_size`, and at least two export batches. A thread
-    /// whose lane is full uses the shared queue; a span that finds both full is
-    /// dropped. So the spans held can reach about twice this.
+    /// at most 64; the first is made with the processor, the others when
+    /// threads need them), which holds an equal share of `max_queue_size`, and
+    /// at least two export batches. A thread whose lane is full uses the
+    /// shared queue; a span that finds both full is dropped. So the spans held
+    /// can reach about twice this.
     pub max_queue_size: usize,
     /// Spans per export (default 512, at most `max_queue_size`).
     pub max_export_batch_size: usize,

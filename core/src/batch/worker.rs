@@ -147,29 +147,31 @@ impl Worker {
             deadline = deadline.min(cap);
         }
         let exporter = &mut self.exporter;
-        let mut outcome = Ok(());
         let lanes = shared.lanes.consumer();
-        let mut n = lanes.export_run(max, max, |run| {
-            outcome = export_guarded(exporter, run, deadline);
-            give_back_references(run);
-        });
-        if n > 0 {
-            // Counted once the run has left the lane.
+        let (n, outcome) = if let Some(run) = lanes.claim_run(max, max) {
             drop(lanes);
+            let n = run.len();
+            // Counted as taken before the export, as a gathered batch is.
             shared.popped.fetch_add(n as u64, Ordering::Relaxed);
+            let mut outcome = Ok(());
+            run.export(|run| {
+                outcome = export_guarded(exporter, run, deadline);
+                give_back_references(run);
+            });
+            (n, outcome)
         } else {
-            n = lanes.drain_into(&mut self.batch, max);
+            let mut n = lanes.drain_into(&mut self.batch, max);
             drop(lanes);
             n += shared.queue.drain_into(&mut self.batch, max - n);
             if n == 0 {
                 return Ok(());
             }
-            // Counted before the export: the spans are in neither queue now.
             shared.popped.fetch_add(n as u64, Ordering::Relaxed);
-            outcome = export_guarded(exporter, &self.batch, deadline);
+            let outcome = export_guarded(exporter, &self.batch, deadline);
             give_back_references(&mut self.batch);
             self.batch.clear();
-        }
+            (n, outcome)
+        };
         let n = n as u64;
         let result = match outcome {
             Ok(()) => {

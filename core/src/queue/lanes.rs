@@ -14,9 +14,9 @@
 //!   there, and owns it until it exits (a thread-local destructor gives it
 //!   back). The lane keeps what the thread pushed for the consumer; the next
 //!   thread to bind to it carries on where the last one stopped.
-//! * Lanes are allocated by the consumer ([`Lanes::add_lane_if_wanted`]), up
-//!   to a fixed number, when a thread finds none free: producers never
-//!   allocate. A thread without a lane is told so ([`LanePush::NoLane`]) and
+//! * Lanes are allocated by their owner's setup ([`Lanes::add_lane`]) or by the
+//!   consumer ([`Lanes::add_lane_if_wanted`]), up to a fixed number, when a
+//!   thread finds none free: producers never allocate. A thread without a lane is told so ([`LanePush::NoLane`]) and
 //!   pushes into the shared queue instead; so does one whose lane is full.
 //! * A thread binds to a lane of one `Lanes` at a time (the first it pushes
 //!   into, until that one is closed).
@@ -36,14 +36,19 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// two), whose producer changes hands between threads through `owned`.
 ///
 /// Positions count up forever (wrapping); position `p` lives in cell
-/// `p & mask`. Values at positions `head..tail` are initialised.
+/// `p & mask`. Values at positions `read..tail` wait for the consumer, and
+/// those at `head..read` are claimed by it (being exported in place).
 pub(crate) struct Lane<T> {
     /// The next position to push: written by the owner only, Release after
     /// the value is written.
     tail: CachePadded<AtomicUsize>,
-    /// The next position to consume: written by the consumer only, Release
-    /// after the values before it were read and dropped.
+    /// The first position whose cell the owner may not reuse yet: moved on by
+    /// the consumer, Release, once the values before it are gone.
     head: CachePadded<AtomicUsize>,
+    /// The next position to claim: written by consumers one at a time (the
+    /// callers of [`claim`](Self::claim) guarantee it), read by anyone for
+    /// the length.
+    read: CachePadded<AtomicUsize>,
     /// The owner's own state, handed over with ownership.
     producer: CachePadded<Producer>,
     buffer: Buffer<T>,
@@ -61,8 +66,8 @@ struct Producer {
 
 // SAFETY: the lane moves values between threads (`T: Send`); the positions
 // give each cell to exactly one side at a time (the owner writes cells in
-// `tail..head + capacity`, the consumer reads cells in `head..tail`), so
-// values are never shared and `T: Sync` is not needed.
+// `tail..head + capacity`, consumers claim cells in `read..tail`, each claim
+// to one of them), so values are never shared and `T: Sync` is not needed.
 unsafe impl<T: Send> Send for Lane<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for Lane<T> {}
@@ -78,6 +83,7 @@ impl<T> Lane<T> {
         Lane {
             tail: CachePadded(AtomicUsize::new(0)),
             head: CachePadded(AtomicUsize::new(0)),
+            read: CachePadded(AtomicUsize::new(0)),
             producer: CachePadded(Producer {
                 owned: AtomicBool::new(false),
                 known_head: AtomicUsize::new(0),
@@ -148,28 +154,81 @@ impl<T> Lane<T> {
         Some(pushed)
     }
 
-    /// How many values the lane holds (a recent value when others push or
-    /// consume meanwhile).
+    /// How many values wait for the consumer (a recent value when others
+    /// push or consume meanwhile).
     pub(crate) fn len(&self) -> usize {
-        let head = self.head.load(Ordering::Acquire);
+        let read = self.read.load(Ordering::Acquire);
         let tail = self.tail.load(Ordering::Acquire);
-        tail.wrapping_sub(head).min(self.capacity())
+        tail.wrapping_sub(read).min(self.capacity())
     }
 
-    /// Runs `f` on the oldest values, up to `max` of them and no further than
-    /// the end of the buffer (so that they are one slice), then drops them
-    /// and frees their cells. Returns how many; `f` is not called for none.
+    /// Claims the oldest waiting values, up to `max` of them and no further
+    /// than the end of the buffer (so that they are one slice), or `None` if
+    /// none waits. The claim must be passed to [`finish`](Self::finish).
     ///
     /// # Safety
     ///
-    /// No other thread consumes from the lane at the same time.
+    /// No other thread claims from the lane at the same time.
+    pub(crate) unsafe fn claim(&self, max: usize) -> Option<Claim> {
+        // Only claimers write `read`, one at a time (the caller's contract).
+        let read = self.read.load(Ordering::Relaxed);
+        // Acquire: pairs with the push's Release, so the values are visible.
+        let tail = self.tail.load(Ordering::Acquire);
+        let start = read & self.mask;
+        let len = tail
+            .wrapping_sub(read)
+            .min(max)
+            .min(self.capacity() - start);
+        if len == 0 {
+            return None;
+        }
+        // Release: for `len` readers; the values stay where they are.
+        self.read.store(read.wrapping_add(len), Ordering::Release);
+        Some(Claim { read, len })
+    }
+
+    /// Runs `f` on the claimed values, then drops them (or forgets them, if
+    /// `f` moved them out) and gives their cells back to the owner, unless
+    /// an earlier claim is still out: then those cells stay used, which only
+    /// happens when the queue is emptied at shutdown during a hung export.
+    ///
+    /// # Safety
+    ///
+    /// `claim` came from this lane's [`claim`](Self::claim) and is finished
+    /// once.
+    pub(crate) unsafe fn finish(&self, claim: Claim, f: impl FnOnce(&mut [T]) -> Disposal) {
+        // SAFETY: the claim's positions were published (before `tail`) and
+        // are ours alone: `read` moved past them, and the owner does not
+        // write them until `head` does.
+        unsafe { self.buffer.consume(claim.read & self.mask, claim.len, f) };
+        // Release: our reads happen before the owner's next writes there.
+        let _ = self.head.compare_exchange(
+            claim.read,
+            claim.read.wrapping_add(claim.len),
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Runs `f` on the oldest values, up to `max` of them and no further than
+    /// the end of the buffer, then drops them. Returns how many; `f` is not
+    /// called for none.
+    ///
+    /// # Safety
+    ///
+    /// As for [`claim`](Self::claim).
     pub(crate) unsafe fn consume(&self, max: usize, f: impl FnOnce(&mut [T])) -> usize {
-        // SAFETY: the caller's contract.
+        // SAFETY: the caller's contract; the claim is finished once.
         unsafe {
-            self.consume_with(max, |run| {
+            let Some(claim) = self.claim(max) else {
+                return 0;
+            };
+            let len = claim.len;
+            self.finish(claim, |run| {
                 f(run);
                 Disposal::Drop
-            })
+            });
+            len
         }
     }
 
@@ -178,10 +237,15 @@ impl<T> Lane<T> {
     ///
     /// # Safety
     ///
-    /// As for [`consume`](Self::consume).
+    /// As for [`claim`](Self::claim).
     pub(crate) unsafe fn drain_into(&self, out: &mut Vec<T>, max: usize) -> usize {
         let mut taken = 0;
         while taken < max {
+            // SAFETY: the caller's contract.
+            let Some(claim) = (unsafe { self.claim(max - taken) }) else {
+                break;
+            };
+            taken += claim.len;
             let move_out = |run: &mut [T]| {
                 out.reserve(run.len());
                 let len = out.len();
@@ -194,46 +258,28 @@ impl<T> Lane<T> {
                 unsafe { out.set_len(len + run.len()) };
                 Disposal::MovedOut
             };
-            // SAFETY: the caller's contract.
-            let n = unsafe { self.consume_with(max - taken, move_out) };
-            if n == 0 {
-                break;
-            }
-            taken += n;
+            // SAFETY: finished once.
+            unsafe { self.finish(claim, move_out) };
         }
         taken
     }
+}
 
-    /// [`consume`](Self::consume), where `f` says what became of the values.
-    ///
-    /// # Safety
-    ///
-    /// As for [`consume`](Self::consume).
-    unsafe fn consume_with(&self, max: usize, f: impl FnOnce(&mut [T]) -> Disposal) -> usize {
-        // Only consumers write `head`, one at a time (the caller's contract).
-        let head = self.head.load(Ordering::Relaxed);
-        // Acquire: pairs with the push's Release, so the values are visible.
-        let tail = self.tail.load(Ordering::Acquire);
-        let start = head & self.mask;
-        let n = tail
-            .wrapping_sub(head)
-            .min(max)
-            .min(self.capacity() - start);
-        if n == 0 {
-            return 0;
-        }
-        // SAFETY: positions `head..head + n` were published (before `tail`)
-        // and not consumed; the producer does not write them until `head`
-        // moves past them below, and no other consumer runs.
-        unsafe { self.buffer.consume(start, n, f) };
-        // Release: our reads happen before the producer's next writes there.
-        self.head.store(head.wrapping_add(n), Ordering::Release);
-        n
+/// Positions `read..read + len` of a lane, claimed by a consumer.
+#[derive(Debug)]
+pub(crate) struct Claim {
+    read: usize,
+    len: usize,
+}
+
+impl Claim {
+    pub(crate) fn len(&self) -> usize {
+        self.len
     }
 }
 
 /// What a consumer did with a run of values.
-enum Disposal {
+pub(crate) enum Disposal {
     /// Left them in place: the lane drops them.
     Drop,
     /// Copied them out bitwise: the lane forgets them.
@@ -242,7 +288,8 @@ enum Disposal {
 
 impl<T> Drop for Lane<T> {
     fn drop(&mut self) {
-        // `&mut self`: nobody pushes or consumes; drop what is left.
+        // `&mut self`: nobody pushes, and no claim is out (a claim's holder
+        // borrows the lane); drop what waits.
         // SAFETY: we are the only consumer.
         while unsafe { self.consume(usize::MAX, |_| ()) } > 0 {}
     }
@@ -528,12 +575,20 @@ impl<T: Send + 'static> Lanes<T> {
     /// Makes one more lane if a thread asked for one and the set has room.
     /// For the consumer: producers never allocate.
     pub(crate) fn add_lane_if_wanted(&self) {
+        if self
+            .set
+            .wanted
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.add_lane();
+        }
+    }
+
+    /// Makes one more lane, if the set has room.
+    pub(crate) fn add_lane(&self) {
         use std::sync::atomic::Ordering;
         let set = &self.set;
-        if !set.wanted.swap(false, Ordering::Relaxed) {
-            return;
-        }
-        // Only the consumer makes lanes, under its lock.
+        // Lanes are made one at a time, under the consumer's lock.
         let _consumer = set.consumer.lock().unwrap_or_else(|e| e.into_inner());
         let made = set.made.load(Ordering::Relaxed);
         if made < set.lanes.len() && set.lanes[made].set(Lane::new(set.lane_capacity)).is_ok() {
@@ -582,7 +637,8 @@ impl<T: Send + 'static> Lanes<T> {
     }
 
     /// The right to consume, if no other consumer holds it.
-    pub(crate) fn try_consumer(&self) -> Option<Consumer<'_, T>> {
+    #[cfg(test)]
+    fn try_consumer(&self) -> Option<Consumer<'_, T>> {
         let turn = match self.set.consumer.try_lock() {
             Ok(turn) => turn,
             Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
@@ -601,25 +657,28 @@ pub(crate) struct Consumer<'a, T> {
     _turn: std::sync::MutexGuard<'a, ()>,
 }
 
-impl<T: Send + 'static> Consumer<'_, T> {
-    /// Runs `f` on up to `max` values of a lane that holds at least `min`
-    /// (at least one), in place, then drops them. Returns how many, or 0 if no
-    /// lane holds `min`. The run is shorter than `max`, even than `min`, where
-    /// the lane's values wrap around the end of its buffer: a slice cannot.
-    pub(crate) fn export_run(&self, min: usize, max: usize, f: impl FnOnce(&mut [T])) -> usize {
+impl<'a, T: Send + 'static> Consumer<'a, T> {
+    /// Claims up to `max` values of a lane that holds at least `min` (at
+    /// least one), or `None` if no lane holds `min`. The run is shorter than
+    /// `max`, even than `min`, where the lane's values wrap around the end of
+    /// its buffer: a slice cannot. The consumer's turn may end before the run
+    /// is exported.
+    pub(crate) fn claim_run(&self, min: usize, max: usize) -> Option<Run<'a, T>> {
         use std::sync::atomic::Ordering;
         let set = &self.lanes.set;
         let made = set.made.load(Ordering::Acquire);
         let first = set.next_run.load(Ordering::Relaxed);
-        let full = (0..made)
+        let (index, lane) = (0..made)
             .map(|i| (first + i) % made)
-            .find_map(|i| Some((i, set.lanes[i].get()?)).filter(|(_, l)| l.len() >= min.max(1)));
-        let Some((index, lane)) = full else {
-            return 0;
-        };
+            .filter_map(|i| Some((i, set.lanes[i].get()?)))
+            .find(|(_, lane)| lane.len() >= min.max(1))?;
         set.next_run.store(index + 1, Ordering::Relaxed);
         // SAFETY: we are the only consumer (`_turn`).
-        unsafe { lane.consume(max, f) }
+        let claim = unsafe { lane.claim(max) }?;
+        Some(Run {
+            lane,
+            claim: Some(claim),
+        })
     }
 
     /// Moves up to `max` values from the lanes to the end of `out`, and
@@ -634,6 +693,44 @@ impl<T: Send + 'static> Consumer<'_, T> {
             taken += unsafe { lane.drain_into(out, max - taken) };
         }
         taken
+    }
+}
+
+/// Values of one lane claimed by a consumer: [`export`](Self::export) them
+/// in place; dropping the run without that drops them.
+pub(crate) struct Run<'a, T> {
+    lane: &'a Lane<T>,
+    /// Taken when finished.
+    claim: Option<Claim>,
+}
+
+impl<T> Run<'_, T> {
+    /// How many values the run holds.
+    pub(crate) fn len(&self) -> usize {
+        self.claim.as_ref().map_or(0, Claim::len)
+    }
+
+    /// Runs `f` on the values, in place, then drops them and gives their
+    /// cells back to the lane's owner.
+    pub(crate) fn export(mut self, f: impl FnOnce(&mut [T])) {
+        if let Some(claim) = self.claim.take() {
+            // SAFETY: the claim came from this lane and is finished once.
+            unsafe {
+                self.lane.finish(claim, |run| {
+                    f(run);
+                    Disposal::Drop
+                })
+            };
+        }
+    }
+}
+
+impl<T> Drop for Run<'_, T> {
+    fn drop(&mut self) {
+        if let Some(claim) = self.claim.take() {
+            // SAFETY: the claim came from this lane and is finished once.
+            unsafe { self.lane.finish(claim, |_| Disposal::Drop) };
+        }
     }
 }
 
