@@ -8,9 +8,16 @@
 //! of its work per span. So the count here is our own, and the worker merges
 //! the references of consecutive spans of one scope into a [`ScopeRun`] that
 //! gives them back with one atomic operation.
+//!
+//! Application threads do the same on their side: a span start takes its
+//! count from the thread's own credits ([`Instrumentation::clone_for_span`]),
+//! which are counts the thread took in bulk ([`CREDIT_BATCH`] at a time) and
+//! gives back when it starts spans of other scopes or exits. So threads that
+//! start spans of one scope together no longer write its count at every span.
 
 use super::InstrumentationScope;
 use crate::resource::Resource;
+use std::cell::Cell;
 use std::fmt;
 use std::ops::Deref;
 use std::ptr::NonNull;
@@ -19,6 +26,37 @@ use std::sync::{Arc, OnceLock};
 
 /// Beyond this many counts something leaks references: abort, as `Arc` does.
 const MAX_REFS: usize = isize::MAX as usize;
+
+/// How many counts a thread takes at once for the spans it starts.
+pub(crate) const CREDIT_BATCH: usize = 64;
+
+/// Credits of one thread: counts it owns on one scope and has not handed to a
+/// reference yet.
+type Credits = (Option<NonNull<Counted>>, usize);
+
+thread_local! {
+    /// This thread's credits on the scope it started a span of most recently.
+    static CREDITS: Cell<Credits> = const { Cell::new((None, 0)) };
+    /// Its credits on the scope before that, so that spans of two tracers
+    /// nested in each other do not trade credits back and forth.
+    static OLDER_CREDITS: Cell<Credits> = const { Cell::new((None, 0)) };
+    /// Gives the credits back when the thread exits. Registered by the first
+    /// refill; the fast path touches only `CREDITS`, which needs no destructor.
+    static CREDITS_GUARD: CreditsGuard = const { CreditsGuard };
+}
+
+struct CreditsGuard;
+
+impl Drop for CreditsGuard {
+    fn drop(&mut self) {
+        for (ptr, n) in [CREDITS.replace((None, 0)), OLDER_CREDITS.replace((None, 0))] {
+            if let (Some(ptr), 1..) = (ptr, n) {
+                // SAFETY: the thread owned these `n` counts and forgets them here.
+                unsafe { ScopeRef::release(ptr, n) }
+            }
+        }
+    }
+}
 
 /// The scope and resource of a span, shared by every span of one tracer.
 /// Cloning it is cheap (a reference count).
@@ -60,6 +98,22 @@ impl Instrumentation {
     /// `true` if both handles share the same scope and resource object.
     pub fn ptr_eq(&self, other: &Instrumentation) -> bool {
         self.0 .0 == other.0 .0
+    }
+
+    /// Another reference, for a span this thread starts: like `clone`, but the
+    /// count comes from the thread's credits, so the shared count is written
+    /// once per [`CREDIT_BATCH`] spans instead of at every span. A thread keeps
+    /// the scope alive while it holds credits on it: until it exits, or until
+    /// it has started spans of two other scopes since.
+    #[inline]
+    pub(crate) fn clone_for_span(&self) -> Instrumentation {
+        if let Some(ptr) = self.0 .0 {
+            match CREDITS.get() {
+                (Some(p), n @ 1..) if p == ptr => CREDITS.set((Some(p), n - 1)),
+                _ => self.0.take_credit(ptr),
+            }
+        }
+        Instrumentation(ScopeRef(self.0 .0))
     }
 
     /// Moves the reference out, leaving behind one to an empty scope and
@@ -131,6 +185,44 @@ impl ScopeRef {
             if counted.refs.0.fetch_add(1, Ordering::Relaxed) > MAX_REFS {
                 std::process::abort();
             }
+        }
+    }
+
+    /// The slow path of [`Instrumentation::clone_for_span`]: takes one count
+    /// on `ptr` (this reference's allocation) from the thread's older credits,
+    /// or takes [`CREDIT_BATCH`] more counts; the scope becomes the most recent
+    /// one, and the credits this displaces are given back.
+    #[inline(never)]
+    fn take_credit(&self, ptr: NonNull<Counted>) {
+        // The guard gives the credits back at thread exit; once it is gone
+        // (the thread is exiting), take just the one count.
+        if CREDITS_GUARD.try_with(|_| ()).is_err() {
+            self.acquire();
+            return;
+        }
+        let recent = CREDITS.get();
+        let older = OLDER_CREDITS.get();
+        let (now, displaced) = match older {
+            (Some(p), n @ 1..) if p == ptr => ((older.0, n - 1), None),
+            _ => {
+                let refs = &self.counted().expect("a counted reference").refs.0;
+                if refs.fetch_add(CREDIT_BATCH, Ordering::Relaxed) > MAX_REFS {
+                    std::process::abort();
+                }
+                ((Some(ptr), CREDIT_BATCH - 1), Some(older))
+            }
+        };
+        // A scope whose credits ran out is not kept as the older one.
+        let keep = if recent.0 == Some(ptr) {
+            (None, 0)
+        } else {
+            recent
+        };
+        CREDITS.set(now);
+        OLDER_CREDITS.set(keep);
+        if let Some((Some(old), n @ 1..)) = displaced {
+            // SAFETY: the thread owned these counts and no longer lists them.
+            unsafe { Self::release(old, n) }
         }
     }
 
@@ -314,6 +406,72 @@ mod tests {
         assert!(!alive(&res_a));
         drop(b);
         assert!(!alive(&res_b));
+    }
+
+    #[test]
+    fn span_references_come_from_thread_credits_given_back_at_exit() {
+        let (a, res_a) = scope("a");
+        let a2 = a.clone();
+        let (b, res_b) = scope("b");
+        let (c, res_c) = scope("c");
+        thread::spawn(move || {
+            // The first span reference takes a batch of counts, one of which
+            // it keeps; the next ones use the rest without touching the count.
+            let first = a.clone_for_span();
+            assert!(first.ptr_eq(&a));
+            assert_eq!(count(&a), 2 + CREDIT_BATCH);
+            let more: Vec<_> = (1..CREDIT_BATCH).map(|_| a.clone_for_span()).collect();
+            assert_eq!(count(&a), 2 + CREDIT_BATCH, "from credits");
+            // Credits used up: another batch.
+            let next = a.clone_for_span();
+            assert_eq!(count(&a), 2 + 2 * CREDIT_BATCH);
+            drop((first, more, next));
+            assert_eq!(
+                count(&a),
+                2 + CREDIT_BATCH - 1,
+                "the thread still holds credits"
+            );
+            // Two scopes alternating keep their credits.
+            drop(b.clone_for_span());
+            drop(a.clone_for_span());
+            drop(b.clone_for_span());
+            assert_eq!(count(&a), 2 + CREDIT_BATCH - 2);
+            assert_eq!(count(&b), 1 + CREDIT_BATCH - 2);
+            // A third scope displaces the least recent one's credits.
+            drop(c.clone_for_span());
+            assert_eq!(count(&a), 2, "a's credits given back");
+            assert_eq!(count(&b), 1 + CREDIT_BATCH - 2);
+            drop((a, b, c));
+        })
+        .join()
+        .unwrap();
+        // The thread's exit gave its remaining credits back, freeing b and c.
+        assert_eq!(count(&a2), 1);
+        assert!(!alive(&res_b) && !alive(&res_c));
+        drop(a2);
+        assert!(!alive(&res_a));
+    }
+
+    #[test]
+    fn span_references_on_many_threads_balance_the_count() {
+        let (inst, resource) = scope("credits");
+        // Joined by handle: a scoped thread counts as done before its
+        // thread-local destructors (which give the credits back) have run.
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let inst = inst.clone();
+                thread::spawn(move || {
+                    let refs: Vec<_> = (0..1000).map(|_| inst.clone_for_span()).collect();
+                    ScopeRun::release_all(refs);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(count(&inst), 1);
+        drop(inst);
+        assert!(!alive(&resource));
     }
 
     #[test]

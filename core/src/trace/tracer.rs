@@ -123,6 +123,9 @@ impl Tracer {
         let start_time_unix_nano = clock::now_unix_nanos();
         let span_context = Self::plain_context(parent, SamplingDecision::RecordAndSample);
         pipeline.on_start(&span_context, parent);
+        // Before the data: a call (the credits' slow path) in the middle of
+        // the literal makes the compiler build it on the stack and copy it.
+        let instrumentation = inst.clone_for_span();
         Span::recording(SpanData {
             span_context,
             parent_span_id: parent.map_or(SpanId::INVALID, |p| p.span_id()),
@@ -134,7 +137,7 @@ impl Tracer {
             attributes: Vec::new(),
             dropped_attributes_count: 0,
             details: None,
-            instrumentation: inst.clone(),
+            instrumentation,
         })
     }
 
@@ -287,6 +290,8 @@ fn build_recorded(
         limit_links(&mut links, &pipeline.limits)
     };
     pipeline.on_start(&span_context, parent);
+    // Before the data, as in `start_sampled_plain`.
+    let instrumentation = inst.clone_for_span();
     Span::recording(SpanData {
         span_context,
         parent_span_id: parent.map_or(SpanId::INVALID, |p| p.span_id()),
@@ -304,7 +309,7 @@ fn build_recorded(
                 ..SpanDetails::default()
             })
         }),
-        instrumentation: inst.clone(),
+        instrumentation,
     })
 }
 
