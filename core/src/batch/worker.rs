@@ -154,10 +154,11 @@ impl Worker {
             // Counted as taken before the export, as a gathered batch is.
             shared.popped.fetch_add(n as u64, Ordering::Relaxed);
             let mut outcome = Ok(());
-            run.export(|run| {
-                outcome = export_guarded(exporter, run, deadline);
-                give_back_references(run);
-            });
+            let mut scopes = None;
+            run.export(
+                |run| outcome = export_guarded(exporter, run, deadline),
+                |span| give_back(span, &mut scopes),
+            );
             (n, outcome)
         } else {
             let mut n = lanes.drain_into(&mut self.batch, max);
@@ -168,8 +169,10 @@ impl Worker {
             }
             shared.popped.fetch_add(n as u64, Ordering::Relaxed);
             let outcome = export_guarded(exporter, &self.batch, deadline);
-            give_back_references(&mut self.batch);
-            self.batch.clear();
+            let mut scopes = None;
+            for span in self.batch.drain(..) {
+                give_back(span, &mut scopes);
+            }
             (n, outcome)
         };
         let n = n as u64;
@@ -306,14 +309,17 @@ fn export_guarded(
     }
 }
 
-/// Takes what exported spans hold back out of them, in place (moving each span
-/// out would copy it): attribute lists go back to the pool, and the scope
-/// references of consecutive spans of one tracer are given back together.
-fn give_back_references(batch: &mut [SpanData]) {
-    ScopeRun::release_all(batch.iter_mut().map(|span| {
-        list_pool::give(std::mem::take(&mut span.attributes));
-        span.instrumentation.take()
-    }));
+/// Drops an exported span, giving back what it holds: its attribute list to
+/// the pool, and its scope reference to `scopes`, which gives the counts of
+/// consecutive spans of one tracer back together.
+fn give_back(span: SpanData, scopes: &mut Option<ScopeRun>) {
+    let SpanData {
+        attributes,
+        instrumentation,
+        ..
+    } = span;
+    list_pool::give(attributes);
+    ScopeRun::extend(scopes, instrumentation);
 }
 
 pub(super) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {

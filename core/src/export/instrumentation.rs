@@ -22,7 +22,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// Beyond this many counts something leaks references: abort, as `Arc` does.
 const MAX_REFS: usize = isize::MAX as usize;
@@ -107,21 +107,12 @@ impl Instrumentation {
     /// it has started spans of two other scopes since.
     #[inline]
     pub(crate) fn clone_for_span(&self) -> Instrumentation {
-        if let Some(ptr) = self.0 .0 {
-            match CREDITS.get() {
-                (Some(p), n @ 1..) if p == ptr => CREDITS.set((Some(p), n - 1)),
-                _ => self.0.take_credit(ptr),
-            }
+        let ptr = self.0 .0;
+        match CREDITS.get() {
+            (Some(p), n @ 1..) if p == ptr => CREDITS.set((Some(p), n - 1)),
+            _ => self.0.take_credit(ptr),
         }
-        Instrumentation(ScopeRef(self.0 .0))
-    }
-
-    /// Moves the reference out, leaving behind one to an empty scope and
-    /// resource that counts nothing: for the batch worker, which gives the
-    /// references of exported spans back in runs (see [`ScopeRun`]) and then
-    /// drops the spans in place.
-    pub(crate) fn take(&mut self) -> Instrumentation {
-        Instrumentation(ScopeRef(self.0 .0.take()))
+        Instrumentation(ScopeRef(ptr))
     }
 }
 
@@ -149,9 +140,8 @@ struct RefCount(AtomicUsize);
 
 /// A counted shared reference to an [`InstrumentationInner`], like
 /// `Arc<InstrumentationInner>`, whose count can also change by more than one
-/// at a time. `None` after [`Instrumentation::take`]: then it refers to an
-/// empty scope and resource, and counts nothing.
-pub(crate) struct ScopeRef(Option<NonNull<Counted>>);
+/// at a time.
+pub(crate) struct ScopeRef(NonNull<Counted>);
 
 // SAFETY: a `ScopeRef` is a shared reference to an `InstrumentationInner`
 // (which is `Send + Sync`, checked below) with an atomic count, as an `Arc` is.
@@ -170,21 +160,19 @@ impl ScopeRef {
             refs: RefCount(AtomicUsize::new(1)),
             inner,
         });
-        ScopeRef(Some(NonNull::from(Box::leak(counted))))
+        ScopeRef(NonNull::from(Box::leak(counted)))
     }
 
-    fn counted(&self) -> Option<&Counted> {
+    fn counted(&self) -> &Counted {
         // SAFETY: `self` owns one count, so the allocation lives as long as it.
-        self.0.map(|ptr| unsafe { ptr.as_ref() })
+        unsafe { self.0.as_ref() }
     }
 
-    /// Takes one more count. Relaxed, as in `Arc::clone`: a new reference is
+    /// Takes `n` more counts. Relaxed, as in `Arc::clone`: new references are
     /// made from one that already keeps the allocation alive.
-    fn acquire(&self) {
-        if let Some(counted) = self.counted() {
-            if counted.refs.0.fetch_add(1, Ordering::Relaxed) > MAX_REFS {
-                std::process::abort();
-            }
+    fn acquire(&self, n: usize) {
+        if self.counted().refs.0.fetch_add(n, Ordering::Relaxed) > MAX_REFS {
+            std::process::abort();
         }
     }
 
@@ -197,7 +185,7 @@ impl ScopeRef {
         // The guard gives the credits back at thread exit; once it is gone
         // (the thread is exiting), take just the one count.
         if CREDITS_GUARD.try_with(|_| ()).is_err() {
-            self.acquire();
+            self.acquire(1);
             return;
         }
         let recent = CREDITS.get();
@@ -205,10 +193,7 @@ impl ScopeRef {
         let (now, displaced) = match older {
             (Some(p), n @ 1..) if p == ptr => ((older.0, n - 1), None),
             _ => {
-                let refs = &self.counted().expect("a counted reference").refs.0;
-                if refs.fetch_add(CREDIT_BATCH, Ordering::Relaxed) > MAX_REFS {
-                    std::process::abort();
-                }
+                self.acquire(CREDIT_BATCH);
                 ((Some(ptr), CREDIT_BATCH - 1), Some(older))
             }
         };
@@ -251,31 +236,21 @@ impl Deref for ScopeRef {
     type Target = InstrumentationInner;
 
     fn deref(&self) -> &InstrumentationInner {
-        static TAKEN: OnceLock<InstrumentationInner> = OnceLock::new();
-        match self.counted() {
-            Some(counted) => &counted.inner,
-            None => TAKEN.get_or_init(|| InstrumentationInner {
-                scope: InstrumentationScope::default(),
-                resource: Arc::new(Resource::empty()),
-                pipeline: None,
-            }),
-        }
+        &self.counted().inner
     }
 }
 
 impl Clone for ScopeRef {
     fn clone(&self) -> Self {
-        self.acquire();
+        self.acquire(1);
         ScopeRef(self.0)
     }
 }
 
 impl Drop for ScopeRef {
     fn drop(&mut self) {
-        if let Some(ptr) = self.0 {
-            // SAFETY: `self` owns one count on `ptr` and is gone after this.
-            unsafe { Self::release(ptr, 1) }
-        }
+        // SAFETY: `self` owns one count and is gone after this.
+        unsafe { Self::release(self.0, 1) }
     }
 }
 
@@ -295,19 +270,25 @@ impl ScopeRun {
 
     /// Drops `refs`, giving the counts of consecutive references to one scope
     /// back together.
-    pub(crate) fn release_all(refs: impl IntoIterator<Item = Instrumentation>) {
-        let mut run: Option<ScopeRun> = None;
+    #[cfg(test)]
+    fn release_all(refs: impl IntoIterator<Item = Instrumentation>) {
+        let mut run = None;
         for r in refs {
-            let r = match &mut run {
-                Some(current) => match current.merge(r) {
-                    Ok(()) => continue,
-                    Err(r) => r,
-                },
-                None => r,
-            };
-            // Drops the previous run, if any.
-            run = Some(ScopeRun::new(r));
+            ScopeRun::extend(&mut run, r);
         }
+    }
+
+    /// Merges `r` into `run`, or starts a new run with it: dropping the
+    /// previous run gives its counts back.
+    pub(crate) fn extend(run: &mut Option<ScopeRun>, r: Instrumentation) {
+        let r = match run {
+            Some(current) => match current.merge(r) {
+                Ok(()) => return,
+                Err(r) => r,
+            },
+            None => r,
+        };
+        *run = Some(ScopeRun::new(r));
     }
 
     /// Merges `next` into the run if it refers to the same scope; otherwise
@@ -324,11 +305,11 @@ impl ScopeRun {
 
 impl Drop for ScopeRun {
     fn drop(&mut self) {
-        if let Some(ptr) = self.first.0 .0.filter(|_| self.merged > 0) {
+        if self.merged > 0 {
             // SAFETY: `merge` forgot `merged` references to this scope, whose
             // counts the run owns; `first` (dropped after this) keeps the
             // allocation alive, so this cannot free it.
-            unsafe { ScopeRef::release(ptr, self.merged) }
+            unsafe { ScopeRef::release(self.first.0 .0, self.merged) }
         }
     }
 }
@@ -358,9 +339,7 @@ mod tests {
     }
 
     fn count(inst: &Instrumentation) -> usize {
-        inst.0
-            .counted()
-            .map_or(0, |c| c.refs.0.load(Ordering::Relaxed))
+        inst.0.counted().refs.0.load(Ordering::Relaxed)
     }
 
     #[test]

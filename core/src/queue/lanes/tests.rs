@@ -205,11 +205,11 @@ fn claim_run_takes_a_lane_holding_the_minimum_in_place() {
     assert!(lanes.try_consumer().is_some(), "the run outlives the turn");
     // Claimed values no longer wait, but their cells stay the run's.
     assert_eq!(lanes.len(), 2);
-    let mut seen = Vec::new();
-    run.export(|run| seen.extend_from_slice(run));
-    assert_eq!(seen, [0, 1, 2]);
+    let (mut seen, mut taken) = (Vec::new(), Vec::new());
+    run.export(|run| seen.extend_from_slice(run), |v| taken.push(v));
+    assert_eq!((&seen[..], &taken[..]), (&[0, 1, 2][..], &[0, 1, 2][..]));
     let run = lanes.consumer().claim_run(1, 8).unwrap();
-    run.export(|run| seen.extend_from_slice(run));
+    run.export(|run| seen.extend_from_slice(run), drop);
     assert_eq!(seen, [0, 1, 2, 3, 4]);
     assert_eq!(lanes.len(), 0);
     // Room for 8 again: every cell was given back.
@@ -217,6 +217,27 @@ fn claim_run_takes_a_lane_holding_the_minimum_in_place() {
         assert!(matches!(push(&lanes, i), LanePush::Pushed(_)));
     }
     assert_eq!(push(&lanes, 13), LanePush::Full);
+}
+
+#[test]
+fn an_exported_run_is_moved_out_once_and_a_dropped_run_drops_its_values() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let lanes = Lanes::new(8, 1);
+    lanes.add_lane();
+    for i in 0..4 {
+        let pushed = lanes.push_from(&mut Some(Counted(i, drops.clone())));
+        assert_eq!(pushed, LanePush::Pushed(i + 1));
+    }
+    let run = lanes.consumer().claim_run(2, 2).unwrap();
+    let mut taken = Vec::new();
+    run.export(|run| assert_eq!(run.len(), 2), |v| taken.push(v));
+    assert_eq!(drops.load(Ordering::Relaxed), 0, "moved out, not dropped");
+    drop(taken);
+    assert_eq!(drops.load(Ordering::Relaxed), 2);
+    // A run dropped without export (an unwinding worker) drops its values.
+    drop(lanes.consumer().claim_run(1, 8).unwrap());
+    assert_eq!(drops.load(Ordering::Relaxed), 4);
+    assert_eq!(lanes.len(), 0);
 }
 
 #[test]
@@ -272,7 +293,7 @@ fn concurrent_producers_lose_nothing_and_duplicate_nothing() {
                 let mut n = 0;
                 if let Some(run) = consumer.claim_run(64, 64) {
                     n += run.len();
-                    run.export(|run| received.extend_from_slice(run));
+                    run.export(|_| (), |v| received.push(v));
                 }
                 n += consumer.drain_into(&mut batch, 64);
                 drop(consumer);
