@@ -341,15 +341,24 @@ struct SleepPlan {
 
 impl SleepPlan {
     /// The queue length at which producers should wake the worker, and how long
-    /// it sleeps unless woken: a nap through the fill of the next batch when
-    /// that takes at most [`MAX_NAP`] (then producers wake it only at half a
-    /// queue), otherwise until `timeout` or a full batch.
+    /// it sleeps unless woken. When the next batch fills within [`MAX_NAP`],
+    /// it naps until a quarter of the queue has filled, or for `MAX_NAP`
+    /// (then producers wake it only at half a queue); otherwise it sleeps
+    /// until `timeout` or a full batch.
+    ///
+    /// Long naps matter when application threads keep every CPU busy: each
+    /// wake-up takes a CPU from one of them (an interrupt, two context
+    /// switches and cold caches after), however little the worker then does.
     fn decide(&self, timeout: Duration) -> (usize, Duration) {
-        let nap = self.since_last.and_then(|(elapsed, arrived)| {
-            time_to_fill(elapsed, arrived, self.batch_size.saturating_sub(self.len))
-        });
-        match nap {
-            Some(nap) if nap < timeout => (self.batch_size.max(self.capacity / 2), nap),
+        let Some((elapsed, arrived)) = self.since_last else {
+            return (self.batch_size, timeout);
+        };
+        let fill = |target: usize| time_to_fill(elapsed, arrived, target.saturating_sub(self.len));
+        match fill(self.batch_size) {
+            Some(batch) if batch < timeout => {
+                let nap = fill(self.capacity / 4).unwrap_or(MAX_NAP).max(batch);
+                (self.batch_size.max(self.capacity / 2), nap.min(timeout))
+            }
             _ => (self.batch_size, timeout),
         }
     }
@@ -411,6 +420,19 @@ mod tests {
         // A nap never outlasts the schedule delay.
         let short = Duration::from_micros(100);
         assert_eq!(plan(Some((ms(2), 1024)), 0).decide(short), (512, short));
+        // A big queue: nap until a quarter of it has filled, at most MAX_NAP.
+        let queue = |capacity| SleepPlan {
+            since_last: Some((Duration::from_micros(100), 1024)),
+            len: 256,
+            batch_size: 512,
+            capacity,
+        };
+        // 1024 spans per 0.1 ms: 2048 - 256 more take 0.175 ms.
+        assert_eq!(
+            queue(8192).decide(delay),
+            (4096, Duration::from_micros(175))
+        );
+        assert_eq!(queue(1 << 20).decide(delay), (1 << 19, MAX_NAP));
         // Batches above half the queue: wake at the batch size.
         let big = SleepPlan {
             since_last: Some((ms(2), 1024)),
