@@ -312,6 +312,7 @@ fn export_guarded(
 /// Drops an exported span, giving back what it holds: its attribute list to
 /// the pool, and its scope reference to `scopes`, which gives the counts of
 /// consecutive spans of one tracer back together.
+#[inline]
 fn give_back(span: SpanData, scopes: &mut Option<ScopeRun>) {
     let SpanData {
         attributes,

@@ -722,9 +722,15 @@ impl<T> Run<'_, T> {
             let move_out = |run: &mut [T]| {
                 f(run);
                 for value in run.iter() {
+                    let mut moved = MaybeUninit::uninit();
                     // SAFETY: each value is initialised and read once; the
-                    // lane forgets them (`Disposal::MovedOut`).
-                    each(unsafe { std::ptr::read(value) });
+                    // lane forgets them (`Disposal::MovedOut`). In pieces: a
+                    // plain read of a value above 128 bytes calls `memmove`,
+                    // and reading its fields back stalls on the copy.
+                    each(unsafe {
+                        copy_in_pieces(value, moved.as_mut_ptr());
+                        moved.assume_init()
+                    });
                 }
                 Disposal::MovedOut
             };
