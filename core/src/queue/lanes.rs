@@ -14,10 +14,14 @@
 //!   there, and owns it until it exits (a thread-local destructor gives it
 //!   back). The lane keeps what the thread pushed for the consumer; the next
 //!   thread to bind to it carries on where the last one stopped.
-//! * Lanes are allocated by their owner's setup ([`Lanes::add_lane`]) or by the
-//!   consumer ([`Lanes::add_lane_if_wanted`]), up to a fixed number, when a
-//!   thread finds none free: producers never allocate. A thread without a lane is told so ([`LanePush::NoLane`]) and
+//! * Lanes are made by whoever sets the `Lanes` up ([`Lanes::add_lane`]) and
+//!   by the consumer when a thread found none free
+//!   ([`Lanes::add_lane_if_wanted`]), up to a fixed number: producers never
+//!   allocate. A thread without a lane is told so ([`LanePush::NoLane`]) and
 //!   pushes into the shared queue instead; so does one whose lane is full.
+//! * The consumer claims a run of values under a lock, hands it out in place
+//!   ([`Run`]), and gives the cells back to the owner once the run is done;
+//!   another consumer (a drain at shutdown) may claim what follows meanwhile.
 //! * A thread binds to a lane of one `Lanes` at a time (the first it pushes
 //!   into, until that one is closed).
 //!
@@ -415,7 +419,7 @@ struct LaneSet<T> {
     closed: std::sync::atomic::AtomicBool,
     /// Held while consuming: one consumer at a time.
     consumer: Mutex<()>,
-    /// The lane a [`Consumer::export_run`] looks at first, for fairness.
+    /// The lane a [`Consumer::claim_run`] looks at first, for fairness.
     next_run: std::sync::atomic::AtomicUsize,
 }
 
