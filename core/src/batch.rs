@@ -1,10 +1,11 @@
 //! The batch span processor: ended spans leave the application thread through a
 //! lock-free queue, and one background thread (`runtrace-batch`) exports them.
 //!
-//! Application threads only push into the queue (never block, lock or allocate;
-//! a full queue drops the span and counts it). The worker exports when the queue
-//! holds a full batch, when the schedule delay has passed, on `force_flush` and on
-//! shutdown, one export at a time, each with a deadline.
+//! Application threads only push into the queue (never block or lock, and
+//! allocate nothing per span; a full queue drops the span and counts it). The
+//! worker exports when the queue holds a full batch, everything queued when the
+//! schedule delay has passed, on `force_flush` and on shutdown, one export at a
+//! time, each with a deadline.
 //!
 //! The queue is two parts. Each application thread that ends spans gets a lane
 //! of its own (`queue::Lanes`, single-producer rings), so that threads ending
@@ -14,12 +15,15 @@
 //! [`BoundedQueue`].
 //!
 //! Waking the worker costs the application thread no syscall per span: before the
-//! worker sleeps it publishes the queue length that makes a full batch (`wanted`);
-//! a producer signals only when the queue reaches it, about once per batch (the
-//! scheme of OpenTelemetry Java's processor), and only one producer wins the
-//! right to signal. When spans arrive fast enough to fill the next batch within
-//! a millisecond, the worker instead naps for that long and asks to be woken only
-//! at half the queue, so producers make no syscall at all.
+//! worker sleeps it publishes the queue length at which it wants waking
+//! (`wanted`); a producer signals only when the queue reaches it, about once per
+//! batch (the scheme of OpenTelemetry Java's processor), and only one producer
+//! wins the right to signal. A thread pushing into its lane looks only every so
+//! many spans, so the worker asks to be woken that much before a full batch, and
+//! looks again itself after 10 ms when the queue is that close. When spans
+//! arrive fast enough to fill the next batch within a millisecond, the worker
+//! instead naps (until a quarter of the queue has filled, at most 1 ms) and asks
+//! to be woken only at half the queue, so producers make no syscall at all.
 
 mod config;
 mod worker;
@@ -41,15 +45,17 @@ use worker::{panic_message, Worker};
 /// `wanted` when the worker is awake (producers never signal).
 const AWAKE: usize = usize::MAX;
 
-/// A thread pushing into its lane looks whether to wake the worker once per
-/// this fraction of a batch (a look costs a fence that waits for the span's
-/// stores): a sleeping worker learns of a full batch at most that late.
-const WAKE_CHECKS_PER_BATCH: usize = 8;
+/// A thread pushing into its lane looks whether to wake the worker only once
+/// per some pushes (a look costs a fence that waits for the span's stores):
+/// together, the lanes' pushes since their last looks stay under this fraction
+/// of a batch. See [`Shared::wake_check_mask`].
+const UNSEEN_PER_BATCH: usize = 4;
 
-/// How many pushes into a lane between two looks whether to wake the worker:
-/// the power of two at or below the batch size / [`WAKE_CHECKS_PER_BATCH`].
-fn wake_check_step(config: &BatchConfig) -> usize {
-    let step = (config.max_export_batch_size / WAKE_CHECKS_PER_BATCH).max(1);
+/// How many pushes into a lane between two looks whether to wake the worker
+/// when `lanes` lanes are made: a power of two, at most the batch size /
+/// ([`UNSEEN_PER_BATCH`] × lanes), at least one.
+fn wake_check_step(config: &BatchConfig, lanes: usize) -> usize {
+    let step = (config.max_export_batch_size / (UNSEEN_PER_BATCH * lanes.max(1))).max(1);
     1 << step.ilog2()
 }
 
@@ -99,8 +105,10 @@ struct Shared {
     queue: BoundedQueue<SpanData>,
     /// A thread pushing into its lane looks whether to wake the worker when
     /// the lane's count of pushes is a multiple of `wake_check_mask + 1` (a
-    /// power of two).
-    wake_check_mask: usize,
+    /// power of two, [`wake_check_step`]). So spans pushed since any look
+    /// number at most lanes × `wake_check_mask`: the worker asks to be woken
+    /// that much below what it waits for (see `Worker::sleep`).
+    wake_check_mask: AtomicUsize,
     config: BatchConfig,
     /// Brought forward at shutdown so an export waiting on retries gives up in time.
     cancel: ExportCancel,
@@ -146,7 +154,9 @@ impl Shared {
         let mut total = 0;
         loop {
             self.queue.drain_into(&mut late, usize::MAX);
-            self.lanes.consumer().drain_into(&mut late, usize::MAX);
+            self.lanes
+                .consumer()
+                .drain_into(&mut late, usize::MAX, None);
             if late.is_empty() {
                 break;
             }
@@ -157,6 +167,21 @@ impl Shared {
             late.clear();
         }
         total
+    }
+
+    /// Makes a lane if a thread asked for one, and then looks for wake-ups
+    /// more often: the lanes' unseen pushes together stay the same.
+    fn add_lane_if_wanted(&self) {
+        if self.lanes.add_lane_if_wanted() {
+            let step = wake_check_step(&self.config, self.lanes.made_count());
+            self.wake_check_mask.store(step - 1, Ordering::Relaxed);
+        }
+    }
+
+    /// How many spans lane pushes may have added since any producer looked
+    /// whether to wake the worker.
+    fn unseen_pushes(&self) -> usize {
+        self.lanes.made_count() * self.wake_check_mask.load(Ordering::Relaxed)
     }
 
     /// Spans in the lanes and the shared queue.
@@ -221,7 +246,7 @@ impl BatchSpanProcessor {
         let shared = Arc::new(Shared {
             lanes,
             queue: BoundedQueue::with_capacity(config.max_queue_size),
-            wake_check_mask: wake_check_step(&config) - 1,
+            wake_check_mask: AtomicUsize::new(wake_check_step(&config, 1) - 1),
             config,
             cancel: ExportCancel::default(),
             wanted: AtomicUsize::new(AWAKE),
@@ -263,6 +288,7 @@ impl BatchSpanProcessor {
                         ),
                     );
                     shared.is_shutdown.store(true, Ordering::Release);
+                    shared.lanes.close();
                     shared.drop_queued_late();
                     let mut c = shared.control();
                     c.worker_done = true;
@@ -284,6 +310,7 @@ impl BatchSpanProcessor {
                     ),
                 );
                 shared.is_shutdown.store(true, Ordering::Release);
+                shared.lanes.close();
                 let mut c = shared.control();
                 c.worker_done = true;
                 c.shutdown_result = Some(Ok(()));
@@ -352,7 +379,7 @@ impl BatchSpanProcessor {
                 .dropped_after_shutdown
                 .fetch_add(1, Ordering::Relaxed);
         } else if let LanePush::Pushed(pushed) = shared.lanes.push_from(span) {
-            if pushed & shared.wake_check_mask == 0 {
+            if pushed & shared.wake_check_mask.load(Ordering::Relaxed) == 0 {
                 shared.wake_worker_if_wanted();
             }
             return;

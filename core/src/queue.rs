@@ -580,7 +580,7 @@ impl<T> fmt::Debug for BoundedQueue<T> {
 
 mod lanes;
 
-pub(crate) use lanes::{LanePush, Lanes};
+pub(crate) use lanes::{LanePush, Lanes, Marks};
 
 #[cfg(all(test, not(loom)))]
 mod tests;

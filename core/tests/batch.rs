@@ -229,6 +229,129 @@ fn spans_from_more_threads_than_lanes_arrive_exactly_once() {
     provider.shutdown().unwrap();
 }
 
+/// Records when each span other than "bg" was exported.
+#[derive(Debug, Clone, Default)]
+struct Arrivals(Arc<Mutex<Vec<(String, Instant)>>>);
+
+impl Arrivals {
+    fn when(&self, name: &str) -> Option<Instant> {
+        let seen = self.0.lock().unwrap();
+        seen.iter().find(|(n, _)| n == name).map(|(_, t)| *t)
+    }
+}
+
+impl SpanExporter for Arrivals {
+    fn export(&mut self, batch: &[SpanData], _: Instant) -> Result<(), ExportError> {
+        let mut seen = self.0.lock().unwrap();
+        for s in batch.iter().filter(|s| s.name != "bg") {
+            seen.push((s.name.to_string(), Instant::now()));
+        }
+        Ok(())
+    }
+}
+
+/// Ends "bg" spans from another thread until `stop`, in bursts of `burst`.
+fn background(
+    provider: &TracerProvider,
+    burst: usize,
+    stop: &Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    let (p, stop) = (provider.clone(), stop.clone());
+    std::thread::spawn(move || {
+        let tracer = p.tracer("bg");
+        while !stop.load(Ordering::Relaxed) {
+            for _ in 0..burst {
+                tracer.span("bg").start().end();
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    })
+}
+
+/// A thread that keeps its lane full of batches must not hold up a span
+/// another thread ended: the schedule delay bounds its wait.
+#[test]
+fn a_busy_lane_does_not_hold_up_other_threads_spans() {
+    let exporter = Arrivals::default();
+    let provider = provider_with(exporter.clone(), config(65536, 512, 200));
+    let stop = Arc::new(AtomicBool::new(false));
+    let bg = background(&provider, 64, &stop);
+    std::thread::sleep(Duration::from_millis(300));
+    let ended = Instant::now();
+    let p = provider.clone();
+    std::thread::spawn(move || p.tracer("t").span("marker").start().end())
+        .join()
+        .unwrap();
+    let seen = wait_for(|| exporter.when("marker").is_some(), Duration::from_secs(5));
+    stop.store(true, Ordering::Relaxed);
+    bg.join().unwrap();
+    assert!(seen, "the marker waited over 5 s: {:?}", provider.stats());
+    let waited = exporter.when("marker").unwrap() - ended;
+    assert!(
+        waited < Duration::from_secs(2),
+        "waited {waited:?} for a 200 ms delay"
+    );
+}
+
+/// force_flush exports a span ended before the call even while another
+/// thread keeps queueing full batches that the flush could take instead.
+#[test]
+fn force_flush_exports_spans_ended_before_it_whichever_queue_holds_them() {
+    let exporter = Arrivals::default();
+    let provider = provider_with(exporter.clone(), config(65536, 512, HOUR));
+    let stop = Arc::new(AtomicBool::new(false));
+    let bg = background(&provider, 4096, &stop);
+    std::thread::sleep(Duration::from_millis(50));
+    for i in 0..3 {
+        // A new thread each time: its span goes to a lane of its own or, with
+        // none free, to the shared queue.
+        let p = provider.clone();
+        let name = format!("marker{i}");
+        std::thread::spawn(move || p.tracer("t").span(name).start().end())
+            .join()
+            .unwrap();
+        provider
+            .tracer("main")
+            .span(format!("main{i}"))
+            .start()
+            .end();
+        let flushed = provider.force_flush_with_timeout(Duration::from_secs(20));
+        assert_eq!(flushed, Ok(()));
+        for name in [format!("marker{i}"), format!("main{i}")] {
+            assert!(
+                exporter.when(&name).is_some(),
+                "{name} not exported by the flush"
+            );
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    bg.join().unwrap();
+}
+
+/// One batch ended in one go after the worker went to sleep is exported
+/// promptly, even though threads look whether to wake it only every so many
+/// spans (here the lane's pushes run 2..=513: no look sees 512).
+#[test]
+fn a_batch_ended_between_two_looks_is_exported_promptly() {
+    let exporter = InMemoryExporter::default();
+    let provider = provider_with(exporter.clone(), config(2048, 512, 3_000));
+    let tracer = provider.tracer("t");
+    tracer.span("first").start().end();
+    provider.force_flush().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    end_spans(&provider, 512);
+    assert!(wait_for(
+        || exporter.finished_spans().len() == 513,
+        Duration::from_secs(10)
+    ));
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_millis(1_000),
+        "the batch waited {took:?}"
+    );
+}
+
 #[derive(Debug)]
 struct Slow(Duration);
 

@@ -19,10 +19,12 @@ pub struct BatchConfig {
     /// This is the size of the queue that all threads share. Besides it, each
     /// thread that ends spans gets a lane of its own (up to two lanes per CPU,
     /// at most 64; the first is made with the processor, the others when
-    /// threads need them) that holds as many (at least two export batches).
-    /// A thread whose lane is full uses the shared queue; a span that finds
-    /// both full is dropped. Memory: 192 bytes per span of the shared queue,
-    /// 144 per span of each lane made.
+    /// threads need them) that holds as many, rounded up to a power of two,
+    /// and at least two export batches. A thread has a lane in one batch
+    /// processor at a time (the first it ends spans into, until that one shuts
+    /// down); a thread without a lane, or whose lane is full, uses the shared
+    /// queue, and a span that finds that full too is dropped. Memory: 192
+    /// bytes per span of the shared queue, 144 per span of each lane made.
     pub max_queue_size: usize,
     /// Spans per export (default 512, at most `max_queue_size`).
     pub max_export_batch_size: usize,

@@ -7,6 +7,7 @@ use crate::attribute::list_pool;
 use crate::diagnostics::{self, Level, RateLimiter};
 use crate::export::{ExportError, ScopeRun, SpanData, SpanExporter};
 use crate::processor::FlushError;
+use crate::queue::Marks;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
@@ -19,6 +20,10 @@ const DROP_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 /// within this time, the worker sleeps for that long instead of asking
 /// producers to wake it.
 const MAX_NAP: Duration = Duration::from_millis(1);
+
+/// How long the worker sleeps when the queue is close enough to a full batch
+/// that pushes nobody looked at may complete it (see `Worker::sleep`).
+const LOOK_AGAIN: Duration = Duration::from_millis(10);
 
 /// The background thread's state.
 pub(super) struct Worker {
@@ -54,15 +59,18 @@ impl Worker {
         let batch_size = self.shared.config.max_export_batch_size;
         loop {
             // Threads that found no free lane get one (producers never allocate).
-            self.shared.lanes.add_lane_if_wanted();
+            self.shared.add_lane_if_wanted();
             // Once a flush or shutdown is requested, batches go out under its
-            // deadline (below), even while producers keep the queue full.
+            // deadline (below), even while producers keep the queue full; and
+            // at each tick everything queued goes out (below), even while
+            // full batches keep coming from one thread's lane.
             while self.shared.queued_len() >= batch_size
                 && !self.shared.is_shutdown.load(Ordering::Acquire)
                 && !self.shared.flush_pending.load(Ordering::Acquire)
+                && Instant::now() < self.next_tick
             {
                 // Failures are counted and reported inside.
-                let _ = self.export_one_batch(None);
+                let _ = self.export_one_batch(None, None);
             }
             self.report_drops();
             let (flush, shutdown) = {
@@ -86,9 +94,8 @@ impl Worker {
             }
             let now = Instant::now();
             if now >= self.next_tick {
-                if self.shared.queued_len() > 0 {
-                    let _ = self.export_one_batch(None);
-                }
+                // Failures are counted and reported inside.
+                let _ = self.export_queued(None);
                 self.next_tick = crate::clock::deadline_after(self.shared.config.scheduled_delay);
                 continue;
             }
@@ -104,8 +111,13 @@ impl Worker {
     /// Waking a sleeping thread costs the producer a system call and the kernel
     /// an interrupt to the worker's CPU (about 4 µs on a 2-vCPU VM, 9 ns per span
     /// at 512-span batches). So when spans arrive fast enough that the next batch
-    /// fills within [`MAX_NAP`], the worker instead naps for the time that takes,
+    /// fills within [`MAX_NAP`], the worker instead naps (see [`SleepPlan`]),
     /// and producers wake it only if the queue gets half full.
+    ///
+    /// Threads pushing into lanes look whether to wake the worker only every so
+    /// many pushes, so the pushes since anyone looked may complete a batch
+    /// unseen: the worker asks to be woken that much earlier, and if the queue
+    /// is already that close to a full batch, it only sleeps [`LOOK_AGAIN`].
     fn sleep(&mut self, timeout: Duration, batch_size: usize) {
         let shared = &*self.shared;
         let now = Instant::now();
@@ -125,19 +137,38 @@ impl Worker {
             capacity: shared.lanes.lane_capacity().min(shared.queue.capacity()),
         };
         let (wake_at, timeout) = plan.decide(timeout);
+        let early = wake_at.saturating_sub(shared.unseen_pushes()).max(1);
+        // Close already: producers wake it at a full batch, and it looks again
+        // soon for one nobody saw.
+        let (wake_at, timeout) = if len >= early {
+            (wake_at, timeout.min(LOOK_AGAIN))
+        } else {
+            (early, timeout)
+        };
         shared.wanted.store(wake_at, Ordering::Relaxed);
         fence(Ordering::SeqCst);
-        if shared.queued_len() < batch_size {
+        let len = shared.queued_len();
+        if len < batch_size {
+            let timeout = if len >= early {
+                timeout.min(LOOK_AGAIN)
+            } else {
+                timeout
+            };
             std::thread::park_timeout(timeout);
         }
         shared.wanted.store(AWAKE, Ordering::Relaxed);
     }
 
     /// Exports up to one batch from the queue; `cap` bounds the deadline.
+    /// With `queued`, only spans queued when it was taken.
     ///
     /// A lane that holds a full batch exports it in place; otherwise the batch
     /// is gathered from the lanes and the shared queue.
-    fn export_one_batch(&mut self, cap: Option<Instant>) -> Result<(), FlushError> {
+    fn export_one_batch(
+        &mut self,
+        cap: Option<Instant>,
+        queued: Option<&mut Queued>,
+    ) -> Result<(), FlushError> {
         let shared = self.shared.clone();
         let max = shared.config.max_export_batch_size;
         let mut deadline = shared
@@ -148,7 +179,8 @@ impl Worker {
         }
         let exporter = &mut self.exporter;
         let lanes = shared.lanes.consumer();
-        let (n, outcome) = if let Some(run) = lanes.claim_run(max, max) {
+        let marks = queued.as_ref().map(|q| &q.marks);
+        let (n, outcome) = if let Some(run) = lanes.claim_run(max, max, marks) {
             drop(lanes);
             let n = run.len();
             // Counted as taken before the export, as a gathered batch is.
@@ -161,9 +193,19 @@ impl Worker {
             );
             (n, outcome)
         } else {
-            let mut n = lanes.drain_into(&mut self.batch, max);
+            let mut n = lanes.drain_into(&mut self.batch, max, marks);
             drop(lanes);
-            n += shared.queue.drain_into(&mut self.batch, max - n);
+            let from_queue = match queued {
+                Some(q) => {
+                    let taken = shared
+                        .queue
+                        .drain_into(&mut self.batch, (max - n).min(q.in_queue));
+                    q.in_queue -= taken;
+                    taken
+                }
+                None => shared.queue.drain_into(&mut self.batch, max - n),
+            };
+            n += from_queue;
             if n == 0 {
                 return Ok(());
             }
@@ -218,28 +260,37 @@ impl Worker {
                 Err(FlushError::Export(e))
             }
         };
-        self.next_tick = crate::clock::deadline_after(shared.config.scheduled_delay);
         result
     }
 
-    /// Exports everything queued now, then flushes the exporter.
-    fn flush_all(&mut self, cap: Option<Instant>) -> Result<(), FlushError> {
+    /// Exports every span queued now, in batches, within `cap`: what each
+    /// lane and the shared queue hold at this moment, whatever arrives
+    /// meanwhile (so a thread that keeps its lane full cannot hold it up).
+    fn export_queued(&mut self, cap: Option<Instant>) -> Result<(), FlushError> {
+        let mut queued = Queued {
+            marks: self.shared.lanes.marks(),
+            in_queue: self.shared.queue.len(),
+        };
         let mut result = Ok(());
-        // Only what is queued at the start: spans ended after the call may wait.
-        let mut remaining = self.shared.queued_len();
-        while remaining > 0 {
+        loop {
             if cap.is_some_and(|c| Instant::now() >= c) {
                 return Err(FlushError::Timeout);
             }
             let before = self.shared.popped.load(Ordering::Relaxed);
-            if let Err(e) = self.export_one_batch(cap) {
+            if let Err(e) = self.export_one_batch(cap, Some(&mut queued)) {
                 result = Err(e);
             }
-            let taken = (self.shared.popped.load(Ordering::Relaxed) - before) as usize;
-            if taken == 0 {
-                break;
+            if self.shared.popped.load(Ordering::Relaxed) == before {
+                return result;
             }
-            remaining = remaining.saturating_sub(taken);
+        }
+    }
+
+    /// Exports everything queued now, then flushes the exporter.
+    fn flush_all(&mut self, cap: Option<Instant>) -> Result<(), FlushError> {
+        let result = self.export_queued(cap);
+        if result == Err(FlushError::Timeout) {
+            return result;
         }
         let deadline =
             cap.unwrap_or_else(|| crate::clock::deadline_after(self.shared.config.export_timeout));
@@ -328,6 +379,13 @@ pub(super) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".to_string())
+}
+
+/// The spans queued at some moment: where each lane's spans ended, and how
+/// many the shared queue held (it is first in, first out).
+struct Queued {
+    marks: Marks,
+    in_queue: usize,
 }
 
 /// What the worker knows when it goes to sleep.

@@ -161,28 +161,44 @@ impl<T> Lane<T> {
     /// How many values wait for the consumer (a recent value when others
     /// push or consume meanwhile).
     pub(crate) fn len(&self) -> usize {
-        let read = self.read.load(Ordering::Acquire);
-        let tail = self.tail.load(Ordering::Acquire);
-        tail.wrapping_sub(read).min(self.capacity())
+        self.waiting(None)
     }
 
-    /// Claims the oldest waiting values, up to `max` of them and no further
-    /// than the end of the buffer (so that they are one slice), or `None` if
-    /// none waits. The claim must be passed to [`finish`](Self::finish).
+    /// The position after the last value pushed: a [`Mark`] for claims.
+    pub(crate) fn tail(&self) -> usize {
+        self.tail.load(Ordering::Acquire)
+    }
+
+    /// How many values wait before `upto` (a [`tail`](Self::tail) read
+    /// earlier), or in all if `None`.
+    fn waiting(&self, upto: Option<usize>) -> usize {
+        let read = self.read.load(Ordering::Acquire);
+        let tail = self.tail.load(Ordering::Acquire);
+        let waiting = tail.wrapping_sub(read);
+        let before = upto.map_or(waiting, |upto| upto.wrapping_sub(read));
+        // `read` past `upto` wraps `before` around: nothing waits before it.
+        if before > self.capacity() {
+            0
+        } else {
+            waiting.min(before)
+        }
+    }
+
+    /// Claims the oldest waiting values, up to `max` of them, none at or after
+    /// `upto` (a [`tail`](Self::tail) read earlier), and no further than the
+    /// end of the buffer (so that they are one slice); `None` if none waits.
+    /// The claim must be passed to [`finish`](Self::finish).
     ///
     /// # Safety
     ///
     /// No other thread claims from the lane at the same time.
-    pub(crate) unsafe fn claim(&self, max: usize) -> Option<Claim> {
+    pub(crate) unsafe fn claim(&self, max: usize, upto: Option<usize>) -> Option<Claim> {
         // Only claimers write `read`, one at a time (the caller's contract).
         let read = self.read.load(Ordering::Relaxed);
-        // Acquire: pairs with the push's Release, so the values are visible.
-        let tail = self.tail.load(Ordering::Acquire);
         let start = read & self.mask;
-        let len = tail
-            .wrapping_sub(read)
-            .min(max)
-            .min(self.capacity() - start);
+        // Reads `tail` with Acquire, pairing with the push's Release, so the
+        // values are visible.
+        let len = self.waiting(upto).min(max).min(self.capacity() - start);
         if len == 0 {
             return None;
         }
@@ -194,24 +210,35 @@ impl<T> Lane<T> {
     /// Runs `f` on the claimed values, then drops them (or forgets them, if
     /// `f` moved them out) and gives their cells back to the owner, unless
     /// an earlier claim is still out: then those cells stay used, which only
-    /// happens when the queue is emptied at shutdown during a hung export.
+    /// happens when the queue is emptied at shutdown during a hung export
+    /// (the lane takes no more values then).
+    ///
+    /// If `f` or a value's drop panics, the cells are given back all the
+    /// same, and the values not yet dropped are leaked, never dropped twice.
     ///
     /// # Safety
     ///
     /// `claim` came from this lane's [`claim`](Self::claim) and is finished
     /// once.
     pub(crate) unsafe fn finish(&self, claim: Claim, f: impl FnOnce(&mut [T]) -> Disposal) {
+        /// Gives the cells back when dropped, even while unwinding.
+        struct GiveBack<'a>(&'a AtomicUsize, usize, usize);
+        impl Drop for GiveBack<'_> {
+            fn drop(&mut self) {
+                // Release: our reads happen before the owner's next writes.
+                let _ = self.0.compare_exchange(
+                    self.1,
+                    self.1.wrapping_add(self.2),
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                );
+            }
+        }
+        let _give_back = GiveBack(&self.head, claim.read, claim.len);
         // SAFETY: the claim's positions were published (before `tail`) and
         // are ours alone: `read` moved past them, and the owner does not
         // write them until `head` does.
         unsafe { self.buffer.consume(claim.read & self.mask, claim.len, f) };
-        // Release: our reads happen before the owner's next writes there.
-        let _ = self.head.compare_exchange(
-            claim.read,
-            claim.read.wrapping_add(claim.len),
-            Ordering::Release,
-            Ordering::Relaxed,
-        );
     }
 
     /// Runs `f` on the oldest values, up to `max` of them and no further than
@@ -224,7 +251,7 @@ impl<T> Lane<T> {
     pub(crate) unsafe fn consume(&self, max: usize, f: impl FnOnce(&mut [T])) -> usize {
         // SAFETY: the caller's contract; the claim is finished once.
         unsafe {
-            let Some(claim) = self.claim(max) else {
+            let Some(claim) = self.claim(max, None) else {
                 return 0;
             };
             let len = claim.len;
@@ -236,17 +263,22 @@ impl<T> Lane<T> {
         }
     }
 
-    /// Moves up to `max` of the oldest values to the end of `out` (one copy
-    /// each), and returns how many.
+    /// Moves up to `max` of the oldest values, none at or after `upto`, to the
+    /// end of `out` (one copy each), and returns how many.
     ///
     /// # Safety
     ///
     /// As for [`claim`](Self::claim).
-    pub(crate) unsafe fn drain_into(&self, out: &mut Vec<T>, max: usize) -> usize {
+    pub(crate) unsafe fn drain_into(
+        &self,
+        out: &mut Vec<T>,
+        max: usize,
+        upto: Option<usize>,
+    ) -> usize {
         let mut taken = 0;
         while taken < max {
             // SAFETY: the caller's contract.
-            let Some(claim) = (unsafe { self.claim(max - taken) }) else {
+            let Some(claim) = (unsafe { self.claim(max - taken, upto) }) else {
                 break;
             };
             taken += claim.len;
@@ -503,7 +535,9 @@ impl<T: Send + 'static> Lanes<T> {
     /// Moves the value out of `source` into the calling thread's lane,
     /// binding the thread to a free lane first if it has none here.
     ///
-    /// Never blocks, never locks, never allocates.
+    /// Never blocks and never locks. It allocates nothing itself; the first
+    /// push of a thread registers the thread-local destructor that gives its
+    /// lane back, which the platform may allocate for.
     #[inline]
     pub(crate) fn push_from(&self, source: &mut Option<T>) -> LanePush {
         let (id, lane) = BOUND.get();
@@ -541,8 +575,9 @@ impl<T: Send + 'static> Lanes<T> {
             return None;
         }
         let bound = BINDING.try_with(|binding| {
-            // A failed borrow means a binding is being dropped on this thread
-            // right now (a span ended from a destructor): no lane then.
+            // A failed borrow means this thread is inside the borrow below,
+            // dropping its old binding, and a destructor there ended a span:
+            // no lane then.
             let mut binding = binding.try_borrow_mut().ok()?;
             if binding.as_ref().is_some_and(|b| !b.set.is_closed()) {
                 return Some(None);
@@ -576,30 +611,34 @@ impl<T: Send + 'static> Lanes<T> {
         }
     }
 
-    /// Makes one more lane if a thread asked for one and the set has room.
-    /// For the consumer: producers never allocate.
-    pub(crate) fn add_lane_if_wanted(&self) {
-        if self
-            .set
+    /// Makes one more lane if a thread asked for one and the set has room;
+    /// says whether it did. For the consumer: producers never allocate.
+    pub(crate) fn add_lane_if_wanted(&self) -> bool {
+        self.set
             .wanted
             .swap(false, std::sync::atomic::Ordering::Relaxed)
-        {
-            self.add_lane();
-        }
+            && self.add_lane()
     }
 
-    /// Makes one more lane, if the set has room.
-    pub(crate) fn add_lane(&self) {
+    /// Makes one more lane, if the set has room; says whether it did.
+    pub(crate) fn add_lane(&self) -> bool {
         use std::sync::atomic::Ordering;
         let set = &self.set;
         // Lanes are made one at a time, under the consumer's lock.
         let _consumer = set.consumer.lock().unwrap_or_else(|e| e.into_inner());
         let made = set.made.load(Ordering::Relaxed);
-        if made < set.lanes.len() && set.lanes[made].set(Lane::new(set.lane_capacity)).is_ok() {
-            // Release: the lane is made before a thread that sees `made` uses it.
-            set.made.store(made + 1, Ordering::Release);
-            set.generation.fetch_add(1, Ordering::Release);
+        if made == set.lanes.len() || set.lanes[made].set(Lane::new(set.lane_capacity)).is_err() {
+            return false;
         }
+        // Release: the lane is made before a thread that sees `made` uses it.
+        set.made.store(made + 1, Ordering::Release);
+        set.generation.fetch_add(1, Ordering::Release);
+        true
+    }
+
+    /// How many lanes are made.
+    pub(crate) fn made_count(&self) -> usize {
+        self.set.made.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Marks the set closed: threads bound to it may bind to another set.
@@ -620,6 +659,17 @@ impl<T: Send + 'static> Lanes<T> {
     /// consume meanwhile).
     pub(crate) fn len(&self) -> usize {
         self.made().map(Lane::len).sum()
+    }
+
+    /// Where each lane's values end now: see [`Marks`].
+    pub(crate) fn marks(&self) -> Marks {
+        Marks(self.made().map(Lane::tail).collect())
+    }
+
+    /// How many lanes a consumer looks at: those made, or those `marks` knew.
+    fn made_for(&self, marks: Option<&Marks>) -> usize {
+        let made = self.set.made.load(std::sync::atomic::Ordering::Acquire);
+        marks.map_or(made, |m| m.0.len().min(made))
     }
 
     /// How many values the lanes made so far can hold.
@@ -663,22 +713,31 @@ pub(crate) struct Consumer<'a, T> {
 
 impl<'a, T: Send + 'static> Consumer<'a, T> {
     /// Claims up to `max` values of a lane that holds at least `min` (at
-    /// least one), or `None` if no lane holds `min`. The run is shorter than
+    /// least one), or `None` if no lane holds `min`; with `marks`, only values
+    /// pushed before them count and are claimed. The run is shorter than
     /// `max`, even than `min`, where the lane's values wrap around the end of
     /// its buffer: a slice cannot. The consumer's turn may end before the run
     /// is exported.
-    pub(crate) fn claim_run(&self, min: usize, max: usize) -> Option<Run<'a, T>> {
+    pub(crate) fn claim_run(
+        &self,
+        min: usize,
+        max: usize,
+        marks: Option<&Marks>,
+    ) -> Option<Run<'a, T>> {
         use std::sync::atomic::Ordering;
         let set = &self.lanes.set;
-        let made = set.made.load(Ordering::Acquire);
+        let lanes = self.lanes.made_for(marks);
+        if lanes == 0 {
+            return None;
+        }
         let first = set.next_run.load(Ordering::Relaxed);
-        let (index, lane) = (0..made)
-            .map(|i| (first + i) % made)
-            .filter_map(|i| Some((i, set.lanes[i].get()?)))
-            .find(|(_, lane)| lane.len() >= min.max(1))?;
+        let (index, lane, upto) = (0..lanes)
+            .map(|i| (first + i) % lanes)
+            .filter_map(|i| Some((i, set.lanes[i].get()?, marks.map(|m| m.0[i]))))
+            .find(|(_, lane, upto)| lane.waiting(*upto) >= min.max(1))?;
         set.next_run.store(index + 1, Ordering::Relaxed);
         // SAFETY: we are the only consumer (`_turn`).
-        let claim = unsafe { lane.claim(max) }?;
+        let claim = unsafe { lane.claim(max, upto) }?;
         Some(Run {
             lane,
             claim: Some(claim),
@@ -686,19 +745,29 @@ impl<'a, T: Send + 'static> Consumer<'a, T> {
     }
 
     /// Moves up to `max` values from the lanes to the end of `out`, and
-    /// returns how many.
-    pub(crate) fn drain_into(&self, out: &mut Vec<T>, max: usize) -> usize {
+    /// returns how many; with `marks`, only values pushed before them.
+    pub(crate) fn drain_into(&self, out: &mut Vec<T>, max: usize, marks: Option<&Marks>) -> usize {
+        let lanes = self.lanes.made_for(marks);
         let mut taken = 0;
-        for lane in self.lanes.made() {
+        for (i, lane) in self.lanes.set.lanes[..lanes].iter().enumerate() {
+            let Some(lane) = lane.get() else {
+                continue;
+            };
             if taken == max {
                 break;
             }
+            let upto = marks.map(|m| m.0[i]);
             // SAFETY: we are the only consumer (`_turn`).
-            taken += unsafe { lane.drain_into(out, max - taken) };
+            taken += unsafe { lane.drain_into(out, max - taken, upto) };
         }
         taken
     }
 }
+
+/// Where each lane's values ended at some moment ([`Lanes::marks`]): claims
+/// that pass marks take only values pushed before it, in lanes made before it.
+#[derive(Debug)]
+pub(crate) struct Marks(Vec<usize>);
 
 /// Values of one lane claimed by a consumer: [`export`](Self::export) them
 /// in place; dropping the run without that drops them.

@@ -152,12 +152,12 @@ fn lane_changes_owner_while_consumed() {
         let (a, b) = (owner(10), owner(20));
         let mut out = Vec::new();
         // SAFETY (test): the main thread is the only consumer.
-        unsafe { lane.drain_into(&mut out, 2) };
+        unsafe { lane.drain_into(&mut out, 2, None) };
         let mut pushed: Vec<_> = [a, b]
             .into_iter()
             .filter_map(|t| t.join().unwrap())
             .collect();
-        unsafe { lane.drain_into(&mut out, 2) };
+        unsafe { lane.drain_into(&mut out, 2, None) };
         assert!(!pushed.is_empty(), "the first to try owns the lane");
         pushed.sort_unstable();
         let counts: Vec<_> = pushed.iter().map(|&(count, _)| count).collect();

@@ -68,7 +68,7 @@ fn values_are_dropped_once_whether_consumed_drained_or_left_in_the_lane() {
     assert_eq!((n, drops.load(Ordering::Relaxed)), (2, 2));
     // Drained: moved out, so dropped with the vector, not by the lane.
     let mut out = Vec::new();
-    assert_eq!(unsafe { lane.drain_into(&mut out, 2) }, 2);
+    assert_eq!(unsafe { lane.drain_into(&mut out, 2, None) }, 2);
     assert_eq!(drops.load(Ordering::Relaxed), 2);
     assert_eq!(out.iter().map(|c| c.0).collect::<Vec<_>>(), [2, 3]);
     drop(out);
@@ -90,7 +90,7 @@ fn drain_into_follows_the_values_around_the_buffer_end() {
         assert!(unsafe { lane.push_from(&mut Some(i)) }.is_some());
     }
     let mut out = Vec::new();
-    assert_eq!(unsafe { lane.drain_into(&mut out, 10) }, 4);
+    assert_eq!(unsafe { lane.drain_into(&mut out, 10, None) }, 4);
     assert_eq!(out, [3, 4, 5, 6]);
 }
 
@@ -111,7 +111,7 @@ fn a_new_owner_carries_on_where_the_last_one_stopped() {
         .unwrap();
     }
     let mut out = Vec::new();
-    unsafe { lane.drain_into(&mut out, 8) };
+    unsafe { lane.drain_into(&mut out, 8, None) };
     assert_eq!(out, [0, 1, 10, 11, 20, 21]);
 }
 
@@ -155,7 +155,7 @@ fn threads_bind_to_lanes_the_consumer_makes_and_give_them_back_at_exit() {
         .unwrap();
     }
     let mut out = Vec::new();
-    assert_eq!(lanes2.consumer().drain_into(&mut out, 10), 3);
+    assert_eq!(lanes2.consumer().drain_into(&mut out, 10, None), 3);
     assert_eq!(out, [0, 1, 2]);
     // Full: the value stays with the caller.
     for i in 3..5 {
@@ -185,7 +185,7 @@ fn a_thread_bound_to_an_open_set_uses_no_lane_of_another_until_it_closes() {
     assert_eq!(push(&second, 2), LanePush::Pushed(1));
     // `first` kept what was pushed; its lane is free again.
     let mut out = Vec::new();
-    assert_eq!(first.consumer().drain_into(&mut out, 10), 1);
+    assert_eq!(first.consumer().drain_into(&mut out, 10, None), 1);
     assert_eq!(out, [1]);
 }
 
@@ -197,8 +197,8 @@ fn claim_run_takes_a_lane_holding_the_minimum_in_place() {
         assert_eq!(push(&lanes, i), LanePush::Pushed(i + 1));
     }
     let consumer = lanes.consumer();
-    assert!(consumer.claim_run(6, 6).is_none(), "no lane holds 6");
-    let run = consumer.claim_run(4, 3).expect("the lane holds 4");
+    assert!(consumer.claim_run(6, 6, None).is_none(), "no lane holds 6");
+    let run = consumer.claim_run(4, 3, None).expect("the lane holds 4");
     assert_eq!(run.len(), 3);
     assert!(lanes.try_consumer().is_none(), "one consumer at a time");
     drop(consumer);
@@ -208,7 +208,7 @@ fn claim_run_takes_a_lane_holding_the_minimum_in_place() {
     let (mut seen, mut taken) = (Vec::new(), Vec::new());
     run.export(|run| seen.extend_from_slice(run), |v| taken.push(v));
     assert_eq!((&seen[..], &taken[..]), (&[0, 1, 2][..], &[0, 1, 2][..]));
-    let run = lanes.consumer().claim_run(1, 8).unwrap();
+    let run = lanes.consumer().claim_run(1, 8, None).unwrap();
     run.export(|run| seen.extend_from_slice(run), drop);
     assert_eq!(seen, [0, 1, 2, 3, 4]);
     assert_eq!(lanes.len(), 0);
@@ -228,16 +228,50 @@ fn an_exported_run_is_moved_out_once_and_a_dropped_run_drops_its_values() {
         let pushed = lanes.push_from(&mut Some(Counted(i, drops.clone())));
         assert_eq!(pushed, LanePush::Pushed(i + 1));
     }
-    let run = lanes.consumer().claim_run(2, 2).unwrap();
+    let run = lanes.consumer().claim_run(2, 2, None).unwrap();
     let mut taken = Vec::new();
     run.export(|run| assert_eq!(run.len(), 2), |v| taken.push(v));
     assert_eq!(drops.load(Ordering::Relaxed), 0, "moved out, not dropped");
     drop(taken);
     assert_eq!(drops.load(Ordering::Relaxed), 2);
     // A run dropped without export (an unwinding worker) drops its values.
-    drop(lanes.consumer().claim_run(1, 8).unwrap());
+    drop(lanes.consumer().claim_run(1, 8, None).unwrap());
     assert_eq!(drops.load(Ordering::Relaxed), 4);
     assert_eq!(lanes.len(), 0);
+}
+
+#[test]
+fn marks_limit_claims_to_values_pushed_before_them() {
+    let lanes = Arc::new(Lanes::new(8, 2));
+    lanes.add_lane();
+    for i in 0..3 {
+        push(&lanes, i);
+    }
+    let marks = lanes.marks();
+    for i in 3..8 {
+        push(&lanes, i);
+    }
+    // A lane made after the marks is not looked at.
+    let other = lanes.clone();
+    thread::spawn(move || {
+        assert_eq!(push(&other, 100), LanePush::NoLane);
+        assert!(other.add_lane_if_wanted());
+        assert_eq!(push(&other, 100), LanePush::Pushed(1));
+    })
+    .join()
+    .unwrap();
+    let consumer = lanes.consumer();
+    assert!(
+        consumer.claim_run(4, 8, Some(&marks)).is_none(),
+        "3 before the marks"
+    );
+    let run = consumer.claim_run(2, 8, Some(&marks)).unwrap();
+    assert_eq!(run.len(), 3);
+    run.export(|_| (), drop);
+    let mut out = Vec::new();
+    assert_eq!(consumer.drain_into(&mut out, 10, Some(&marks)), 0);
+    assert_eq!(consumer.drain_into(&mut out, 10, None), 6);
+    assert_eq!(out, [3, 4, 5, 6, 7, 100]);
 }
 
 #[test]
@@ -250,9 +284,9 @@ fn a_drain_during_an_export_takes_what_follows_the_run() {
     }
     // An export holds the first two (a claim), and a drain (shutdown) takes
     // the rest meanwhile: nothing twice, nothing lost.
-    let claim = unsafe { lane.claim(2) }.unwrap();
+    let claim = unsafe { lane.claim(2, None) }.unwrap();
     let mut out = Vec::new();
-    assert_eq!(unsafe { lane.drain_into(&mut out, 10) }, 4);
+    assert_eq!(unsafe { lane.drain_into(&mut out, 10, None) }, 4);
     assert_eq!(out.iter().map(|c| c.0).collect::<Vec<_>>(), [2, 3, 4, 5]);
     assert_eq!(lane.len(), 0);
     unsafe {
@@ -291,11 +325,11 @@ fn concurrent_producers_lose_nothing_and_duplicate_nothing() {
                 lanes.add_lane_if_wanted();
                 let consumer = lanes.consumer();
                 let mut n = 0;
-                if let Some(run) = consumer.claim_run(64, 64) {
+                if let Some(run) = consumer.claim_run(64, 64, None) {
                     n += run.len();
                     run.export(|_| (), |v| received.push(v));
                 }
-                n += consumer.drain_into(&mut batch, 64);
+                n += consumer.drain_into(&mut batch, 64, None);
                 drop(consumer);
                 n += shared.drain_into(&mut batch, 64);
                 received.append(&mut batch);
