@@ -81,6 +81,13 @@ fn lane_capacity(config: &BatchConfig) -> usize {
     config.max_queue_size.max(2 * config.max_export_batch_size)
 }
 
+/// Where a span that may complete a batch went.
+#[derive(Clone, Copy)]
+enum Pushed {
+    Lane,
+    Queue,
+}
+
 /// Requests from callers to the worker, under `Shared::control`.
 #[derive(Debug, Default)]
 struct Control {
@@ -114,6 +121,8 @@ struct Shared {
     cancel: ExportCancel,
     /// The queue length at which the sleeping worker wants waking, or `AWAKE`.
     wanted: AtomicUsize,
+    /// Spans in the lanes when the worker last went to sleep.
+    lanes_when_asleep: AtomicUsize,
     is_shutdown: AtomicBool,
     /// A flush is waiting: the worker stops draining full batches to serve it.
     flush_pending: AtomicBool,
@@ -190,14 +199,27 @@ impl Shared {
     }
 
     /// Wakes the worker if it sleeps and the queue holds what it waits for.
+    ///
+    /// After a push into the shared queue, the lanes count as they were when
+    /// the worker went to sleep (`lanes_when_asleep`): adding them up again
+    /// would read a cache line of every lane at every such push (threads
+    /// without a lane are the many-threads case). Only lane pushes make them
+    /// grow, and those look with the lanes counted anew.
     #[inline]
-    fn wake_worker_if_wanted(&self) {
+    fn wake_worker_if_wanted(&self, pushed_to: Pushed) {
         // Pairs with the fence in `Worker::sleep`: either the worker sees our
         // span when it re-checks the queue, or we see its `wanted`.
         fence(Ordering::SeqCst);
-        let wanted = self.wanted.load(Ordering::Relaxed);
-        if wanted != AWAKE
-            && self.queued_len() >= wanted
+        // Acquire: pairs with the worker's Release, for `lanes_when_asleep`.
+        let wanted = self.wanted.load(Ordering::Acquire);
+        if wanted == AWAKE {
+            return;
+        }
+        let queued = match pushed_to {
+            Pushed::Lane => self.queued_len(),
+            Pushed::Queue => self.queue.len() + self.lanes_when_asleep.load(Ordering::Relaxed),
+        };
+        if queued >= wanted
             && self
                 .wanted
                 .compare_exchange(wanted, AWAKE, Ordering::Relaxed, Ordering::Relaxed)
@@ -250,6 +272,7 @@ impl BatchSpanProcessor {
             config,
             cancel: ExportCancel::default(),
             wanted: AtomicUsize::new(AWAKE),
+            lanes_when_asleep: AtomicUsize::new(0),
             is_shutdown: AtomicBool::new(false),
             flush_pending: AtomicBool::new(false),
             control: Mutex::new(Control::default()),
@@ -380,12 +403,12 @@ impl BatchSpanProcessor {
                 .fetch_add(1, Ordering::Relaxed);
         } else if let LanePush::Pushed(pushed) = shared.lanes.push_from(span) {
             if pushed & shared.wake_check_mask.load(Ordering::Relaxed) == 0 {
-                shared.wake_worker_if_wanted();
+                shared.wake_worker_if_wanted(Pushed::Lane);
             }
             return;
         } else if shared.queue.push_from(span) {
             // No lane, or the lane is full.
-            shared.wake_worker_if_wanted();
+            shared.wake_worker_if_wanted(Pushed::Queue);
             return;
         } else {
             shared.dropped_queue_full.fetch_add(1, Ordering::Relaxed);

@@ -145,7 +145,11 @@ impl Worker {
         } else {
             (early, timeout)
         };
-        shared.wanted.store(wake_at, Ordering::Relaxed);
+        shared
+            .lanes_when_asleep
+            .store(shared.lanes.len(), Ordering::Relaxed);
+        // Release: a producer that sees `wanted` sees `lanes_when_asleep`.
+        shared.wanted.store(wake_at, Ordering::Release);
         fence(Ordering::SeqCst);
         let len = shared.queued_len();
         if len < batch_size {
