@@ -301,7 +301,8 @@ fn main() {
     let in_flight = in_flight_of(&stats);
     let dropped = stats.dropped_total();
     let rss_bound_kib = baseline_rss_kib
-        + (bsp.max_queue_size as u64 * PER_SPAN_BYTES).div_ceil(1024)
+        // The shared queue and the lanes made for the producer threads.
+        + (stats.queue_capacity * PER_SPAN_BYTES).div_ceil(1024)
         + (rx.unique_spans + rx.duplicate_spans) * RECEIVER_BYTES_PER_SPAN / 1024
         + RSS_MARGIN_KIB;
     let export_calls = stats.batches_exported + stats.export_failures;
