@@ -156,8 +156,8 @@ impl Shared {
     /// Empties the queue after shutdown and counts those spans once: as popped
     /// (they were queued) and as late drops (reported in `dropped_after_shutdown`,
     /// which `spans_ended` otherwise adds for spans that never entered the queue).
+    /// A batch inside a hung export is not among them: it was taken already.
     /// Returns how many there were.
-    /// A batch inside a hung export is not counted: it was taken already.
     fn drop_queued_late(&self) -> u64 {
         let mut late = Vec::new();
         let mut total = 0;
