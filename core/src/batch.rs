@@ -17,8 +17,8 @@
 //! Waking the worker costs the application thread no syscall per span: before the
 //! worker sleeps it publishes the queue length at which it wants waking
 //! (`wanted`); a producer signals only when the queue reaches it, about once per
-//! batch (the scheme of OpenTelemetry Java's processor), and only one producer
-//! wins the right to signal. A thread pushing into its lane looks only every so
+//! batch, at most twice (the scheme of OpenTelemetry Java's processor), and only
+//! one producer wins the right to signal. A thread pushing into its lane looks only every so
 //! many spans, so the worker asks to be woken that much before a full batch, and
 //! looks again itself after 10 ms when the queue is that close. When spans
 //! arrive fast enough to fill the next batch within a millisecond, the worker
@@ -121,8 +121,9 @@ struct Shared {
     cancel: ExportCancel,
     /// The queue length at which the sleeping worker wants waking, or `AWAKE`.
     wanted: AtomicUsize,
-    /// Spans in the lanes when the worker last went to sleep.
-    lanes_when_asleep: AtomicUsize,
+    /// Spans in the lanes, as the worker saw them when it last went to sleep,
+    /// or a lane's look saw them since (whichever is more).
+    lanes_seen: AtomicUsize,
     is_shutdown: AtomicBool,
     /// A flush is waiting: the worker stops draining full batches to serve it.
     flush_pending: AtomicBool,
@@ -200,24 +201,32 @@ impl Shared {
 
     /// Wakes the worker if it sleeps and the queue holds what it waits for.
     ///
-    /// After a push into the shared queue, the lanes count as they were when
-    /// the worker went to sleep (`lanes_when_asleep`): adding them up again
-    /// would read a cache line of every lane at every such push (threads
-    /// without a lane are the many-threads case). Only lane pushes make them
-    /// grow, and those look with the lanes counted anew.
+    /// After a push into the shared queue, the lanes count as much as the
+    /// worker or a lane's look last saw in them (`lanes_seen`): adding them up
+    /// again would read a cache line of every lane at every such push (threads
+    /// without a lane are the many-threads case). Lane pushes since their
+    /// looks are within the margin the worker leaves (`unseen_pushes`).
     #[inline]
     fn wake_worker_if_wanted(&self, pushed_to: Pushed) {
         // Pairs with the fence in `Worker::sleep`: either the worker sees our
         // span when it re-checks the queue, or we see its `wanted`.
         fence(Ordering::SeqCst);
-        // Acquire: pairs with the worker's Release, for `lanes_when_asleep`.
+        // Acquire: pairs with the worker's Release, for `lanes_seen`.
         let wanted = self.wanted.load(Ordering::Acquire);
         if wanted == AWAKE {
             return;
         }
         let queued = match pushed_to {
-            Pushed::Lane => self.queued_len(),
-            Pushed::Queue => self.queue.len() + self.lanes_when_asleep.load(Ordering::Relaxed),
+            Pushed::Lane => {
+                let lanes = self.lanes.len();
+                // Published before the fence, and the shared queue read after
+                // it: a concurrent shared-queue push either sees these lanes
+                // or has its span seen here.
+                self.lanes_seen.fetch_max(lanes, Ordering::Relaxed);
+                fence(Ordering::SeqCst);
+                lanes + self.queue.len()
+            }
+            Pushed::Queue => self.queue.len() + self.lanes_seen.load(Ordering::Relaxed),
         };
         if queued >= wanted
             && self
@@ -272,7 +281,7 @@ impl BatchSpanProcessor {
             config,
             cancel: ExportCancel::default(),
             wanted: AtomicUsize::new(AWAKE),
-            lanes_when_asleep: AtomicUsize::new(0),
+            lanes_seen: AtomicUsize::new(0),
             is_shutdown: AtomicBool::new(false),
             flush_pending: AtomicBool::new(false),
             control: Mutex::new(Control::default()),

@@ -7,7 +7,7 @@ use runtrace::{
     SpanExporter, SpanProcessor, TracerProvider,
 };
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 fn config(queue: usize, batch: usize, delay_ms: u64) -> BatchConfig {
@@ -350,6 +350,63 @@ fn a_batch_ended_between_two_looks_is_exported_promptly() {
         took < Duration::from_millis(1_000),
         "the batch waited {took:?}"
     );
+}
+
+/// A lane's looks saw the lanes below the wake-up mark, and another thread,
+/// which has no lane, completes the batch through the shared queue: its
+/// pushes must count what the lane's looks saw.
+#[test]
+fn a_batch_completed_through_the_shared_queue_is_exported_promptly() {
+    let exporter = InMemoryExporter::default();
+    let provider = provider_with(exporter.clone(), config(2048, 512, 10_000));
+    // Let the worker go to sleep with one lane made.
+    std::thread::sleep(Duration::from_millis(200));
+    let (ended, release) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+    let lane_thread = {
+        let (p, ended, release) = (provider.clone(), ended.clone(), release.clone());
+        std::thread::spawn(move || {
+            end_spans(&p, 384);
+            ended.wait();
+            // Keeps the only lane bound until the batch is out.
+            release.wait();
+        })
+    };
+    ended.wait();
+    let p = provider.clone();
+    std::thread::spawn(move || end_spans(&p, 128))
+        .join()
+        .unwrap();
+    let start = Instant::now();
+    let exported = wait_for(
+        || exporter.finished_spans().len() >= 512,
+        Duration::from_secs(3),
+    );
+    release.wait();
+    lane_thread.join().unwrap();
+    assert!(
+        exported,
+        "a full batch waited {:?}: {:?}",
+        start.elapsed(),
+        provider.stats()
+    );
+}
+
+/// A shutdown requested while the worker exports everything queued at a
+/// schedule tick takes over at the next batch: the rest is exported under the
+/// shutdown's deadline and what is left then counted, not sent to the
+/// exporter past its deadline.
+#[test]
+fn shutdown_takes_over_from_a_schedule_tick_export() {
+    let provider = provider_with(Slow(Duration::from_millis(20)), config(2048, 64, 200));
+    end_spans(&provider, 2048);
+    // Past the first tick: about 16 of the 32 batches are out.
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = provider.shutdown_with_timeout(Duration::from_millis(300));
+    let s = provider.stats();
+    assert_eq!(s.spans_in_flight, 0, "the worker finished: {s:?}");
+    assert!(s.export_failures <= 1, "exports past the deadline: {s:?}");
+    assert!(s.dropped_after_shutdown > 0, "{s:?}");
+    assert_eq!(s.spans_ended, s.spans_exported + s.dropped_total(), "{s:?}");
 }
 
 #[derive(Debug)]

@@ -70,7 +70,7 @@ impl Worker {
                 && Instant::now() < self.next_tick
             {
                 // Failures are counted and reported inside.
-                let _ = self.export_one_batch(None, None);
+                let _ = self.export_one_batch(None, None, None);
             }
             self.report_drops();
             let (flush, shutdown) = {
@@ -94,8 +94,9 @@ impl Worker {
             }
             let now = Instant::now();
             if now >= self.next_tick {
-                // Failures are counted and reported inside.
-                let _ = self.export_queued(None);
+                // Failures are counted and reported inside; a flush or
+                // shutdown requested meanwhile takes over (above).
+                let _ = self.export_queued(None, true);
                 self.next_tick = crate::clock::deadline_after(self.shared.config.scheduled_delay);
                 continue;
             }
@@ -146,9 +147,9 @@ impl Worker {
             (early, timeout)
         };
         shared
-            .lanes_when_asleep
+            .lanes_seen
             .store(shared.lanes.len(), Ordering::Relaxed);
-        // Release: a producer that sees `wanted` sees `lanes_when_asleep`.
+        // Release: a producer that sees `wanted` sees `lanes_seen`.
         shared.wanted.store(wake_at, Ordering::Release);
         fence(Ordering::SeqCst);
         let len = shared.queued_len();
@@ -164,14 +165,17 @@ impl Worker {
     }
 
     /// Exports up to one batch from the queue; `cap` bounds the deadline.
-    /// With `queued`, only spans queued when it was taken.
+    /// With `marks` and `in_queue`, only spans queued when they were taken:
+    /// before each lane's mark, and the first `in_queue` of the shared queue
+    /// (which counts down).
     ///
     /// A lane that holds a full batch exports it in place; otherwise the batch
     /// is gathered from the lanes and the shared queue.
     fn export_one_batch(
         &mut self,
         cap: Option<Instant>,
-        queued: Option<&mut Queued>,
+        marks: Option<&Marks>,
+        in_queue: Option<&mut usize>,
     ) -> Result<(), FlushError> {
         let shared = self.shared.clone();
         let max = shared.config.max_export_batch_size;
@@ -183,7 +187,6 @@ impl Worker {
         }
         let exporter = &mut self.exporter;
         let lanes = shared.lanes.consumer();
-        let marks = queued.as_ref().map(|q| &q.marks);
         let (n, outcome) = if let Some(run) = lanes.claim_run(max, max, marks) {
             drop(lanes);
             let n = run.len();
@@ -197,19 +200,18 @@ impl Worker {
             );
             (n, outcome)
         } else {
-            let mut n = lanes.drain_into(&mut self.batch, max, marks);
-            drop(lanes);
-            let from_queue = match queued {
-                Some(q) => {
-                    let taken = shared
-                        .queue
-                        .drain_into(&mut self.batch, (max - n).min(q.in_queue));
-                    q.in_queue -= taken;
+            // The shared queue first: many threads may be filling it (those
+            // without a lane, and overflow), and its spans are dropped first.
+            let mut n = match in_queue {
+                Some(left) => {
+                    let taken = shared.queue.drain_into(&mut self.batch, max.min(*left));
+                    *left -= taken;
                     taken
                 }
-                None => shared.queue.drain_into(&mut self.batch, max - n),
+                None => shared.queue.drain_into(&mut self.batch, max),
             };
-            n += from_queue;
+            n += lanes.drain_into(&mut self.batch, max - n, marks);
+            drop(lanes);
             if n == 0 {
                 return Ok(());
             }
@@ -270,18 +272,28 @@ impl Worker {
     /// Exports every span queued now, in batches, within `cap`: what each
     /// lane and the shared queue hold at this moment, whatever arrives
     /// meanwhile (so a thread that keeps its lane full cannot hold it up).
-    fn export_queued(&mut self, cap: Option<Instant>) -> Result<(), FlushError> {
-        let mut queued = Queued {
-            marks: self.shared.lanes.marks(),
-            in_queue: self.shared.queue.len(),
-        };
+    /// With `yield_to_requests`, it stops between batches once a flush or a
+    /// shutdown is requested, which then exports under its own deadline.
+    fn export_queued(
+        &mut self,
+        cap: Option<Instant>,
+        yield_to_requests: bool,
+    ) -> Result<(), FlushError> {
+        let marks = self.shared.lanes.marks();
+        let mut in_queue = self.shared.queue.len();
         let mut result = Ok(());
         loop {
             if cap.is_some_and(|c| Instant::now() >= c) {
                 return Err(FlushError::Timeout);
             }
+            if yield_to_requests
+                && (self.shared.is_shutdown.load(Ordering::Acquire)
+                    || self.shared.flush_pending.load(Ordering::Acquire))
+            {
+                return result;
+            }
             let before = self.shared.popped.load(Ordering::Relaxed);
-            if let Err(e) = self.export_one_batch(cap, Some(&mut queued)) {
+            if let Err(e) = self.export_one_batch(cap, Some(&marks), Some(&mut in_queue)) {
                 result = Err(e);
             }
             if self.shared.popped.load(Ordering::Relaxed) == before {
@@ -292,7 +304,7 @@ impl Worker {
 
     /// Exports everything queued now, then flushes the exporter.
     fn flush_all(&mut self, cap: Option<Instant>) -> Result<(), FlushError> {
-        let result = self.export_queued(cap);
+        let result = self.export_queued(cap, false);
         if result == Err(FlushError::Timeout) {
             return result;
         }
@@ -383,13 +395,6 @@ pub(super) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".to_string())
-}
-
-/// The spans queued at some moment: where each lane's spans ended, and how
-/// many the shared queue held (it is first in, first out).
-struct Queued {
-    marks: Marks,
-    in_queue: usize,
 }
 
 /// What the worker knows when it goes to sleep.

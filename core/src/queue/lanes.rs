@@ -213,8 +213,9 @@ impl<T> Lane<T> {
     /// happens when the queue is emptied at shutdown during a hung export
     /// (the lane takes no more values then).
     ///
-    /// If `f` or a value's drop panics, the cells are given back all the
-    /// same, and the values not yet dropped are leaked, never dropped twice.
+    /// If `f` panics, the cells are given back all the same and the values
+    /// are leaked; if a value's drop panics, the others are still dropped.
+    /// None is dropped twice.
     ///
     /// # Safety
     ///
