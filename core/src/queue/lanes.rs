@@ -30,10 +30,13 @@
 
 use super::copy_in_pieces;
 use super::sync::{AtomicBool, AtomicUsize, Ordering};
+// The lane set's own state is never modelled under loom (its threads would
+// share one thread-local binding there): always std's atomics.
 use super::CachePadded;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool as StdAtomicBool, AtomicUsize as StdAtomicUsize};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// A single-producer, single-consumer ring of `capacity` values (a power of
@@ -441,26 +444,26 @@ struct LaneSet<T> {
     id: usize,
     /// The lanes, made in order by the consumer: `made` of them so far.
     lanes: Box<[OnceLock<Lane<T>>]>,
-    made: std::sync::atomic::AtomicUsize,
+    made: StdAtomicUsize,
     lane_capacity: usize,
     /// Moves on whenever a lane is made or given back, so that a thread that
     /// found none free looks again only then.
-    generation: std::sync::atomic::AtomicUsize,
+    generation: StdAtomicUsize,
     /// A thread found no free lane.
-    wanted: std::sync::atomic::AtomicBool,
+    wanted: StdAtomicBool,
     /// Pushes are over: threads bound here may bind to another set.
-    closed: std::sync::atomic::AtomicBool,
+    closed: StdAtomicBool,
     /// Held while consuming: one consumer at a time.
     consumer: Mutex<()>,
     /// The lane a [`Consumer::claim_run`] looks at first, for fairness.
-    next_run: std::sync::atomic::AtomicUsize,
+    next_run: StdAtomicUsize,
 }
 
-static NEXT_SET_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+static NEXT_SET_ID: StdAtomicUsize = StdAtomicUsize::new(1);
 
 /// How many sets have closed: a thread bound to a set looks for a lane in
 /// another set again only when this moves on (its set may be the one closed).
-static CLOSED_SETS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static CLOSED_SETS: StdAtomicUsize = StdAtomicUsize::new(0);
 
 thread_local! {
     /// The lane this thread owns: its set's id and the lane, type-erased.
@@ -493,15 +496,14 @@ trait BoundSet: Send + Sync {
 
 impl<T: Send> BoundSet for LaneSet<T> {
     fn is_closed(&self) -> bool {
-        self.closed.load(std::sync::atomic::Ordering::Acquire)
+        self.closed.load(Ordering::Acquire)
     }
 
     unsafe fn release(&self, index: usize) {
         let lane = self.lanes[index].get().expect("a bound lane was made");
         // SAFETY: the caller's contract.
         unsafe { lane.release() };
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        self.generation.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -520,15 +522,15 @@ impl<T: Send + 'static> Lanes<T> {
     pub(crate) fn new(lane_capacity: usize, max_lanes: usize) -> Self {
         Lanes {
             set: Arc::new(LaneSet {
-                id: NEXT_SET_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                id: NEXT_SET_ID.fetch_add(1, Ordering::Relaxed),
                 lanes: (0..max_lanes).map(|_| OnceLock::new()).collect(),
-                made: std::sync::atomic::AtomicUsize::new(0),
+                made: StdAtomicUsize::new(0),
                 lane_capacity: lane_capacity.max(1).next_power_of_two(),
-                generation: std::sync::atomic::AtomicUsize::new(0),
-                wanted: std::sync::atomic::AtomicBool::new(false),
-                closed: std::sync::atomic::AtomicBool::new(false),
+                generation: StdAtomicUsize::new(0),
+                wanted: StdAtomicBool::new(false),
+                closed: StdAtomicBool::new(false),
                 consumer: Mutex::new(()),
-                next_run: std::sync::atomic::AtomicUsize::new(0),
+                next_run: StdAtomicUsize::new(0),
             }),
         }
     }
@@ -565,7 +567,6 @@ impl<T: Send + 'static> Lanes<T> {
     /// this set's generation or [`CLOSED_SETS`] moves on.
     #[inline(never)]
     fn bind(&self) -> Option<&Lane<T>> {
-        use std::sync::atomic::Ordering;
         let set = &self.set;
         let seen = (
             set.id,
@@ -615,15 +616,11 @@ impl<T: Send + 'static> Lanes<T> {
     /// Makes one more lane if a thread asked for one and the set has room;
     /// says whether it did. For the consumer: producers never allocate.
     pub(crate) fn add_lane_if_wanted(&self) -> bool {
-        self.set
-            .wanted
-            .swap(false, std::sync::atomic::Ordering::Relaxed)
-            && self.add_lane()
+        self.set.wanted.swap(false, Ordering::Relaxed) && self.add_lane()
     }
 
     /// Makes one more lane, if the set has room; says whether it did.
     pub(crate) fn add_lane(&self) -> bool {
-        use std::sync::atomic::Ordering;
         let set = &self.set;
         // Lanes are made one at a time, under the consumer's lock.
         let _consumer = set.consumer.lock().unwrap_or_else(|e| e.into_inner());
@@ -639,12 +636,11 @@ impl<T: Send + 'static> Lanes<T> {
 
     /// How many lanes are made.
     pub(crate) fn made_count(&self) -> usize {
-        self.set.made.load(std::sync::atomic::Ordering::Acquire)
+        self.set.made.load(Ordering::Acquire)
     }
 
     /// Marks the set closed: threads bound to it may bind to another set.
     pub(crate) fn close(&self) {
-        use std::sync::atomic::Ordering;
         if !self.set.closed.swap(true, Ordering::AcqRel) {
             CLOSED_SETS.fetch_add(1, Ordering::Release);
         }
@@ -652,7 +648,7 @@ impl<T: Send + 'static> Lanes<T> {
 
     /// The lanes made so far.
     fn made(&self) -> impl Iterator<Item = &Lane<T>> {
-        let made = self.set.made.load(std::sync::atomic::Ordering::Acquire);
+        let made = self.set.made.load(Ordering::Acquire);
         self.set.lanes[..made].iter().filter_map(OnceLock::get)
     }
 
@@ -669,7 +665,7 @@ impl<T: Send + 'static> Lanes<T> {
 
     /// How many lanes a consumer looks at: those made, or those `marks` knew.
     fn made_for(&self, marks: Option<&Marks>) -> usize {
-        let made = self.set.made.load(std::sync::atomic::Ordering::Acquire);
+        let made = self.set.made.load(Ordering::Acquire);
         marks.map_or(made, |m| m.0.len().min(made))
     }
 
@@ -725,7 +721,6 @@ impl<'a, T: Send + 'static> Consumer<'a, T> {
         max: usize,
         marks: Option<&Marks>,
     ) -> Option<Run<'a, T>> {
-        use std::sync::atomic::Ordering;
         let set = &self.lanes.set;
         let lanes = self.lanes.made_for(marks);
         if lanes == 0 {
@@ -826,10 +821,7 @@ impl<T> Drop for Run<'_, T> {
 impl<T> fmt::Debug for Lanes<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lanes")
-            .field(
-                "made",
-                &self.set.made.load(std::sync::atomic::Ordering::Relaxed),
-            )
+            .field("made", &self.set.made.load(Ordering::Relaxed))
             .field("lane_capacity", &self.set.lane_capacity)
             .finish()
     }
