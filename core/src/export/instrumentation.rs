@@ -190,18 +190,20 @@ impl ScopeRef {
         }
         let recent = CREDITS.get();
         let older = OLDER_CREDITS.get();
-        let (now, displaced) = match older {
-            (Some(p), n @ 1..) if p == ptr => ((older.0, n - 1), None),
+        let (now, keep, displaced) = match older {
+            // The older scope's turn again: the two swap.
+            (Some(p), n @ 1..) if p == ptr => ((older.0, n - 1), recent, None),
             _ => {
                 self.acquire(CREDIT_BATCH);
-                ((Some(ptr), CREDIT_BATCH - 1), Some(older))
+                let now = (Some(ptr), CREDIT_BATCH - 1);
+                if recent.0 == Some(ptr) {
+                    // The recent scope's credits ran out: the older one stays.
+                    (now, older, None)
+                } else {
+                    // A third scope: the older one's credits go back.
+                    (now, recent, Some(older))
+                }
             }
-        };
-        // A scope whose credits ran out is not kept as the older one.
-        let keep = if recent.0 == Some(ptr) {
-            (None, 0)
-        } else {
-            recent
         };
         CREDITS.set(now);
         OLDER_CREDITS.set(keep);
@@ -416,15 +418,22 @@ mod tests {
             drop(b.clone_for_span());
             assert_eq!(count(&a), 2 + CREDIT_BATCH - 2);
             assert_eq!(count(&b), 1 + CREDIT_BATCH - 2);
-            // A third scope displaces the least recent one's credits.
+            // Using up the recent scope's credits keeps the older one's.
+            let used: Vec<_> = (0..CREDIT_BATCH).map(|_| a.clone_for_span()).collect();
+            assert_eq!(count(&a), 2 + CREDIT_BATCH + CREDIT_BATCH - 2);
+            assert_eq!(count(&b), 1 + CREDIT_BATCH - 2, "b's credits kept");
+            drop(used);
+            assert_eq!(count(&a), 2 + CREDIT_BATCH - 2);
+            // A third scope displaces the least recent one's credits (b's).
             drop(c.clone_for_span());
-            assert_eq!(count(&a), 2, "a's credits given back");
-            assert_eq!(count(&b), 1 + CREDIT_BATCH - 2);
+            assert_eq!(count(&b), 1, "b's credits given back");
+            assert_eq!(count(&a), 2 + CREDIT_BATCH - 2);
             drop((a, b, c));
         })
         .join()
         .unwrap();
-        // The thread's exit gave its remaining credits back, freeing b and c.
+        // The thread's exit gave its remaining credits back (a's and c's),
+        // freeing b and c.
         assert_eq!(count(&a2), 1);
         assert!(!alive(&res_b) && !alive(&res_c));
         drop(a2);
