@@ -540,7 +540,8 @@ impl<T: Send + 'static> Lanes<T> {
     ///
     /// Never blocks and never locks. It allocates nothing itself; the first
     /// push of a thread registers the thread-local destructor that gives its
-    /// lane back, which the platform may allocate for.
+    /// lane back, which the platform may allocate for, and a thread that binds
+    /// here after holding a lane of a closed set may free that set's memory.
     #[inline]
     pub(crate) fn push_from(&self, source: &mut Option<T>) -> LanePush {
         let (id, lane) = BOUND.get();
