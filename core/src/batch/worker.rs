@@ -152,7 +152,14 @@ impl Worker {
         // Release: a producer that sees `wanted` sees `lanes_seen`.
         shared.wanted.store(wake_at, Ordering::Release);
         fence(Ordering::SeqCst);
-        let len = shared.queued_len();
+        // As a lane look does: the lanes as seen now (after producers that
+        // looked before our fence and found us awake) are published before a
+        // second fence and the read of the shared queue, so a push into it
+        // either counts them or is counted here.
+        let lanes = shared.lanes.len();
+        shared.lanes_seen.fetch_max(lanes, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        let len = lanes + shared.queue.len();
         if len < batch_size {
             let timeout = if len >= early {
                 timeout.min(LOOK_AGAIN)
