@@ -30,12 +30,12 @@
 
 use super::copy_in_pieces;
 use super::sync::{AtomicBool, AtomicUsize, Ordering};
-// The lane set's own state is never modelled under loom (its threads would
-// share one thread-local binding there): always std's atomics.
 use super::CachePadded;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::mem::MaybeUninit;
+// The lane set's own state is never modelled under loom (its threads would
+// share one thread-local binding there): always std's atomics.
 use std::sync::atomic::{AtomicBool as StdAtomicBool, AtomicUsize as StdAtomicUsize};
 use std::sync::{Arc, Mutex, OnceLock};
 
