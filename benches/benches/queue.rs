@@ -18,7 +18,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use runtrace::queue::BoundedQueue;
+use runtrace::__bench_internals::BoundedQueue;
 
 const CAPACITY: usize = 2048;
 const ITEMS: usize = 10_000;

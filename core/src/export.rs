@@ -1,157 +1,19 @@
-//! What exporters see: [`SpanData`], the [`SpanExporter`] trait, and an
-//! [`InMemoryExporter`] for tests.
+//! Exporting: the [`SpanExporter`] trait, [`ExportError`], the deadline a
+//! processor can bring forward ([`ExportCancel`]), and an [`InMemoryExporter`]
+//! for tests. What exporters receive ([`SpanData`] and its parts) is
+//! re-exported here from [`data`](crate::data), so an exporter imports from
+//! one place.
 //!
 //! An exporter is called by one processor at a time (never concurrently) with a
 //! batch of ended spans and the deadline by which it must return. It may retry
 //! inside that deadline; past it, the processor counts the batch as failed.
 
-use crate::attribute::{KeyValue, Str};
-use crate::context::SpanContext;
-use crate::id::SpanId;
-use crate::span::{SpanKind, Status};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-mod instrumentation;
-
-pub use instrumentation::Instrumentation;
-pub(crate) use instrumentation::{InstrumentationInner, ScopeRun};
-
-/// The name, version and attributes of the library that created a span.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct InstrumentationScope {
-    /// Scope name, e.g. the crate or module name.
-    pub name: Str,
-    /// Scope version.
-    pub version: Option<Str>,
-    /// Schema URL.
-    pub schema_url: Option<Str>,
-    /// Scope attributes.
-    pub attributes: Vec<KeyValue>,
-}
-
-impl InstrumentationScope {
-    /// A scope with only a name.
-    pub fn new(name: impl Into<Str>) -> Self {
-        InstrumentationScope {
-            name: name.into(),
-            ..Default::default()
-        }
-    }
-}
-
-/// A time-stamped annotation on a span.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Event {
-    /// Event name.
-    pub name: Str,
-    /// When it happened, in nanoseconds since the Unix epoch.
-    pub time_unix_nano: u64,
-    /// Attributes.
-    pub attributes: Vec<KeyValue>,
-    /// Attributes discarded by the per-event limit.
-    pub dropped_attributes_count: u32,
-}
-
-/// A reference from a span to another span context.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Link {
-    /// The linked context.
-    pub span_context: SpanContext,
-    /// Attributes.
-    pub attributes: Vec<KeyValue>,
-    /// Attributes discarded by the per-link limit.
-    pub dropped_attributes_count: u32,
-}
-
-/// An ended span, as exporters receive it.
-#[derive(Clone, Debug)]
-pub struct SpanData {
-    /// The span's own context (ids, flags, trace state).
-    pub span_context: SpanContext,
-    /// The parent's span id; invalid for a root span.
-    pub parent_span_id: SpanId,
-    /// Whether the parent came from another process.
-    pub parent_is_remote: bool,
-    /// Span name.
-    pub name: Str,
-    /// Span kind.
-    pub kind: SpanKind,
-    /// Start, in nanoseconds since the Unix epoch.
-    pub start_time_unix_nano: u64,
-    /// End, in nanoseconds since the Unix epoch.
-    pub end_time_unix_nano: u64,
-    /// Attributes.
-    pub attributes: Vec<KeyValue>,
-    /// Attributes discarded by the count limit.
-    pub dropped_attributes_count: u32,
-    /// Events, links and status; `None` for a span that has none of them, the
-    /// usual case. Read them with [`events`](Self::events),
-    /// [`links`](Self::links) and [`status`](Self::status).
-    pub details: Option<Box<SpanDetails>>,
-    /// Instrumentation scope and resource.
-    pub instrumentation: Instrumentation,
-}
-
-/// The parts of a span that most spans leave empty: events, links and status.
-/// They live out of line, so that an ended span is small to queue and to copy
-/// (three cache lines instead of four).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct SpanDetails {
-    /// Events in order.
-    pub events: Vec<Event>,
-    /// Events discarded by the count limit.
-    pub dropped_events_count: u32,
-    /// Links in order.
-    pub links: Vec<Link>,
-    /// Links discarded by the count limit.
-    pub dropped_links_count: u32,
-    /// Status.
-    pub status: Status,
-}
-
-impl SpanData {
-    /// Events in order.
-    pub fn events(&self) -> &[Event] {
-        self.details.as_ref().map_or(&[], |d| &d.events)
-    }
-
-    /// Events discarded by the count limit.
-    pub fn dropped_events_count(&self) -> u32 {
-        self.details.as_ref().map_or(0, |d| d.dropped_events_count)
-    }
-
-    /// Links in order.
-    pub fn links(&self) -> &[Link] {
-        self.details.as_ref().map_or(&[], |d| &d.links)
-    }
-
-    /// Links discarded by the count limit.
-    pub fn dropped_links_count(&self) -> u32 {
-        self.details.as_ref().map_or(0, |d| d.dropped_links_count)
-    }
-
-    /// The status (`Unset` unless one was set).
-    pub fn status(&self) -> &Status {
-        static UNSET: Status = Status::Unset;
-        self.details.as_ref().map_or(&UNSET, |d| &d.status)
-    }
-
-    /// The details, made (empty) on first use.
-    ///
-    /// ```
-    /// # use runtrace::{Status, SpanData};
-    /// # fn f(span: &mut SpanData) {
-    /// span.details_mut().status = Status::error("timeout");
-    /// assert_eq!(span.status(), &Status::error("timeout"));
-    /// # }
-    /// ```
-    pub fn details_mut(&mut self) -> &mut SpanDetails {
-        self.details.get_or_insert_with(Box::default)
-    }
-}
+pub use crate::data::{Event, Instrumentation, InstrumentationScope, Link, SpanData, SpanDetails};
 
 /// Why an export did not (fully) succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]

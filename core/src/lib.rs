@@ -28,19 +28,26 @@
 //!
 //! ## Where things are
 //!
-//! - [`trace`]: [`TracerProvider`] (builder, [`TracerProvider::from_env`], no-op
-//!   mode), [`Tracer`], [`SpanLimits`]. [`span`]: the builder and [`Span`].
-//! - [`context`]: [`SpanContext`], [`TraceFlags`], the current [`Context`].
-//!   [`trace_state`]: W3C `tracestate` and the OpenTelemetry `ot` member.
-//!   [`propagation`]: `traceparent`/`tracestate` inject and extract.
-//! - [`sampling`]: the [`Sampler`](sampling::Sampler) trait and the built-in samplers,
-//!   including the W3C Level 2 consistent ratio sampler.
-//! - [`processor`]: the [`SpanProcessor`] trait, [`SimpleSpanProcessor`],
-//!   [`ProcessorStats`]. [`batch`]: [`BatchSpanProcessor`] and its worker thread.
-//!   [`queue`]: the lock-free queue between them (all `unsafe` but one `rdtsc`).
-//! - [`export`]: [`SpanData`], the [`SpanExporter`] trait, [`InMemoryExporter`].
-//! - [`env`](mod@env): every environment variable, parsed in one place. [`diagnostics`]:
-//!   how the crate reports its own problems (stderr by default).
+//! The modules are layers: each imports only the ones listed before it, so the
+//! crate reads bottom-up and a value never drags the runtime along.
+//!
+//! 1. [`clock`](crate::clock) (private: a calibrated TSC clock), [`diagnostics`]
+//!    (how the crate reports its own problems), and `sync` (private: the
+//!    lock-free queue, per-thread lanes and counted references; all the
+//!    `unsafe` code but one `rdtsc`).
+//! 2. [`data`]: pure values: attributes, ids, [`TraceState`], [`SpanContext`],
+//!    [`SpanData`] with its events, links, kind and status, [`Resource`].
+//! 3. [`config`]: [`SpanLimits`], [`BatchConfig`], and [`env`](mod@config::env),
+//!    every environment variable parsed in one place.
+//! 4. [`sampling`]: the [`Sampler`](sampling::Sampler) trait and the built-in
+//!    samplers, including the W3C Level 2 consistent ratio sampler.
+//! 5. [`context`]: the current [`Context`]; [`propagation`]: W3C
+//!    `traceparent`/`tracestate` inject and extract.
+//! 6. [`export`]: the [`SpanExporter`] trait, [`InMemoryExporter`].
+//! 7. [`processor`]: the [`SpanProcessor`] trait, [`SimpleSpanProcessor`],
+//!    [`ProcessorStats`], and [`BatchSpanProcessor`] with its worker thread.
+//! 8. [`sdk`]: [`TracerProvider`] (builder, [`TracerProvider::from_env`], no-op
+//!    mode), [`Tracer`], [`SpanBuilder`] and [`Span`].
 //!
 //! Hot-path costs: a sampled span reads the clock twice (a calibrated TSC where
 //! the kernel trusts it), draws two random ids and pushes into the queue; a span
@@ -48,35 +55,41 @@
 //! builder are sampler input, kept in a recycled list); with tracing disabled a
 //! span costs a few nanoseconds and no thread is started.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![warn(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
-pub mod attribute;
-pub mod batch;
 mod clock;
-pub mod context;
 pub mod diagnostics;
-pub mod env;
-pub mod export;
-pub mod id;
-pub mod processor;
-pub mod propagation;
-pub mod queue;
-pub mod resource;
-pub mod sampling;
-pub mod span;
-pub mod trace;
-pub mod trace_state;
+mod sync;
 
-pub use attribute::{Array, Key, KeyValue, Str, Value};
-pub use batch::{BatchConfig, BatchSpanProcessor};
-pub use context::{Context, ContextGuard, SpanContext, TraceFlags};
-pub use export::{
-    Event, ExportCancel, ExportError, InMemoryExporter, Instrumentation, InstrumentationScope,
-    Link, SpanData, SpanDetails, SpanExporter,
+pub mod data;
+
+pub mod config;
+
+pub mod sampling;
+
+pub mod context;
+pub mod propagation;
+
+pub mod export;
+
+pub mod processor;
+
+pub mod sdk;
+
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+pub use sync::bench_internals as __bench_internals;
+
+pub use config::{env, BatchConfig, SpanLimits};
+pub use context::{Context, ContextGuard};
+pub use data::{
+    Array, Event, IdGenerator, Instrumentation, InstrumentationScope, Key, KeyValue, Link,
+    RandomIdGenerator, Resource, SpanContext, SpanData, SpanDetails, SpanId, SpanKind, Status, Str,
+    TraceFlags, TraceId, TraceState, Value,
 };
-pub use id::{IdGenerator, RandomIdGenerator, SpanId, TraceId};
-pub use processor::{FlushError, ProcessorStats, SimpleSpanProcessor, SpanProcessor};
+pub use export::{ExportCancel, ExportError, InMemoryExporter, SpanExporter};
+pub use processor::{
+    BatchSpanProcessor, FlushError, ProcessorStats, SimpleSpanProcessor, SpanProcessor,
+};
 pub use propagation::{Extractor, Injector, TraceContextPropagator};
-pub use resource::Resource;
-pub use span::{Span, SpanBuilder, SpanKind, Status};
-pub use trace::{SpanLimits, Tracer, TracerProvider, TracerProviderBuilder};
-pub use trace_state::TraceState;
+pub use sdk::{Span, SpanBuilder, Tracer, TracerProvider, TracerProviderBuilder};

@@ -1,6 +1,9 @@
-//! W3C Trace Context propagation: `traceparent` and `tracestate` headers.
+//! Propagation: carrying a [`Context`] across process boundaries.
 //!
-//! [`TraceContextPropagator`] writes the current span's context into an outgoing
+//! A [`TextMapPropagator`] writes a context into an outgoing carrier of named
+//! string values and reads one back. The W3C Trace Context propagator
+//! [`TraceContextPropagator`] (`traceparent` and `tracestate`) is the first
+//! implementation: it writes the current span's context into an outgoing
 //! carrier ([`Injector`]) and reads a remote parent from an incoming one
 //! ([`Extractor`]). Parsing follows W3C Trace Context Level 2 strictly: any flaw in
 //! `traceparent` (or two `traceparent` fields) discards both headers, so the
@@ -8,10 +11,11 @@
 //! `traceparent` is still used. Nothing here panics on any input, and nothing
 //! here knows about HTTP: a carrier is anything with named string values.
 
-use crate::context::{Context, SpanContext, TraceFlags};
-use crate::id::{decode_hex_lower, SpanId, TraceId};
-use crate::trace_state::TraceState;
+use crate::context::Context;
+use crate::data::id::decode_hex_lower;
+use crate::data::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 
 /// The `traceparent` header name (lowercase, as emitted).
 pub const TRACEPARENT: &str = "traceparent";
@@ -25,7 +29,39 @@ const KNOWN_FLAGS: u8 = 0x03;
 /// Length of a version `00` header, and the minimum for future versions.
 const TRACEPARENT_LEN: usize = 55;
 
-/// Where [`TraceContextPropagator::inject`] writes headers.
+/// Carries a [`Context`] across process boundaries in a carrier of named string
+/// values (HTTP headers, message metadata).
+///
+/// Object safe, so a service can hold `Box<dyn TextMapPropagator>` chosen at
+/// start-up:
+///
+/// ```
+/// use runtrace::propagation::TextMapPropagator;
+/// use runtrace::{Context, TraceContextPropagator};
+/// use std::collections::HashMap;
+///
+/// let propagator: Box<dyn TextMapPropagator> = Box::new(TraceContextPropagator::new());
+/// let mut headers: HashMap<String, String> = HashMap::new();
+/// headers.insert(
+///     "traceparent".into(),
+///     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+/// );
+/// let cx = propagator.extract_context(&headers);
+/// let mut outgoing: HashMap<String, String> = HashMap::new();
+/// propagator.inject_context(&cx, &mut outgoing);
+/// assert_eq!(outgoing["traceparent"], headers["traceparent"]);
+/// assert_eq!(propagator.fields(), ["traceparent", "tracestate"]);
+/// ```
+pub trait TextMapPropagator: Send + Sync + fmt::Debug {
+    /// Writes the propagated parts of `cx` into `carrier`.
+    fn inject_context(&self, cx: &Context, carrier: &mut dyn Injector);
+    /// Reads a context from `carrier`; an empty context if it carries none.
+    fn extract_context(&self, carrier: &dyn Extractor) -> Context;
+    /// The names this propagator reads and writes (to pre-declare or clear them).
+    fn fields(&self) -> &'static [&'static str];
+}
+
+/// Where [`TextMapPropagator::inject_context`] writes headers.
 ///
 /// Implemented for `HashMap<String, String>`, `BTreeMap<String, String>` and
 /// `Vec<(String, String)>`; implement it for your transport's header type.
@@ -34,7 +70,7 @@ pub trait Injector {
     fn set(&mut self, name: &str, value: String);
 }
 
-/// Where [`TraceContextPropagator::extract`] reads headers.
+/// Where [`TextMapPropagator::extract_context`] reads headers.
 ///
 /// Names are matched ASCII case-insensitively. Implement [`Extractor::get_all`]
 /// too if your carrier can hold a header more than once.
@@ -163,13 +199,7 @@ impl TraceContextPropagator {
     /// zeroed) and, when non-empty, `tracestate` for the span context of `cx`.
     /// Does nothing when `cx` has no valid span context.
     pub fn inject(&self, cx: &Context, carrier: &mut impl Injector) {
-        let Some(sc) = cx.span_context() else {
-            return;
-        };
-        carrier.set(TRACEPARENT, format_traceparent(sc));
-        if !sc.trace_state().is_empty() {
-            carrier.set(TRACESTATE, sc.trace_state().header());
-        }
+        inject_into(cx, carrier)
     }
 
     /// Reads a remote parent from `carrier`.
@@ -179,6 +209,40 @@ impl TraceContextPropagator {
     /// trace state is the `tracestate` fields joined with `,`, or empty if they do
     /// not parse.
     pub fn extract(&self, carrier: &impl Extractor) -> Context {
+        extract_from(carrier)
+    }
+}
+
+impl TextMapPropagator for TraceContextPropagator {
+    fn inject_context(&self, cx: &Context, carrier: &mut dyn Injector) {
+        inject_into(cx, carrier)
+    }
+
+    fn extract_context(&self, carrier: &dyn Extractor) -> Context {
+        extract_from(carrier)
+    }
+
+    fn fields(&self) -> &'static [&'static str] {
+        &[TRACEPARENT, TRACESTATE]
+    }
+}
+
+/// [`TraceContextPropagator::inject`].
+fn inject_into(cx: &Context, carrier: &mut dyn Injector) {
+    {
+        let Some(sc) = cx.span_context() else {
+            return;
+        };
+        carrier.set(TRACEPARENT, format_traceparent(sc));
+        if !sc.trace_state().is_empty() {
+            carrier.set(TRACESTATE, sc.trace_state().header());
+        }
+    }
+}
+
+/// [`TraceContextPropagator::extract`].
+fn extract_from(carrier: &dyn Extractor) -> Context {
+    {
         let parents = carrier.get_all(TRACEPARENT);
         let [traceparent] = parents.as_slice() else {
             return Context::new();

@@ -729,5 +729,5 @@ fn absurd_queue_size_is_clamped_not_fatal() {
     let cfg = BatchConfig::builder()
         .max_queue_size(usize::MAX / 2)
         .build();
-    assert_eq!(cfg.max_queue_size, runtrace::batch::MAX_QUEUE_SIZE);
+    assert_eq!(cfg.max_queue_size, runtrace::config::MAX_QUEUE_SIZE);
 }

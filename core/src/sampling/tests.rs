@@ -1,6 +1,7 @@
+use super::ratio::{threshold_for, TWO_56};
 use super::*;
-use crate::context::TraceFlags;
-use crate::id::{IdGenerator, RandomIdGenerator, SpanId};
+use crate::data::trace_state::Threshold;
+use crate::data::{IdGenerator, RandomIdGenerator, SpanId, TraceFlags};
 
 fn tid(hex: &str) -> TraceId {
     hex.parse().unwrap()

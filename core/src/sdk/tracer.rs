@@ -1,32 +1,51 @@
 //! [`Tracer`]: starts spans for one instrumentation scope, sampling them and
 //! building their data.
 
-use super::{Pipeline, SpanLimits};
-use crate::attribute::{list_pool, KeyValue, Str};
+use super::provider::{builtin_ids, Pipeline};
+use super::span::{Span, SpanBuilder};
 use crate::clock;
-use crate::context::{Context, SpanContext, TraceFlags};
-use crate::export::{Instrumentation, Link, SpanData, SpanDetails};
-use crate::id::{SpanId, TraceId};
+use crate::config::SpanLimits;
+use crate::context::Context;
+use crate::data::{
+    Instrumentation, InstrumentationScope, KeyValue, Link, SpanContext, SpanData, SpanDetails,
+    SpanId, SpanKind, Str, TraceFlags, TraceId, TraceState,
+};
+use crate::processor::list_pool;
 use crate::sampling::{FixedDecisions, SamplingDecision, SamplingParameters};
-use crate::span::{Span, SpanBuilder, SpanKind};
-use crate::trace_state::TraceState;
+use std::sync::Arc;
 
 /// Starts spans for one instrumentation scope. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Tracer {
-    /// `None` for a no-op tracer.
-    pub(super) inst: Option<Instrumentation>,
+    /// The scope its spans share and the pipeline they go to; `None` for a
+    /// no-op tracer.
+    inner: Option<(Instrumentation, Arc<Pipeline>)>,
     /// The sampler's fixed decisions if ids are built in (see
     /// [`Tracer::plain_decisions`]), kept here so that a plain span finds its
     /// path with one load from the tracer.
-    pub(super) plain_decisions: Option<FixedDecisions>,
+    plain_decisions: Option<FixedDecisions>,
 }
 
 impl Tracer {
+    /// A tracer for `scope` whose spans go to `pipeline`.
+    pub(super) fn new(scope: InstrumentationScope, pipeline: Arc<Pipeline>) -> Self {
+        Tracer {
+            // With built-in ids, a plain span (no explicit parent, builder
+            // attributes, links or start time) takes a short path, unless the
+            // sampler may record without sampling (only the general path builds
+            // such spans).
+            plain_decisions: pipeline
+                .fixed_decisions
+                .filter(|_| pipeline.id_generator.is_none())
+                .filter(|f| !f.any_record_only()),
+            inner: Some((pipeline.instrumentation(scope), pipeline)),
+        }
+    }
+
     /// A tracer that records nothing.
     pub fn noop() -> Self {
         Tracer {
-            inst: None,
+            inner: None,
             plain_decisions: None,
         }
     }
@@ -34,7 +53,7 @@ impl Tracer {
     /// `false` for a no-op tracer.
     #[inline]
     pub fn is_enabled(&self) -> bool {
-        self.inst.is_some()
+        self.inner.is_some()
     }
 
     /// A builder for a span called `name`.
@@ -79,7 +98,7 @@ impl Tracer {
         parent: Option<&SpanContext>,
         decision: SamplingDecision,
     ) -> SpanContext {
-        let (trace_id, span_id) = super::builtin_ids(parent);
+        let (trace_id, span_id) = builtin_ids(parent);
         let trace_state = parent.map(|p| p.trace_state().clone()).unwrap_or_default();
         // The built-in generator's trace ids are random.
         new_context(trace_id, span_id, parent, true, decision, trace_state)
@@ -112,11 +131,7 @@ impl Tracer {
     /// or limit, and going through it costs copies of the data on the stack).
     #[inline(always)]
     fn start_sampled_plain(&self, name: Str, kind: SpanKind, parent: Option<&SpanContext>) -> Span {
-        let Some((inst, pipeline)) = self
-            .inst
-            .as_ref()
-            .and_then(|i| Some((i, i.0.pipeline.as_deref()?)))
-        else {
+        let Some((inst, pipeline)) = self.inner.as_ref() else {
             return Span::non_recording(SpanContext::INVALID);
         };
         // The clock first: its latency overlaps with making the ids.
@@ -146,11 +161,7 @@ impl Tracer {
     /// ids and the decision; a recorded span is built out of line.
     #[inline(always)]
     pub(crate) fn start_span(&self, b: &mut SpanBuilder<'_>, parent: Option<&SpanContext>) -> Span {
-        let Some((inst, pipeline)) = self
-            .inst
-            .as_ref()
-            .and_then(|i| Some((i, i.0.pipeline.as_deref()?)))
-        else {
+        let Some((inst, pipeline)) = self.inner.as_ref() else {
             // Disabled: keep the parent's context so the trace still propagates.
             return Span::non_recording(parent.cloned().unwrap_or(SpanContext::INVALID));
         };

@@ -28,9 +28,8 @@
 //! Memory: a lane holds a fixed number of values, allocated when the lane is
 //! made; lanes are freed with the `Lanes` and the last thread bound to them.
 
-use super::copy_in_pieces;
-use super::sync::{AtomicBool, AtomicUsize, Ordering};
-use super::CachePadded;
+use super::atomics::{AtomicBool, AtomicUsize, Ordering};
+use super::queue::{copy_in_pieces, CachePadded};
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::mem::MaybeUninit;

@@ -278,7 +278,7 @@ impl Threshold {
         }
         let mut v = 0u64;
         for c in s.bytes() {
-            v = (v << 4) | u64::from(crate::id::hex_lower_value(c)?);
+            v = (v << 4) | u64::from(super::id::hex_lower_value(c)?);
         }
         Some(Threshold(v << (4 * (14 - s.len()))))
     }
@@ -328,7 +328,7 @@ impl OtState {
                     ot.rv = (v.len() == 14)
                         .then(|| u64::from_str_radix(v, 16).ok())
                         .flatten()
-                        .filter(|_| v.bytes().all(|c| crate::id::hex_lower_value(c).is_some()))
+                        .filter(|_| v.bytes().all(|c| super::id::hex_lower_value(c).is_some()))
                 }
                 _ if ot.other.iter().all(|(ok, _)| ok != k) => {
                     ot.other.push((k.to_string(), v.to_string()))

@@ -3,7 +3,7 @@
 //! The default resource has `service.name` (`unknown_service:<executable>` unless
 //! configured) and the `telemetry.sdk.*` attributes; see [`Resource::default`].
 
-use crate::attribute::{KeyValue, Str, Value};
+use super::attribute::{KeyValue, Str, Value};
 
 /// Immutable attributes describing the entity producing telemetry.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,4 +1,4 @@
-//! The tracer provider, tracers and span limits.
+//! [`TracerProvider`] and its builder, and the [`Pipeline`] they share.
 //!
 //! A [`TracerProvider`] owns the pipeline: sampler, id generator, limits, resource
 //! and span processors. Tracers are cheap handles to it, one per instrumentation
@@ -6,75 +6,41 @@
 //! with `ENABLE_TRACING=false` / `OTEL_SDK_DISABLED=true`) has no pipeline at all:
 //! its spans are non-recording and cost no allocation, clock read or thread.
 
-use crate::attribute::{KeyValue, Str};
-use crate::batch::{BatchConfig, BatchSpanProcessor};
+use super::dispatch::Processor;
+use super::tracer::Tracer;
 use crate::clock;
-use crate::context::SpanContext;
-use crate::export::{Instrumentation, InstrumentationInner, InstrumentationScope};
-use crate::id::{self, IdGenerator, SpanId, TraceId};
-use crate::processor::{FlushError, ProcessorStats, SimpleSpanProcessor, SpanProcessor};
-use crate::resource::Resource;
+use crate::config::{BatchConfig, EnvConfig, SpanLimits, DEFAULT_DROP_SHUTDOWN_TIMEOUT};
+use crate::data::id;
+use crate::data::{
+    IdGenerator, Instrumentation, InstrumentationScope, KeyValue, Resource, SpanContext, SpanId,
+    Str, TraceId,
+};
+use crate::export::SpanExporter;
+use crate::processor::{
+    BatchSpanProcessor, FlushError, ProcessorStats, SimpleSpanProcessor, SpanProcessor,
+};
 use crate::sampling::{AlwaysOn, FixedDecisions, ParentBased, Sampler};
+use std::any::Any;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
-
-mod dispatch;
-mod tracer;
-
-pub(crate) use dispatch::on_end;
-use dispatch::Processor;
-pub use tracer::Tracer;
-
-/// How long dropping the last provider handle may spend shutting down.
-pub const DEFAULT_DROP_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Per-span limits (spec defaults: 128 of each, no value length limit).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SpanLimits {
-    /// Attributes per span.
-    pub max_attributes_per_span: usize,
-    /// Events per span.
-    pub max_events_per_span: usize,
-    /// Links per span.
-    pub max_links_per_span: usize,
-    /// Attributes per event.
-    pub max_attributes_per_event: usize,
-    /// Attributes per link.
-    pub max_attributes_per_link: usize,
-    /// Maximum characters of a string value (`None` = no limit).
-    pub max_attribute_value_length: Option<usize>,
-}
-
-impl Default for SpanLimits {
-    fn default() -> Self {
-        SpanLimits {
-            max_attributes_per_span: 128,
-            max_events_per_span: 128,
-            max_links_per_span: 128,
-            max_attributes_per_event: 128,
-            max_attributes_per_link: 128,
-            max_attribute_value_length: None,
-        }
-    }
-}
 
 /// Everything a span needs from its provider.
 pub(crate) struct Pipeline {
-    sampler: Box<dyn Sampler>,
+    pub(super) sampler: Box<dyn Sampler>,
     /// The sampler's decisions when they depend only on the parent: then the
     /// tracer decides without calling it.
-    fixed_decisions: Option<FixedDecisions>,
+    pub(super) fixed_decisions: Option<FixedDecisions>,
     /// `None`: the built-in random generator, called without dynamic dispatch.
-    id_generator: Option<Box<dyn IdGenerator>>,
-    ids_random: bool,
+    pub(super) id_generator: Option<Box<dyn IdGenerator>>,
+    pub(super) ids_random: bool,
     pub(crate) limits: SpanLimits,
-    resource: Arc<Resource>,
-    processors: Vec<Processor>,
+    pub(super) resource: Arc<Resource>,
+    pub(super) processors: Vec<Processor>,
     /// Some processor is not the batch processor (those see `on_start`).
-    has_dyn_processors: bool,
-    is_shutdown: AtomicBool,
+    pub(super) has_dyn_processors: bool,
+    pub(super) is_shutdown: AtomicBool,
 }
 
 impl fmt::Debug for Pipeline {
@@ -88,21 +54,21 @@ impl fmt::Debug for Pipeline {
     }
 }
 
-impl Instrumentation {
-    pub(crate) fn limits(&self) -> SpanLimits {
-        self.0
-            .pipeline
-            .as_ref()
-            .map(|p| p.limits)
-            .unwrap_or_default()
-    }
-}
-
 impl Pipeline {
+    /// The scope's shared part for spans of this pipeline: the pipeline is
+    /// reached from a span through it, held weakly (see [`Instrumentation`]).
+    pub(super) fn instrumentation(
+        self: &Arc<Self>,
+        scope: InstrumentationScope,
+    ) -> Instrumentation {
+        let runtime: Weak<dyn Any + Send + Sync> = Arc::downgrade(self) as Weak<_>;
+        Instrumentation::with_runtime(scope, self.resource.clone(), Some(runtime))
+    }
+
     /// Tells the processors that use `on_start` (the batch processor does not)
     /// that a recorded span started.
     #[inline(always)]
-    fn on_start(&self, span: &SpanContext, parent: Option<&SpanContext>) {
+    pub(super) fn on_start(&self, span: &SpanContext, parent: Option<&SpanContext>) {
         if self.has_dyn_processors {
             for p in &self.processors {
                 p.on_start(span, parent);
@@ -112,7 +78,7 @@ impl Pipeline {
 
     /// The trace id (the parent's, or a new one) and a new span id.
     #[inline(always)]
-    fn ids(&self, parent: Option<&SpanContext>) -> (TraceId, SpanId) {
+    pub(super) fn ids(&self, parent: Option<&SpanContext>) -> (TraceId, SpanId) {
         match (&self.id_generator, parent) {
             (None, parent) => builtin_ids(parent),
             (Some(g), None) => (g.new_trace_id(), g.new_span_id()),
@@ -124,7 +90,7 @@ impl Pipeline {
 /// The trace id (the parent's, or a new one) and a new span id, from the
 /// built-in generator.
 #[inline(always)]
-fn builtin_ids(parent: Option<&SpanContext>) -> (TraceId, SpanId) {
+pub(super) fn builtin_ids(parent: Option<&SpanContext>) -> (TraceId, SpanId) {
     match parent {
         None => id::random_trace_and_span_id(),
         Some(p) => (p.trace_id(), id::random_span_id()),
@@ -159,10 +125,7 @@ impl Drop for ProviderHandle {
     fn drop(&mut self) {
         if let Some(p) = &self.pipeline {
             if !p.is_shutdown.load(Ordering::Acquire) {
-                let _ = shutdown_pipeline(
-                    p,
-                    crate::clock::deadline_after(DEFAULT_DROP_SHUTDOWN_TIMEOUT),
-                );
+                let _ = shutdown_pipeline(p, clock::deadline_after(DEFAULT_DROP_SHUTDOWN_TIMEOUT));
             }
         }
     }
@@ -212,7 +175,7 @@ impl TracerProvider {
     /// let _tracer = provider.tracer("my-service");
     /// ```
     pub fn from_env() -> TracerProviderBuilder {
-        TracerProviderBuilder::from_config(crate::env::EnvConfig::from_env())
+        TracerProviderBuilder::from_config(EnvConfig::from_env())
     }
 
     /// A provider that records nothing and starts no thread: spans are
@@ -249,22 +212,9 @@ impl TracerProvider {
             .pipeline
             .as_ref()
             .filter(|p| !p.is_shutdown.load(Ordering::Acquire));
-        Tracer {
-            // With built-in ids, a plain span (no explicit parent, builder
-            // attributes, links or start time) takes a short path, unless the
-            // sampler may record without sampling (only the general path builds
-            // such spans).
-            plain_decisions: pipeline
-                .filter(|p| p.id_generator.is_none())
-                .and_then(|p| p.fixed_decisions)
-                .filter(|f| !f.any_record_only()),
-            inst: pipeline.map(|p| {
-                Instrumentation::from_inner(InstrumentationInner {
-                    scope,
-                    resource: p.resource.clone(),
-                    pipeline: Some(p.clone()),
-                })
-            }),
+        match pipeline {
+            Some(p) => Tracer::new(scope, p.clone()),
+            None => Tracer::noop(),
         }
     }
 
@@ -278,7 +228,7 @@ impl TracerProvider {
         let Some(p) = &self.handle.pipeline else {
             return Ok(());
         };
-        let deadline = crate::clock::deadline_after(timeout);
+        let deadline = clock::deadline_after(timeout);
         let mut result = Ok(());
         for proc in p.processors.iter().map(Processor::get) {
             if let Err(e) = proc.force_flush(deadline) {
@@ -298,7 +248,7 @@ impl TracerProvider {
     /// [`FlushError::AlreadyShutdown`].
     pub fn shutdown_with_timeout(&self, timeout: Duration) -> Result<(), FlushError> {
         match &self.handle.pipeline {
-            Some(p) => shutdown_pipeline(p, crate::clock::deadline_after(timeout)),
+            Some(p) => shutdown_pipeline(p, clock::deadline_after(timeout)),
             None => Ok(()),
         }
     }
@@ -359,8 +309,8 @@ impl Default for TracerProviderBuilder {
 }
 
 impl TracerProviderBuilder {
-    /// A builder configured from an [`EnvConfig`](crate::env::EnvConfig).
-    pub fn from_config(cfg: crate::env::EnvConfig) -> Self {
+    /// A builder configured from an [`EnvConfig`].
+    pub fn from_config(cfg: EnvConfig) -> Self {
         let mut resource = Resource::default().merge(&Resource::new(cfg.resource_attributes));
         if let Some(name) = cfg.service_name {
             resource = resource.merge(&Resource::new([KeyValue::new("service.name", name)]));
@@ -408,7 +358,7 @@ impl TracerProviderBuilder {
     /// Adds a [`BatchSpanProcessor`] around `exporter` (the production set-up).
     /// On a disabled builder (see [`TracerProvider::from_env`]) the exporter is
     /// dropped and no thread starts.
-    pub fn with_batch_exporter(mut self, exporter: impl crate::SpanExporter + 'static) -> Self {
+    pub fn with_batch_exporter(mut self, exporter: impl SpanExporter + 'static) -> Self {
         if !self.disabled {
             let bsp = BatchSpanProcessor::new(exporter, self.batch_config);
             self.processors.push(Processor::Batch(bsp));
@@ -421,7 +371,7 @@ impl TracerProviderBuilder {
         self
     }
     /// Adds a [`SimpleSpanProcessor`] around `exporter`.
-    pub fn with_simple_exporter(self, exporter: impl crate::SpanExporter + 'static) -> Self {
+    pub fn with_simple_exporter(self, exporter: impl SpanExporter + 'static) -> Self {
         self.with_span_processor(SimpleSpanProcessor::new(exporter))
     }
     /// Builds the provider (a no-op one when disabled).

@@ -1,3 +1,6 @@
+// Public only through the `bench-internals` feature (the queue benchmark).
+#![cfg_attr(not(feature = "bench-internals"), allow(unreachable_pub))]
+
 //! The bounded lock-free queue that carries ended spans from application
 //! threads to the batch worker.
 //!
@@ -25,65 +28,22 @@
 //! being written or read by another thread retries a few times, then reports
 //! full or empty.
 
-#![warn(unsafe_op_in_unsafe_fn)]
-
 use std::fmt;
 use std::mem::MaybeUninit;
 use std::ops::Deref;
 
-use self::sync::{AtomicUsize, Ordering, UnsafeCell};
+use super::atomics::{self, AtomicUsize, Ordering, UnsafeCell};
 
 /// The most positions `drain_into` claims at once. A claimed slot stays busy
 /// until it is copied out, and a producer that reaches it waits (or reports the
 /// queue full), so short runs keep slots flowing back to the producers.
 const MAX_RUN: usize = 32;
 
-/// The same code runs on std's primitives and, in tests under `--cfg loom`,
-/// on loom's model-checked ones (loom is only a dev-dependency).
-mod sync {
-    #[cfg(all(loom, test))]
-    pub(super) use loom::cell::UnsafeCell;
-    #[cfg(all(loom, test))]
-    pub(super) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    #[cfg(not(all(loom, test)))]
-    pub(super) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-    /// std's `UnsafeCell` behind loom's closure-based API.
-    #[cfg(not(all(loom, test)))]
-    #[derive(Debug)]
-    pub(super) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
-
-    #[cfg(not(all(loom, test)))]
-    impl<T> UnsafeCell<T> {
-        pub(super) fn new(value: T) -> Self {
-            Self(std::cell::UnsafeCell::new(value))
-        }
-
-        pub(super) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
-            f(self.0.get())
-        }
-    }
-
-    pub(super) fn spin_loop() {
-        #[cfg(all(loom, test))]
-        loom::hint::spin_loop();
-        #[cfg(not(all(loom, test)))]
-        std::hint::spin_loop();
-    }
-
-    pub(super) fn yield_now() {
-        #[cfg(all(loom, test))]
-        loom::thread::yield_now();
-        #[cfg(not(all(loom, test)))]
-        std::thread::yield_now();
-    }
-}
-
 /// Pads and aligns a value to 128 bytes so that counters written by
 /// different threads never share a cache line (x86-64 prefetches lines in
 /// adjacent pairs, hence 128 rather than 64).
 #[repr(align(128))]
-struct CachePadded<T>(T);
+pub(super) struct CachePadded<T>(pub(super) T);
 
 impl<T> Deref for CachePadded<T> {
     type Target = T;
@@ -126,7 +86,7 @@ impl Backoff {
 
     fn spin(&mut self) {
         for _ in 0..1u32 << self.step.min(Self::SPIN_LIMIT) {
-            sync::spin_loop();
+            atomics::spin_loop();
         }
         if self.step <= Self::SPIN_LIMIT {
             self.step += 1;
@@ -136,10 +96,10 @@ impl Backoff {
     fn snooze(&mut self) {
         if self.step <= Self::SPIN_LIMIT {
             for _ in 0..1u32 << self.step {
-                sync::spin_loop();
+                atomics::spin_loop();
             }
         } else {
-            sync::yield_now();
+            atomics::yield_now();
         }
         self.step += 1;
     }
@@ -169,21 +129,6 @@ struct Slot<T> {
 /// consumers are safe too, only slower). A push never blocks, never takes a
 /// lock and never allocates: when the queue already holds `capacity` items
 /// the value is handed back.
-///
-/// # Examples
-///
-/// ```
-/// use runtrace::queue::BoundedQueue;
-///
-/// let queue = BoundedQueue::with_capacity(2);
-/// assert_eq!(queue.push("a"), Ok(()));
-/// assert_eq!(queue.push("b"), Ok(()));
-/// assert_eq!(queue.push("c"), Err("c")); // full: the caller counts a drop
-///
-/// let mut batch = Vec::new();
-/// assert_eq!(queue.drain_into(&mut batch, 512), 2);
-/// assert_eq!(batch, ["a", "b"]);
-/// ```
 pub struct BoundedQueue<T> {
     /// Stamp of the next position to pop. Written by consumers only.
     head: CachePadded<AtomicUsize>,
@@ -328,14 +273,16 @@ impl<T> BoundedQueue<T> {
     #[inline(always)]
     fn publish(&self, tail: usize, value: T) {
         let slot = self.slot(tail);
-        // SAFETY: `claim_push` made this thread the only owner of position `tail`
-        // (its CAS), and the slot's stamp equalled `tail`, which says the slot
-        // holds no value (the previous lap's pop has finished reading it, see
-        // the Acquire in `claim_push`). No other thread touches the cell until the
-        // stamp moves on. The copy is the value's move (it is forgotten here).
+        // The copy below is the value's move: it is forgotten here.
         let value = std::mem::ManuallyDrop::new(value);
-        slot.value
-            .with_mut(|cell| unsafe { copy_in_pieces(&*value, cell.cast::<T>()) });
+        slot.value.with_mut(|cell| {
+            // SAFETY: `claim_push` made this thread the only owner of position
+            // `tail` (its CAS), and the slot's stamp equalled `tail`, which says
+            // the slot holds no value (the previous lap's pop has finished
+            // reading it, see the Acquire in `claim_push`). No other thread
+            // touches the cell until the stamp moves on.
+            unsafe { copy_in_pieces(&*value, cell.cast::<T>()) }
+        });
         // Release: publishes the value to the pop that sees it.
         slot.stamp.store(tail.wrapping_add(1), Ordering::Release);
     }
@@ -344,6 +291,7 @@ impl<T> BoundedQueue<T> {
     ///
     /// Also returns `None`, after a brief wait, if the oldest item's push
     /// has claimed its slot but not finished writing it.
+    #[cfg(any(test, feature = "bench-internals"))]
     pub fn pop(&self) -> Option<T> {
         let (position, _) = self.claim(1, true)?;
         // SAFETY: `claim` gave us position `position`, which is published.
@@ -408,6 +356,7 @@ impl<T> BoundedQueue<T> {
     }
 
     /// Whether the queue holds no items (with the same caveat as [`len`](Self::len)).
+    #[cfg(any(test, feature = "bench-internals"))]
     pub fn is_empty(&self) -> bool {
         let head = self.head.load(Ordering::Relaxed);
         self.tail.load(Ordering::Relaxed) == head
@@ -529,7 +478,7 @@ impl<T> BoundedQueue<T> {
 ///
 /// As for `std::ptr::copy_nonoverlapping(src, dst, 1)`.
 #[inline(always)]
-unsafe fn copy_in_pieces<T>(src: *const T, dst: *mut T) {
+pub(super) unsafe fn copy_in_pieces<T>(src: *const T, dst: *mut T) {
     const PIECE: usize = 128;
     let (src, dst) = (src.cast::<u8>(), dst.cast::<u8>());
     let mut offset = 0;
@@ -578,12 +527,5 @@ impl<T> fmt::Debug for BoundedQueue<T> {
     }
 }
 
-mod lanes;
-
-pub(crate) use lanes::{LanePush, Lanes, Marks};
-
 #[cfg(all(test, not(loom)))]
 mod tests;
-
-#[cfg(all(test, loom))]
-mod loom_tests;

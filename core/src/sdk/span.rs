@@ -1,58 +1,21 @@
-//! Spans: the builder, the [`Span`] handle, kinds and status.
+//! Spans: the [`SpanBuilder`] and the [`Span`] handle.
 //!
 //! A span is recording when the sampler kept it (RecordOnly or RecordAndSample);
 //! a non-recording span still carries a span context, so the trace propagates,
 //! but every mutation on it is a no-op that neither allocates nor reads a clock.
 //! A span ends exactly once: at [`Span::end`], or when dropped.
 
-use crate::attribute::{list_pool, upsert, KeyValue, Str, Value};
+use super::dispatch;
+use super::tracer::Tracer;
 use crate::clock;
-use crate::context::{Context, ContextGuard, SpanContext};
-use crate::export::{Event, Link, SpanData};
+use crate::config::SpanLimits;
+use crate::context::{Context, ContextGuard};
+use crate::data::attribute::upsert;
+use crate::data::{Event, KeyValue, Link, SpanContext, SpanData, SpanKind, Status, Str, Value};
+use crate::processor::list_pool;
 use crate::sampling::SamplingDecision;
-use crate::trace::{SpanLimits, Tracer};
 use std::mem::ManuallyDrop;
 use std::time::SystemTime;
-
-/// The role of a span in a trace.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum SpanKind {
-    /// An internal operation (the default).
-    #[default]
-    Internal,
-    /// Handles an incoming request.
-    Server,
-    /// Makes an outgoing request.
-    Client,
-    /// Emits a message for later processing.
-    Producer,
-    /// Processes a message.
-    Consumer,
-}
-
-/// The outcome of a span. Precedence: `Ok` > `Error` > `Unset`; `Ok` is final.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub enum Status {
-    /// No status set (the default).
-    #[default]
-    Unset,
-    /// The operation succeeded (final).
-    Ok,
-    /// The operation failed.
-    Error {
-        /// What went wrong.
-        description: Str,
-    },
-}
-
-impl Status {
-    /// An error status with a description.
-    pub fn error(description: impl Into<Str>) -> Self {
-        Status::Error {
-            description: description.into(),
-        }
-    }
-}
 
 /// Configures a span before it starts. Made by [`Tracer::span`].
 ///
@@ -278,7 +241,7 @@ impl Span {
     }
 
     fn limits(data: &SpanData) -> SpanLimits {
-        data.instrumentation.limits()
+        dispatch::limits_of(&data.instrumentation)
     }
 
     /// Sets an attribute (a new key beyond the limit is dropped and counted).
@@ -424,7 +387,7 @@ impl Span {
             // copies it straight into its queue). If an earlier one panics, the
             // guard still empties it, so the span ends once and nothing leaks.
             let ended = Ended(&mut self.data);
-            crate::trace::on_end(&mut *ended.0);
+            dispatch::on_end(&mut *ended.0);
         }
     }
 }

@@ -7,11 +7,9 @@
 //! function, so configuration can be tested without touching the process
 //! environment.
 
-use crate::attribute::KeyValue;
-use crate::batch::BatchConfig;
+use super::{BatchConfig, SpanLimits};
+use crate::data::KeyValue;
 use crate::diagnostics;
-use crate::sampling::{AlwaysOff, AlwaysOn, ParentBased, Sampler, TraceIdRatioBased};
-use crate::trace::SpanLimits;
 use std::time::Duration;
 
 /// The sampler chosen by `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` and
@@ -30,22 +28,6 @@ pub enum SamplerConfig {
     ParentBasedAlwaysOff,
     /// `parentbased_traceidratio`, or `OTEL_SAMPLE_RATE`.
     ParentBasedTraceIdRatio(f64),
-}
-
-impl SamplerConfig {
-    /// Builds the sampler.
-    pub fn build(self) -> Box<dyn Sampler> {
-        match self {
-            SamplerConfig::AlwaysOn => Box::new(AlwaysOn),
-            SamplerConfig::AlwaysOff => Box::new(AlwaysOff),
-            SamplerConfig::TraceIdRatio(r) => Box::new(TraceIdRatioBased::new(r)),
-            SamplerConfig::ParentBasedAlwaysOn => Box::new(ParentBased::new(AlwaysOn)),
-            SamplerConfig::ParentBasedAlwaysOff => Box::new(ParentBased::new(AlwaysOff)),
-            SamplerConfig::ParentBasedTraceIdRatio(r) => {
-                Box::new(ParentBased::new(TraceIdRatioBased::new(r)))
-            }
-        }
-    }
 }
 
 /// The configuration read from the environment.
@@ -289,7 +271,7 @@ impl Reader<'_> {
         let export_timeout = self
             .u32("OTEL_BSP_EXPORT_TIMEOUT")
             .map_or(d.export_timeout, |ms| match ms {
-                0 => crate::batch::NO_TIMEOUT,
+                0 => super::NO_TIMEOUT,
                 ms => Duration::from_millis(ms.into()),
             });
         BatchConfig {

@@ -122,7 +122,7 @@ fn batch_variables_with_clamping_and_bad_values() {
     assert_eq!(c.batch.max_queue_size, 100);
     assert_eq!(c.batch.max_export_batch_size, 100);
     assert_eq!(c.batch.scheduled_delay, Duration::from_millis(250));
-    assert_eq!(c.batch.export_timeout, crate::batch::NO_TIMEOUT);
+    assert_eq!(c.batch.export_timeout, crate::config::NO_TIMEOUT);
     assert_eq!(c.warnings.len(), 1);
     let bad = cfg(&[
         ("OTEL_BSP_MAX_QUEUE_SIZE", "0"),

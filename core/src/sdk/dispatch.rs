@@ -1,14 +1,18 @@
 //! How an ended span reaches its provider's processors, without touching a
 //! shared reference count and, for the batch processor, without dynamic dispatch.
+//!
+//! A span finds its pipeline through its scope ([`Instrumentation::runtime`]),
+//! which holds it weakly; the thread keeps the pipeline it used last, so the
+//! usual end compares two pointers and upgrades nothing.
 
-use super::Pipeline;
-use crate::batch::BatchSpanProcessor;
-use crate::context::SpanContext;
-use crate::export::SpanData;
-use crate::processor::SpanProcessor;
+use super::provider::Pipeline;
+use crate::config::SpanLimits;
+use crate::data::{Instrumentation, SpanContext, SpanData};
+use crate::processor::{BatchSpanProcessor, SpanProcessor};
+use std::any::Any;
 use std::cell::Cell;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 thread_local! {
     /// The pipeline this thread last ended a span into. Holding it here lets
@@ -82,25 +86,50 @@ impl fmt::Debug for Processor {
 
 /// Delivers an ended span to its provider's processors. The data stays where
 /// it lies until a processor takes it (the batch processor copies it straight
-/// into its queue); `span` is empty afterwards.
+/// into its queue); `span` is empty afterwards. A span whose provider is gone
+/// is dropped.
 #[inline]
 pub(crate) fn on_end(span: &mut Option<SpanData>) {
-    let Some(own) = span
-        .as_ref()
-        .and_then(|data| data.instrumentation.0.pipeline.as_ref())
-    else {
+    let Some(own) = span.as_ref().and_then(|d| d.instrumentation.runtime()) else {
         *span = None;
         return;
     };
-    let cached = LAST_PIPELINE.try_with(Cell::take).ok().flatten();
-    let pipeline = match cached {
-        Some(p) if Arc::ptr_eq(&p, own) => p,
-        _ => own.clone(),
+    let Some(pipeline) = pipeline_of(own) else {
+        *span = None;
+        return;
     };
     dispatch(&pipeline, span);
     // A nested span ended by a processor may have cached something meanwhile;
     // `replace` drops it.
     let _ = LAST_PIPELINE.try_with(|c| c.replace(Some(pipeline)));
+}
+
+/// The span limits of the provider `inst` belongs to (the defaults if none).
+pub(crate) fn limits_of(inst: &Instrumentation) -> SpanLimits {
+    let Some(pipeline) = inst.runtime().and_then(pipeline_of) else {
+        return SpanLimits::default();
+    };
+    let limits = pipeline.limits;
+    let _ = LAST_PIPELINE.try_with(|c| c.replace(Some(pipeline)));
+    limits
+}
+
+/// The pipeline `runtime` refers to, taken from this thread's cache (which the
+/// caller puts back) when it is that one, so that no shared count is touched;
+/// `None` once the provider is gone.
+#[inline]
+fn pipeline_of(runtime: &Weak<dyn Any + Send + Sync>) -> Option<Arc<Pipeline>> {
+    let cached = LAST_PIPELINE.try_with(Cell::take).ok().flatten();
+    match cached {
+        Some(p) if std::ptr::addr_eq(Weak::as_ptr(runtime), Arc::as_ptr(&p)) => Some(p),
+        _ => upgrade(runtime),
+    }
+}
+
+/// Out of line: only the first span a thread ends into a provider gets here.
+#[inline(never)]
+fn upgrade(runtime: &Weak<dyn Any + Send + Sync>) -> Option<Arc<Pipeline>> {
+    runtime.upgrade()?.downcast::<Pipeline>().ok()
 }
 
 fn dispatch(pipeline: &Pipeline, span: &mut Option<SpanData>) {

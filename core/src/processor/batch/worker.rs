@@ -3,11 +3,11 @@
 //! within its deadline. Application threads never wait for it.
 
 use super::{Shared, AWAKE};
-use crate::attribute::list_pool;
+use crate::data::{ScopeRun, SpanData};
 use crate::diagnostics::{self, Level, RateLimiter};
-use crate::export::{ExportError, ScopeRun, SpanData, SpanExporter};
-use crate::processor::FlushError;
-use crate::queue::Marks;
+use crate::export::{ExportError, SpanExporter};
+use crate::processor::{list_pool, FlushError};
+use crate::sync::Marks;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;

@@ -8,7 +8,7 @@
 //! time, each with a deadline.
 //!
 //! The queue is two parts. Each application thread that ends spans gets a lane
-//! of its own (`queue::Lanes`, single-producer rings), so that threads ending
+//! of its own (per-thread single-producer rings), so that threads ending
 //! spans at the same time write no common cache line, and the worker exports a
 //! lane's spans in place, without copying them out. Threads beyond the number
 //! of lanes, and a thread whose lane is full, use the shared multi-producer
@@ -25,16 +25,14 @@
 //! instead naps (until a quarter of the queue has filled, at most 1 ms) and asks
 //! to be woken only at half the queue, so producers make no syscall at all.
 
-mod config;
 mod worker;
 
-pub use config::{BatchConfig, BatchConfigBuilder, MAX_QUEUE_SIZE, NO_TIMEOUT};
-
-use crate::attribute::list_pool;
+use super::{list_pool, FlushError, ProcessorStats, SpanProcessor};
+use crate::config::{BatchConfig, DEFAULT_DROP_SHUTDOWN_TIMEOUT};
+use crate::data::SpanData;
 use crate::diagnostics::{self, Level};
-use crate::export::{ExportCancel, SpanData, SpanExporter};
-use crate::processor::{FlushError, ProcessorStats, SpanProcessor};
-use crate::queue::{BoundedQueue, LanePush, Lanes};
+use crate::export::{ExportCancel, SpanExporter};
+use crate::sync::{BoundedQueue, LanePush, Lanes};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -540,7 +538,7 @@ impl Drop for BatchSpanProcessor {
     /// still stops its worker, waiting at most 5 s.
     fn drop(&mut self) {
         if !self.shared.is_shutdown.load(Ordering::Acquire) {
-            let _ = self.shutdown_with_timeout(crate::trace::DEFAULT_DROP_SHUTDOWN_TIMEOUT);
+            let _ = self.shutdown_with_timeout(DEFAULT_DROP_SHUTDOWN_TIMEOUT);
         }
         list_pool::unprovision(self.shared.config.spans_in_flight());
     }

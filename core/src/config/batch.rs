@@ -75,7 +75,7 @@ impl BatchConfig {
 
     /// The config read from the `OTEL_BSP_*` variables (bad values: warning, default).
     pub fn from_env() -> Self {
-        crate::env::EnvConfig::from_env().batch
+        super::EnvConfig::from_env().batch
     }
 }
 

@@ -1,5 +1,10 @@
+// SAFETY (for every `unsafe` call below): each test keeps the contracts of
+// `Lane::push_from` and `Lane::consume` by construction: the pushing thread owns
+// the lane (`try_claim`) and one thread at a time consumes.
+#![allow(clippy::undocumented_unsafe_blocks)]
+
 use super::{Lane, LanePush, Lanes};
-use crate::queue::BoundedQueue;
+use crate::sync::BoundedQueue;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};

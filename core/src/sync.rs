@@ -1,0 +1,32 @@
+//! The crate's lock-free building blocks, and every line of its `unsafe` code
+//! but the clock's. They know nothing of spans: each is generic over what it
+//! carries, and imports nothing from the rest of the crate.
+//!
+//! - [`queue`]: [`BoundedQueue`], Vyukov's bounded multi-producer queue, which
+//!   every thread can push into.
+//! - [`lanes`]: per-thread single-producer rings ([`Lanes`]) and how a thread
+//!   binds to one, so that threads ending spans at once share no cache line.
+//! - [`counted`]: [`CountedRef`], a shared reference with biased counting and
+//!   batched release, for the one reference every span holds to its scope.
+//!
+//! Their protocols are model-checked with loom (`loom_tests`, and the batch
+//! processor's wake-up protocol beside it) and their tests run under miri; the
+//! commands are in the README.
+
+pub(crate) mod atomics;
+pub(crate) mod counted;
+pub(crate) mod lanes;
+pub(crate) mod queue;
+
+pub(crate) use counted::{CountedRef, RefRun};
+pub(crate) use lanes::{LanePush, Lanes, Marks};
+pub(crate) use queue::BoundedQueue;
+
+/// The shared queue, for the queue benchmark only: not a public API.
+#[cfg(feature = "bench-internals")]
+pub mod bench_internals {
+    pub use super::queue::BoundedQueue;
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests;
