@@ -12,19 +12,16 @@
 //! spans at the same time write no common cache line, and the worker exports a
 //! lane's spans in place, without copying them out. Threads beyond the number
 //! of lanes, and a thread whose lane is full, use the shared multi-producer
-//! [`BoundedQueue`].
+//! queue.
 //!
-//! Waking the worker costs the application thread no syscall per span: before the
-//! worker sleeps it publishes the queue length at which it wants waking
-//! (`wanted`); a producer signals only when the queue reaches it, about once per
-//! batch, at most twice (the scheme of OpenTelemetry Java's processor), and only
-//! one producer wins the right to signal. A thread pushing into its lane looks only every so
-//! many spans, so the worker asks to be woken that much before a full batch, and
-//! looks again itself after 10 ms when the queue is that close. When spans
-//! arrive fast enough to fill the next batch within a millisecond, the worker
-//! instead naps (until a quarter of the queue has filled, at most 1 ms) and asks
-//! to be woken only at half the queue, so producers make no syscall at all.
+//! Waking the worker costs the application thread no system call per span: it
+//! is woken about once per batch, by the producer that completes one (the
+//! protocol, both sides, is in `wake.rs`). When spans arrive fast enough to
+//! fill the next batch within a millisecond, the worker instead naps (until a
+//! quarter of the queue has filled, at most 1 ms) and asks to be woken only at
+//! half the queue, so producers make no system call at all.
 
+mod wake;
 mod worker;
 
 use super::{list_pool, FlushError, ProcessorStats, SpanProcessor};
@@ -34,28 +31,12 @@ use crate::diagnostics::{self, Level};
 use crate::export::{ExportCancel, SpanExporter};
 use crate::sync::{BoundedQueue, LanePush, Lanes};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
-use std::thread::{JoinHandle, Thread};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use wake::{Pushed, QueueLengths, WakeUp};
 use worker::{panic_message, Worker};
-
-/// `wanted` when the worker is awake (producers never signal).
-const AWAKE: usize = usize::MAX;
-
-/// A thread pushing into its lane looks whether to wake the worker only once
-/// per some pushes (a look costs a fence that waits for the span's stores):
-/// together, the lanes' pushes since their last looks stay under this fraction
-/// of a batch. See [`Shared::wake_check_mask`].
-const UNSEEN_PER_BATCH: usize = 4;
-
-/// How many pushes into a lane between two looks whether to wake the worker
-/// when `lanes` lanes are made: a power of two, at most the batch size /
-/// ([`UNSEEN_PER_BATCH`] × lanes), at least one.
-fn wake_check_step(config: &BatchConfig, lanes: usize) -> usize {
-    let step = (config.max_export_batch_size / (UNSEEN_PER_BATCH * lanes.max(1))).max(1);
-    1 << step.ilog2()
-}
 
 /// The most lanes a processor makes: two per CPU (threads come and go), within
 /// bounds.
@@ -77,13 +58,6 @@ fn max_lanes() -> usize {
 /// (and 62 with the shared queue alone).
 fn lane_capacity(config: &BatchConfig) -> usize {
     config.max_queue_size.max(2 * config.max_export_batch_size)
-}
-
-/// Where a span that may complete a batch went.
-#[derive(Clone, Copy)]
-enum Pushed {
-    Lane,
-    Queue,
 }
 
 /// Requests from callers to the worker, under `Shared::control`.
@@ -108,30 +82,18 @@ struct Shared {
     /// Lanes for the threads that end spans, then the queue they share.
     lanes: Lanes<SpanData>,
     queue: BoundedQueue<SpanData>,
-    /// A thread pushing into its lane looks whether to wake the worker when
-    /// the lane's count of pushes is a multiple of `wake_check_mask + 1` (a
-    /// power of two, [`wake_check_step`]). So spans pushed since any look
-    /// number at most lanes × `wake_check_mask`: the worker asks to be woken
-    /// that much below what it waits for (see `Worker::sleep`).
-    wake_check_mask: AtomicUsize,
+    /// When producers wake the worker (the protocol is in `wake.rs`).
+    wake: WakeUp,
     config: BatchConfig,
     /// Brought forward at shutdown so an export waiting on retries gives up in time.
     cancel: ExportCancel,
-    /// The queue length at which the sleeping worker wants waking, or `AWAKE`.
-    wanted: AtomicUsize,
-    /// Spans in the lanes, as the worker saw them when it last went to sleep,
-    /// or a lane's look saw them since (whichever is more).
-    lanes_seen: AtomicUsize,
     is_shutdown: AtomicBool,
     /// A flush is waiting: the worker stops draining full batches to serve it.
     flush_pending: AtomicBool,
     control: Mutex<Control>,
-    /// The worker thread, unparked to wake it (no lock involved).
-    worker_thread: OnceLock<Thread>,
     /// Wakes callers waiting for a flush or shutdown.
     caller_cv: Condvar,
-    // Counters written by application threads (only on drops and wake-ups).
-    producer_wakeups: AtomicU64,
+    // Counters written by application threads (only on drops).
     dropped_queue_full: AtomicU64,
     dropped_after_shutdown: AtomicU64,
     // Counters written by the worker.
@@ -177,70 +139,30 @@ impl Shared {
         total
     }
 
-    /// Makes a lane if a thread asked for one, and then looks for wake-ups
-    /// more often: the lanes' unseen pushes together stay the same.
+    /// Makes a lane if a thread asked for one; wake checks then come more
+    /// often.
     fn add_lane_if_wanted(&self) {
         if self.lanes.add_lane_if_wanted() {
-            let step = wake_check_step(&self.config, self.lanes.made_count());
-            self.wake_check_mask.store(step - 1, Ordering::Relaxed);
+            self.wake
+                .lanes_made(self.config.max_export_batch_size, self.lanes.made_count());
         }
-    }
-
-    /// How many spans lane pushes may have added since any producer looked
-    /// whether to wake the worker.
-    fn unseen_pushes(&self) -> usize {
-        self.lanes.made_count() * self.wake_check_mask.load(Ordering::Relaxed)
     }
 
     /// Spans in the lanes and the shared queue.
     fn queued_len(&self) -> usize {
         self.lanes.len() + self.queue.len()
     }
+}
 
-    /// Wakes the worker if it sleeps and the queue holds what it waits for.
-    ///
-    /// After a push into the shared queue, the lanes count as much as the
-    /// worker or a lane's look last saw in them (`lanes_seen`): adding them up
-    /// again would read a cache line of every lane at every such push (threads
-    /// without a lane are the many-threads case). Lane pushes since their
-    /// looks are within the margin the worker leaves (`unseen_pushes`).
+impl QueueLengths for Shared {
     #[inline]
-    fn wake_worker_if_wanted(&self, pushed_to: Pushed) {
-        // Pairs with the fence in `Worker::sleep`: either the worker sees our
-        // span when it re-checks the queue, or we see its `wanted`.
-        fence(Ordering::SeqCst);
-        // Acquire: pairs with the worker's Release, for `lanes_seen`.
-        let wanted = self.wanted.load(Ordering::Acquire);
-        if wanted == AWAKE {
-            return;
-        }
-        let queued = match pushed_to {
-            Pushed::Lane => {
-                let lanes = self.lanes.len();
-                // Published before the fence, and the shared queue read after
-                // it: a concurrent shared-queue push either sees these lanes
-                // or has its span seen here.
-                self.lanes_seen.fetch_max(lanes, Ordering::Relaxed);
-                fence(Ordering::SeqCst);
-                lanes + self.queue.len()
-            }
-            Pushed::Queue => self.queue.len() + self.lanes_seen.load(Ordering::Relaxed),
-        };
-        if queued >= wanted
-            && self
-                .wanted
-                .compare_exchange(wanted, AWAKE, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            self.producer_wakeups.fetch_add(1, Ordering::Relaxed);
-            self.wake_worker();
-        }
+    fn lanes_len(&self) -> usize {
+        self.lanes.len()
     }
 
-    fn wake_worker(&self) {
-        if let Some(t) = self.worker_thread.get() {
-            t.unpark();
-        }
+    #[inline]
+    fn queue_len(&self) -> usize {
+        self.queue.len()
     }
 }
 
@@ -275,17 +197,13 @@ impl BatchSpanProcessor {
         let shared = Arc::new(Shared {
             lanes,
             queue: BoundedQueue::with_capacity(config.max_queue_size),
-            wake_check_mask: AtomicUsize::new(wake_check_step(&config, 1) - 1),
+            wake: WakeUp::new(config.max_export_batch_size),
             config,
             cancel: ExportCancel::default(),
-            wanted: AtomicUsize::new(AWAKE),
-            lanes_seen: AtomicUsize::new(0),
             is_shutdown: AtomicBool::new(false),
             flush_pending: AtomicBool::new(false),
             control: Mutex::new(Control::default()),
-            worker_thread: OnceLock::new(),
             caller_cv: Condvar::new(),
-            producer_wakeups: AtomicU64::new(0),
             dropped_queue_full: AtomicU64::new(0),
             dropped_after_shutdown: AtomicU64::new(0),
             dropped_late: AtomicU64::new(0),
@@ -328,7 +246,7 @@ impl BatchSpanProcessor {
             });
         let worker = match handle {
             Ok(h) => {
-                let _ = shared.worker_thread.set(h.thread().clone());
+                shared.wake.set_worker(h.thread().clone());
                 Some(h)
             }
             Err(e) => {
@@ -408,14 +326,12 @@ impl BatchSpanProcessor {
             shared
                 .dropped_after_shutdown
                 .fetch_add(1, Ordering::Relaxed);
-        } else if let LanePush::Pushed(pushed) = shared.lanes.push_from(span) {
-            if pushed & shared.wake_check_mask.load(Ordering::Relaxed) == 0 {
-                shared.wake_worker_if_wanted(Pushed::Lane);
-            }
+        } else if let LanePush::Pushed(count) = shared.lanes.push_from(span) {
+            shared.wake.after_push(Pushed::Lane(count), shared);
             return;
         } else if shared.queue.push_from(span) {
             // No lane, or the lane is full.
-            shared.wake_worker_if_wanted(Pushed::Queue);
+            shared.wake.after_push(Pushed::Queue, shared);
             return;
         } else {
             shared.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
@@ -443,7 +359,7 @@ impl SpanProcessor for BatchSpanProcessor {
         c.flush_deadline = Some(c.flush_deadline.map_or(deadline, |d| d.max(deadline)));
         let generation = c.flush_requested;
         self.shared.flush_pending.store(true, Ordering::Release);
-        self.shared.wake_worker();
+        self.shared.wake.wake();
         let (c, done) = self.wait_until(c, deadline, |c| {
             c.flush_completed >= generation || c.worker_done
         });
@@ -470,7 +386,7 @@ impl SpanProcessor for BatchSpanProcessor {
         self.shared.cancel.cancel_at(worker_deadline);
         let mut c = self.shared.control();
         c.shutdown_deadline = Some(worker_deadline);
-        self.shared.wake_worker();
+        self.shared.wake.wake();
         let (c, done) = self.wait_until(c, deadline, |c| c.worker_done);
         let result = c.shutdown_result.clone();
         drop(c);
@@ -565,7 +481,7 @@ mod tests {
         let tracer = provider.tracer("t");
         // Let the new worker reach its first sleep, so the first full batch wakes it.
         let start = Instant::now();
-        while shared.wanted.load(Ordering::Relaxed) == AWAKE && start.elapsed().as_secs() < 5 {
+        while !shared.wake.is_asleep() && start.elapsed().as_secs() < 5 {
             std::thread::sleep(Duration::from_millis(1));
         }
         for _ in 0..10_000 {
@@ -573,7 +489,7 @@ mod tests {
         }
         provider.force_flush().unwrap();
         assert_eq!(exporter.finished_spans().len(), 10_000);
-        let wakeups = shared.producer_wakeups.load(Ordering::Relaxed);
+        let wakeups = shared.wake.producer_wakeups();
         assert!(
             wakeups <= 10_000 / 100 + 1,
             "{wakeups} wake-ups for 100 batches"

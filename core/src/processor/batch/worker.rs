@@ -2,14 +2,14 @@
 //! ones when the schedule delay passes, everything on a flush, and shuts down
 //! within its deadline. Application threads never wait for it.
 
-use super::{Shared, AWAKE};
+use super::Shared;
 use crate::data::{ScopeRun, SpanData};
 use crate::diagnostics::{self, Level, RateLimiter};
 use crate::export::{ExportError, SpanExporter};
 use crate::processor::{list_pool, FlushError};
 use crate::sync::Marks;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,10 +20,6 @@ const DROP_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 /// within this time, the worker sleeps for that long instead of asking
 /// producers to wake it.
 const MAX_NAP: Duration = Duration::from_millis(1);
-
-/// How long the worker sleeps when the queue is close enough to a full batch
-/// that pushes nobody looked at may complete it (see `Worker::sleep`).
-const LOOK_AGAIN: Duration = Duration::from_millis(10);
 
 /// The background thread's state.
 pub(super) struct Worker {
@@ -105,20 +101,14 @@ impl Worker {
     }
 
     /// Sleeps until unparked or `timeout` passes, publishing the queue length at
-    /// which producers should wake it.
+    /// which producers should wake it (the protocol is in `wake.rs`).
     /// Callers unpark after recording a request, so none is missed (the park token
     /// is kept if the unpark comes first); spurious wake-ups just loop.
     ///
     /// Waking a sleeping thread costs the producer a system call and the kernel
-    /// an interrupt to the worker's CPU (about 4 µs on a 2-vCPU VM, 9 ns per span
-    /// at 512-span batches). So when spans arrive fast enough that the next batch
-    /// fills within [`MAX_NAP`], the worker instead naps (see [`SleepPlan`]),
-    /// and producers wake it only if the queue gets half full.
-    ///
-    /// Threads pushing into lanes look whether to wake the worker only every so
-    /// many pushes, so the pushes since anyone looked may complete a batch
-    /// unseen: the worker asks to be woken that much earlier, and if the queue
-    /// is already that close to a full batch, it only sleeps [`LOOK_AGAIN`].
+    /// an interrupt to the worker's CPU. So when spans arrive fast enough that
+    /// the next batch fills within [`MAX_NAP`], the worker instead naps (see
+    /// [`SleepPlan`]), and producers wake it only if the queue gets half full.
     fn sleep(&mut self, timeout: Duration, batch_size: usize) {
         let shared = &*self.shared;
         let now = Instant::now();
@@ -138,37 +128,13 @@ impl Worker {
             capacity: shared.lanes.lane_capacity().min(shared.queue.capacity()),
         };
         let (wake_at, timeout) = plan.decide(timeout);
-        let early = wake_at.saturating_sub(shared.unseen_pushes()).max(1);
-        // Close already: producers wake it at a full batch, and it looks again
-        // soon for one nobody saw.
-        let (wake_at, timeout) = if len >= early {
-            (wake_at, timeout.min(LOOK_AGAIN))
-        } else {
-            (early, timeout)
-        };
-        shared
-            .lanes_seen
-            .store(shared.lanes.len(), Ordering::Relaxed);
-        // Release: a producer that sees `wanted` sees `lanes_seen`.
-        shared.wanted.store(wake_at, Ordering::Release);
-        fence(Ordering::SeqCst);
-        // As a lane look does: the lanes as seen now (after producers that
-        // looked before our fence and found us awake) are published before a
-        // second fence and the read of the shared queue, so a push into it
-        // either counts them or is counted here.
-        let lanes = shared.lanes.len();
-        shared.lanes_seen.fetch_max(lanes, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        let len = lanes + shared.queue.len();
-        if len < batch_size {
-            let timeout = if len >= early {
-                timeout.min(LOOK_AGAIN)
-            } else {
-                timeout
-            };
-            std::thread::park_timeout(timeout);
-        }
-        shared.wanted.store(AWAKE, Ordering::Relaxed);
+        shared.wake.sleep(
+            wake_at,
+            timeout,
+            batch_size,
+            shared.lanes.made_count(),
+            shared,
+        );
     }
 
     /// Exports up to one batch from the queue; `cap` bounds the deadline.
