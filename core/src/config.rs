@@ -7,13 +7,13 @@
 
 pub mod batch;
 pub mod env;
-pub mod limits;
 
 use std::time::Duration;
 
+/// Per-span limits; defined with the span values it limits.
+pub use crate::data::SpanLimits;
 pub use batch::{BatchConfig, BatchConfigBuilder, MAX_QUEUE_SIZE, NO_TIMEOUT};
 pub use env::{EnvConfig, SamplerConfig};
-pub use limits::SpanLimits;
 
 /// How long dropping the last provider handle (or a batch processor that was
 /// never shut down) may spend shutting down.

@@ -9,11 +9,13 @@
 //! - [`span_data`]: [`SpanData`] (an ended span), [`Event`], [`Link`],
 //!   [`SpanKind`], [`Status`].
 //! - [`instrumentation`]: the [`InstrumentationScope`] and [`Resource`] every span
-//!   of a tracer shares ([`Instrumentation`]); [`resource`]: [`Resource`].
+//!   of a tracer shares ([`Instrumentation`]), with the [`SpanLimits`] its spans
+//!   keep to; [`resource`]: [`Resource`].
 
 pub mod attribute;
 pub mod id;
 pub mod instrumentation;
+pub mod limits;
 pub mod resource;
 pub mod span_context;
 pub mod span_data;
@@ -23,6 +25,7 @@ pub use attribute::{Array, Key, KeyValue, Str, Value};
 pub use id::{IdGenerator, RandomIdGenerator, SpanId, TraceId};
 pub(crate) use instrumentation::ScopeRun;
 pub use instrumentation::{Instrumentation, InstrumentationScope};
+pub use limits::SpanLimits;
 pub use resource::Resource;
 pub use span_context::{SpanContext, TraceFlags};
 pub use span_data::{Event, Link, SpanData, SpanDetails, SpanKind, Status};

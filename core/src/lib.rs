@@ -31,7 +31,7 @@
 //! The modules are layers: each imports only the ones listed before it, so the
 //! crate reads bottom-up and a value never drags the runtime along.
 //!
-//! 1. [`clock`](crate::clock) (private: a calibrated TSC clock), [`diagnostics`]
+//! 1. `clock` (private: a calibrated TSC clock), [`diagnostics`]
 //!    (how the crate reports its own problems), and `sync` (private: the
 //!    lock-free queue, per-thread lanes and counted references; all the
 //!    `unsafe` code but one `rdtsc`).

@@ -7,6 +7,7 @@
 //! clone of it kept by a test exporter) does not keep a provider alive.
 
 use super::attribute::{KeyValue, Str};
+use super::limits::SpanLimits;
 use super::resource::Resource;
 use crate::sync::{CountedRef, RefRun};
 use std::any::Any;
@@ -45,6 +46,8 @@ pub struct Instrumentation(CountedRef<InstrumentationInner>);
 struct InstrumentationInner {
     scope: InstrumentationScope,
     resource: Arc<Resource>,
+    /// The limits the spans of this scope keep to.
+    limits: SpanLimits,
     /// The runtime that receives the spans of this scope (the provider's
     /// pipeline), weakly; `None` for hand-built data.
     runtime: Option<Weak<dyn Any + Send + Sync>>,
@@ -61,18 +64,20 @@ impl Instrumentation {
     /// assert_eq!(inst.scope().name, "my-lib");
     /// ```
     pub fn new(scope: InstrumentationScope, resource: Arc<Resource>) -> Self {
-        Self::with_runtime(scope, resource, None)
+        Self::with_runtime(scope, resource, SpanLimits::default(), None)
     }
 
-    /// A scope whose spans go to `runtime` (held weakly).
+    /// A scope whose spans keep to `limits` and go to `runtime` (held weakly).
     pub(crate) fn with_runtime(
         scope: InstrumentationScope,
         resource: Arc<Resource>,
+        limits: SpanLimits,
         runtime: Option<Weak<dyn Any + Send + Sync>>,
     ) -> Self {
         Instrumentation(CountedRef::new(InstrumentationInner {
             scope,
             resource,
+            limits,
             runtime,
         }))
     }
@@ -85,6 +90,12 @@ impl Instrumentation {
     /// The resource.
     pub fn resource(&self) -> &Arc<Resource> {
         &self.0.resource
+    }
+
+    /// The limits the spans of this scope keep to.
+    #[inline]
+    pub(crate) fn limits(&self) -> &SpanLimits {
+        &self.0.limits
     }
 
     /// The runtime given to [`with_runtime`](Self::with_runtime), if any.

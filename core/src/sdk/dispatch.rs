@@ -6,8 +6,7 @@
 //! usual end compares two pointers and upgrades nothing.
 
 use super::provider::Pipeline;
-use crate::config::SpanLimits;
-use crate::data::{Instrumentation, SpanContext, SpanData};
+use crate::data::{SpanContext, SpanData};
 use crate::processor::{BatchSpanProcessor, SpanProcessor};
 use std::any::Any;
 use std::cell::Cell;
@@ -104,20 +103,10 @@ pub(crate) fn on_end(span: &mut Option<SpanData>) {
     let _ = LAST_PIPELINE.try_with(|c| c.replace(Some(pipeline)));
 }
 
-/// The span limits of the provider `inst` belongs to (the defaults if none).
-pub(crate) fn limits_of(inst: &Instrumentation) -> SpanLimits {
-    let Some(pipeline) = inst.runtime().and_then(pipeline_of) else {
-        return SpanLimits::default();
-    };
-    let limits = pipeline.limits;
-    let _ = LAST_PIPELINE.try_with(|c| c.replace(Some(pipeline)));
-    limits
-}
-
 /// The pipeline `runtime` refers to, taken from this thread's cache (which the
 /// caller puts back) when it is that one, so that no shared count is touched;
 /// `None` once the provider is gone.
-#[inline]
+#[inline(always)]
 fn pipeline_of(runtime: &Weak<dyn Any + Send + Sync>) -> Option<Arc<Pipeline>> {
     let cached = LAST_PIPELINE.try_with(Cell::take).ok().flatten();
     match cached {

@@ -62,7 +62,7 @@ impl Pipeline {
         scope: InstrumentationScope,
     ) -> Instrumentation {
         let runtime: Weak<dyn Any + Send + Sync> = Arc::downgrade(self) as Weak<_>;
-        Instrumentation::with_runtime(scope, self.resource.clone(), Some(runtime))
+        Instrumentation::with_runtime(scope, self.resource.clone(), self.limits, Some(runtime))
     }
 
     /// Tells the processors that use `on_start` (the batch processor does not)

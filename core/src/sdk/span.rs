@@ -241,7 +241,7 @@ impl Span {
     }
 
     fn limits(data: &SpanData) -> SpanLimits {
-        dispatch::limits_of(&data.instrumentation)
+        *data.instrumentation.limits()
     }
 
     /// Sets an attribute (a new key beyond the limit is dropped and counted).

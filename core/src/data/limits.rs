@@ -1,4 +1,5 @@
-//! [`SpanLimits`]: how much one span may hold.
+//! [`SpanLimits`]: how much one span may hold. A plain value: the provider's
+//! configuration sets it, and every span of a tracer carries it with its scope.
 
 /// Per-span limits (spec defaults: 128 of each, no value length limit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
