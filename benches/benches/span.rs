@@ -100,9 +100,9 @@ mod rt {
 
     fn provider(sampler: impl Sampler + 'static) -> TracerProvider {
         let config = BatchConfig::builder()
-            .max_queue_size(MAX_QUEUE_SIZE)
-            .max_export_batch_size(MAX_EXPORT_BATCH_SIZE)
-            .scheduled_delay(SCHEDULED_DELAY)
+            .with_max_queue_size(MAX_QUEUE_SIZE)
+            .with_max_export_batch_size(MAX_EXPORT_BATCH_SIZE)
+            .with_scheduled_delay(SCHEDULED_DELAY)
             .build();
         TracerProvider::builder()
             .with_sampler(sampler)

@@ -81,8 +81,8 @@ mod rt {
 
     fn provider(sampler: impl Sampler + 'static, queue: usize) -> TracerProvider {
         let config = BatchConfig::builder()
-            .max_queue_size(queue)
-            .scheduled_delay(Duration::from_millis(100))
+            .with_max_queue_size(queue)
+            .with_scheduled_delay(Duration::from_millis(100))
             .build();
         TracerProvider::builder()
             .with_sampler(sampler)

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 fn config(queue: usize, batch: usize, delay_ms: u64) -> BatchConfig {
     BatchConfig::builder()
-        .max_queue_size(queue)
-        .max_export_batch_size(batch)
-        .scheduled_delay(Duration::from_millis(delay_ms))
+        .with_max_queue_size(queue)
+        .with_max_export_batch_size(batch)
+        .with_scheduled_delay(Duration::from_millis(delay_ms))
         .build()
 }
 
@@ -495,8 +495,8 @@ impl SpanExporter for Overruns {
 #[test]
 fn export_past_its_deadline_counts_as_failed() {
     let cfg = BatchConfig::builder()
-        .max_export_batch_size(2)
-        .export_timeout(Duration::from_millis(50))
+        .with_max_export_batch_size(2)
+        .with_export_timeout(Duration::from_millis(50))
         .build();
     let provider = provider_with(Overruns, cfg);
     end_spans(&provider, 2);
@@ -623,7 +623,7 @@ impl SpanExporter for DeadlineProbe {
 fn exporter_is_told_the_export_deadline() {
     let seen = Arc::new(Mutex::new(None));
     let cfg = BatchConfig::builder()
-        .export_timeout(Duration::from_secs(7))
+        .with_export_timeout(Duration::from_secs(7))
         .build();
     let bsp = BatchSpanProcessor::new(DeadlineProbe(seen.clone()), cfg);
     let provider = TracerProvider::builder().with_span_processor(bsp).build();
@@ -642,8 +642,8 @@ fn exporter_is_told_the_export_deadline() {
 #[test]
 fn batch_size_above_queue_size_is_clamped() {
     let cfg = BatchConfig::builder()
-        .max_queue_size(16)
-        .max_export_batch_size(100)
+        .with_max_queue_size(16)
+        .with_max_export_batch_size(100)
         .build();
     assert_eq!(cfg.max_export_batch_size, 16);
     let bsp = BatchSpanProcessor::new(InMemoryExporter::default(), cfg);
@@ -683,8 +683,8 @@ fn timed_out_shutdown_stops_the_worker_and_counts_leftovers_once() {
 fn huge_durations_mean_never_and_do_not_panic() {
     let exporter = InMemoryExporter::default();
     let cfg = BatchConfig::builder()
-        .scheduled_delay(Duration::MAX)
-        .export_timeout(Duration::MAX)
+        .with_scheduled_delay(Duration::MAX)
+        .with_export_timeout(Duration::MAX)
         .build();
     let provider = provider_with(exporter.clone(), cfg);
     end_spans(&provider, 3);
@@ -727,7 +727,7 @@ fn force_flush_is_served_while_producers_keep_the_queue_full() {
 #[test]
 fn absurd_queue_size_is_clamped_not_fatal() {
     let cfg = BatchConfig::builder()
-        .max_queue_size(usize::MAX / 2)
+        .with_max_queue_size(usize::MAX / 2)
         .build();
     assert_eq!(cfg.max_queue_size, runtrace::config::MAX_QUEUE_SIZE);
 }

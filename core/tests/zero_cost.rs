@@ -55,7 +55,7 @@ fn batch_threads() -> usize {
 
 #[test]
 fn disabled_provider_allocates_nothing_per_span() {
-    let provider = TracerProvider::from_env().disabled(true).build();
+    let provider = TracerProvider::from_env().with_disabled(true).build();
     let tracer = provider.tracer("noop");
     // Warm up thread-locals.
     tracer.span("warm").start().end();
@@ -83,7 +83,7 @@ fn disabled_provider_starts_no_thread() {
     let _serial = BATCH_WORKERS.lock().unwrap_or_else(|e| e.into_inner());
     let before = batch_threads();
     let provider = TracerProvider::from_env()
-        .disabled(true)
+        .with_disabled(true)
         .with_batch_exporter(InMemoryExporter::default())
         .build();
     assert!(!provider.is_enabled());

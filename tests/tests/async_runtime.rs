@@ -42,7 +42,7 @@ async fn flush_and_shutdown_inside_current_thread_runtime() {
 #[tokio::test(flavor = "current_thread")]
 async fn deadlines_hold_inside_current_thread_runtime_with_a_hung_exporter() {
     let provider = TracerProvider::builder()
-        .with_batch_config(BatchConfig::builder().max_export_batch_size(1).build())
+        .with_batch_config(BatchConfig::builder().with_max_export_batch_size(1).build())
         .with_batch_exporter(Hangs)
         .build();
     provider.tracer("async").span("stuck").start().end();

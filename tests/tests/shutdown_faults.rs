@@ -23,9 +23,9 @@ fn shutdown_cancels_retry_backoff_and_accounts_for_every_span() {
     let provider = TracerProvider::builder()
         .with_batch_config(
             BatchConfig::builder()
-                .max_queue_size(1000)
-                .max_export_batch_size(10)
-                .scheduled_delay(Duration::from_secs(3600))
+                .with_max_queue_size(1000)
+                .with_max_export_batch_size(10)
+                .with_scheduled_delay(Duration::from_secs(3600))
                 .build(),
         )
         .with_batch_exporter(exporter)

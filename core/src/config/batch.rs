@@ -51,8 +51,8 @@ impl BatchConfig {
     /// ```
     /// use std::time::Duration;
     /// let cfg = runtrace::BatchConfig::builder()
-    ///     .max_queue_size(8192)
-    ///     .scheduled_delay(Duration::from_millis(500))
+    ///     .with_max_queue_size(8192)
+    ///     .with_scheduled_delay(Duration::from_millis(500))
     ///     .build();
     /// assert_eq!(cfg.max_export_batch_size, 512);
     /// ```
@@ -73,7 +73,8 @@ impl BatchConfig {
             .saturating_add(self.max_export_batch_size)
     }
 
-    /// The config read from the `OTEL_BSP_*` variables (bad values: warning, default).
+    /// A `BatchConfig` read from the `OTEL_BSP_*` variables, validated; a bad
+    /// value is reported through diagnostics and replaced by its default.
     pub fn from_env() -> Self {
         super::EnvConfig::from_env().batch
     }
@@ -84,23 +85,23 @@ impl BatchConfig {
 pub struct BatchConfigBuilder(BatchConfig);
 
 impl BatchConfigBuilder {
-    /// Sets `max_queue_size`.
-    pub fn max_queue_size(mut self, n: usize) -> Self {
+    /// Sets [`BatchConfig::max_queue_size`].
+    pub fn with_max_queue_size(mut self, n: usize) -> Self {
         self.0.max_queue_size = n;
         self
     }
-    /// Sets `max_export_batch_size`.
-    pub fn max_export_batch_size(mut self, n: usize) -> Self {
+    /// Sets [`BatchConfig::max_export_batch_size`].
+    pub fn with_max_export_batch_size(mut self, n: usize) -> Self {
         self.0.max_export_batch_size = n;
         self
     }
-    /// Sets `scheduled_delay`.
-    pub fn scheduled_delay(mut self, d: Duration) -> Self {
+    /// Sets [`BatchConfig::scheduled_delay`].
+    pub fn with_scheduled_delay(mut self, d: Duration) -> Self {
         self.0.scheduled_delay = d;
         self
     }
-    /// Sets `export_timeout`.
-    pub fn export_timeout(mut self, d: Duration) -> Self {
+    /// Sets [`BatchConfig::export_timeout`].
+    pub fn with_export_timeout(mut self, d: Duration) -> Self {
         self.0.export_timeout = d;
         self
     }

@@ -471,9 +471,9 @@ mod tests {
         let bsp = BatchSpanProcessor::new(
             exporter.clone(),
             BatchConfig::builder()
-                .max_queue_size(100_000)
-                .max_export_batch_size(100)
-                .scheduled_delay(Duration::from_secs(3600))
+                .with_max_queue_size(100_000)
+                .with_max_export_batch_size(100)
+                .with_scheduled_delay(Duration::from_secs(3600))
                 .build(),
         );
         let shared = bsp.shared.clone();

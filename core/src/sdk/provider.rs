@@ -271,6 +271,20 @@ impl TracerProvider {
 }
 
 /// Configures a [`TracerProvider`].
+///
+/// The setters can come in any order: nothing is started before
+/// [`build`](Self::build), which makes the batch processors with the final
+/// [`BatchConfig`] and returns a no-op provider (no thread, no queue) when the
+/// builder is disabled, whichever call disabled it.
+///
+/// ```
+/// use runtrace::{BatchConfig, InMemoryExporter, TracerProvider};
+/// let provider = TracerProvider::builder()
+///     .with_batch_exporter(InMemoryExporter::default())
+///     .with_batch_config(BatchConfig::builder().with_max_queue_size(8192).build())
+///     .build();
+/// assert!(provider.is_enabled());
+/// ```
 pub struct TracerProviderBuilder {
     disabled: bool,
     batch_config: BatchConfig,
@@ -278,7 +292,16 @@ pub struct TracerProviderBuilder {
     id_generator: Option<Box<dyn IdGenerator>>,
     limits: SpanLimits,
     resource: Resource,
-    processors: Vec<Processor>,
+    stages: Vec<Stage>,
+}
+
+/// A processor as the builder holds it, in the order it was added.
+#[derive(Debug)]
+enum Stage {
+    /// A processor the user made (already running, if it runs a thread).
+    Made(Processor),
+    /// An exporter for a batch processor that `build` makes.
+    Batch(Box<dyn SpanExporter>),
 }
 
 impl fmt::Debug for TracerProviderBuilder {
@@ -289,7 +312,7 @@ impl fmt::Debug for TracerProviderBuilder {
             .field("sampler", &self.sampler.description())
             .field("limits", &self.limits)
             .field("resource", &self.resource)
-            .field("processors", &self.processors)
+            .field("processors", &self.stages)
             .finish()
     }
 }
@@ -303,13 +326,13 @@ impl Default for TracerProviderBuilder {
             id_generator: None,
             limits: SpanLimits::default(),
             resource: Resource::default(),
-            processors: Vec::new(),
+            stages: Vec::new(),
         }
     }
 }
 
 impl TracerProviderBuilder {
-    /// A builder configured from an [`EnvConfig`].
+    /// A builder configured from an [`EnvConfig`] (see [`TracerProvider::from_env`]).
     pub fn from_config(cfg: EnvConfig) -> Self {
         let mut resource = Resource::default().merge(&Resource::new(cfg.resource_attributes));
         if let Some(name) = cfg.service_name {
@@ -346,27 +369,32 @@ impl TracerProviderBuilder {
         self
     }
     /// Adds a span processor (they run in the order added).
+    ///
+    /// A processor made by the caller is already running; if the builder ends
+    /// up disabled, `build` drops it (which shuts it down).
     pub fn with_span_processor(mut self, p: impl SpanProcessor + 'static) -> Self {
-        self.processors.push(Processor::new(p));
+        self.stages.push(Stage::Made(Processor::new(p)));
         self
     }
-    /// Sets the batch settings used by [`with_batch_exporter`](Self::with_batch_exporter).
+    /// Sets the batch settings of every batch processor that
+    /// [`with_batch_exporter`](Self::with_batch_exporter) adds, before or after
+    /// this call (from the environment: the `OTEL_BSP_*` variables).
     pub fn with_batch_config(mut self, config: BatchConfig) -> Self {
         self.batch_config = config;
         self
     }
     /// Adds a [`BatchSpanProcessor`] around `exporter` (the production set-up).
-    /// On a disabled builder (see [`TracerProvider::from_env`]) the exporter is
-    /// dropped and no thread starts.
+    /// The processor and its thread are made by [`build`](Self::build), with
+    /// the builder's final [`BatchConfig`]; a disabled builder drops the
+    /// exporter and starts no thread.
     pub fn with_batch_exporter(mut self, exporter: impl SpanExporter + 'static) -> Self {
-        if !self.disabled {
-            let bsp = BatchSpanProcessor::new(exporter, self.batch_config);
-            self.processors.push(Processor::Batch(bsp));
-        }
+        self.stages.push(Stage::Batch(Box::new(exporter)));
         self
     }
-    /// Makes [`build`](Self::build) return a no-op provider (no thread, no queue).
-    pub fn disabled(mut self, disabled: bool) -> Self {
+    /// With `true`, [`build`](Self::build) returns a no-op provider (no thread,
+    /// no queue), whatever else was set; `false` undoes an earlier `true`
+    /// (including one read from the environment).
+    pub fn with_disabled(mut self, disabled: bool) -> Self {
         self.disabled = disabled;
         self
     }
@@ -374,12 +402,22 @@ impl TracerProviderBuilder {
     pub fn with_simple_exporter(self, exporter: impl SpanExporter + 'static) -> Self {
         self.with_span_processor(SimpleSpanProcessor::new(exporter))
     }
-    /// Builds the provider (a no-op one when disabled).
+    /// Builds the provider, starting the batch processors' threads (a no-op
+    /// provider when disabled).
     pub fn build(self) -> TracerProvider {
         if self.disabled {
             return TracerProvider::noop();
         }
         clock::init();
+        let batch_config = self.batch_config;
+        let processors: Vec<Processor> = self
+            .stages
+            .into_iter()
+            .map(|stage| match stage {
+                Stage::Made(p) => p,
+                Stage::Batch(e) => Processor::Batch(BatchSpanProcessor::new(e, batch_config)),
+            })
+            .collect();
         let ids_random = self
             .id_generator
             .as_ref()
@@ -393,11 +431,8 @@ impl TracerProviderBuilder {
                     ids_random,
                     limits: self.limits,
                     resource: Arc::new(self.resource),
-                    has_dyn_processors: self
-                        .processors
-                        .iter()
-                        .any(|p| matches!(p, Processor::Dyn(_))),
-                    processors: self.processors,
+                    has_dyn_processors: processors.iter().any(|p| matches!(p, Processor::Dyn(_))),
+                    processors,
                     is_shutdown: AtomicBool::new(false),
                 })),
             }),
