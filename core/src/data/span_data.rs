@@ -117,6 +117,33 @@ pub struct SpanDetails {
 }
 
 impl SpanData {
+    /// A span as it starts: no attributes, events, links or status yet, and
+    /// no end time. The tracer's one constructor of a recorded span; it sets
+    /// the rest with struct update syntax.
+    #[inline(always)]
+    pub(crate) fn started(
+        span_context: SpanContext,
+        parent: Option<&SpanContext>,
+        name: Str,
+        kind: SpanKind,
+        start_time_unix_nano: u64,
+        instrumentation: Instrumentation,
+    ) -> SpanData {
+        SpanData {
+            span_context,
+            parent_span_id: parent.map_or(SpanId::INVALID, |p| p.span_id()),
+            parent_is_remote: parent.is_some_and(|p| p.is_remote()),
+            name,
+            kind,
+            start_time_unix_nano,
+            end_time_unix_nano: 0,
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            details: None,
+            instrumentation,
+        }
+    }
+
     /// Events in order.
     pub fn events(&self) -> &[Event] {
         self.details.as_ref().map_or(&[], |d| &d.events)

@@ -130,21 +130,21 @@ impl<'t> SpanBuilder<'t> {
     /// any) is kept so that the trace still propagates downstream.
     #[inline(always)]
     fn start_disabled(self) -> Span {
-        let SpanBuilder {
-            attributes,
-            links,
-            parent,
-            ..
-        } = self;
-        // A disabled builder never fills these; skip their (out-of-line) drop glue.
-        debug_assert!(attributes.capacity() == 0 && links.capacity() == 0);
-        std::mem::forget(attributes);
-        std::mem::forget(links);
-        let context = match parent {
+        // The common case, written so that the compiler sees an invalid
+        // context (nothing to drop) and can remove the span altogether.
+        if self.parent.is_none() && !Context::any_attached() {
+            let _ = self.into_name_and_kind();
+            return Span::non_recording(SpanContext::INVALID);
+        }
+        self.start_disabled_with_parent()
+    }
+
+    /// [`start_disabled`](Self::start_disabled) with a parent to keep, out of
+    /// line so that the common case needs no builder in memory.
+    #[inline(never)]
+    fn start_disabled_with_parent(mut self) -> Span {
+        let context = match self.parent.take() {
             Some(cx) => cx.span_context().cloned(),
-            // The common case, written so that the compiler sees an invalid
-            // context (nothing to drop) and can remove the span altogether.
-            None if !Context::any_attached() => return Span::non_recording(SpanContext::INVALID),
             None => Context::with_current(|cx| cx.span_context().cloned()),
         };
         Span::non_recording(context.unwrap_or(SpanContext::INVALID))

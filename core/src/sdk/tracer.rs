@@ -141,19 +141,14 @@ impl Tracer {
         // Before the data: a call (the credits' slow path) in the middle of
         // the literal makes the compiler build it on the stack and copy it.
         let instrumentation = inst.clone_for_span();
-        Span::recording(SpanData {
+        Span::recording(SpanData::started(
             span_context,
-            parent_span_id: parent.map_or(SpanId::INVALID, |p| p.span_id()),
-            parent_is_remote: parent.is_some_and(|p| p.is_remote()),
+            parent,
             name,
             kind,
             start_time_unix_nano,
-            end_time_unix_nano: 0,
-            attributes: Vec::new(),
-            dropped_attributes_count: 0,
-            details: None,
             instrumentation,
-        })
+        ))
     }
 
     /// Samples a new span and starts it. Inlined into the caller, so that a
@@ -304,13 +299,6 @@ fn build_recorded(
     // Before the data, as in `start_sampled_plain`.
     let instrumentation = inst.clone_for_span();
     Span::recording(SpanData {
-        span_context,
-        parent_span_id: parent.map_or(SpanId::INVALID, |p| p.span_id()),
-        parent_is_remote: parent.is_some_and(|p| p.is_remote()),
-        name,
-        kind,
-        start_time_unix_nano,
-        end_time_unix_nano: 0,
         attributes,
         dropped_attributes_count,
         details: (!links.is_empty() || dropped_links_count > 0).then(|| {
@@ -320,7 +308,14 @@ fn build_recorded(
                 ..SpanDetails::default()
             })
         }),
-        instrumentation,
+        ..SpanData::started(
+            span_context,
+            parent,
+            name,
+            kind,
+            start_time_unix_nano,
+            instrumentation,
+        )
     })
 }
 
