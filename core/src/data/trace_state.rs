@@ -266,11 +266,30 @@ pub struct OtState {
     pub other: Vec<(String, String)>,
 }
 
-/// A sampling threshold: the rejection threshold `T` out of 2^56.
+/// A sampling threshold: the rejection threshold `T` out of 2^56 (a span is
+/// kept when its 56 bits of randomness are at least `T`).
+///
+/// ```
+/// use runtrace::data::trace_state::Threshold;
+/// let quarter = Threshold::new(3 << 54).unwrap(); // keeps 1 in 4
+/// assert_eq!(quarter.encode(), "c");
+/// assert_eq!(Threshold::parse("c"), Some(quarter));
+/// assert_eq!(Threshold::new(1 << 56), None);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Threshold(pub u64);
+pub struct Threshold(u64);
 
 impl Threshold {
+    /// The threshold `t`, if it is below 2^56.
+    pub fn new(t: u64) -> Option<Threshold> {
+        (t < 1 << 56).then_some(Threshold(t))
+    }
+
+    /// The rejection threshold `T`, below 2^56.
+    pub fn rejection(self) -> u64 {
+        self.0
+    }
+
     /// Parses 1..=14 lowercase hex digits, right-padded with zeros.
     pub fn parse(s: &str) -> Option<Threshold> {
         if s.is_empty() || s.len() > 14 {

@@ -65,7 +65,7 @@ impl TraceIdRatioBased {
                 Some(threshold) => RatioMode::Consistent {
                     threshold,
                     root_state: TraceState::EMPTY.with_ot(&OtState {
-                        th: Some(Threshold(threshold)),
+                        th: Threshold::new(threshold),
                         ..Default::default()
                     }),
                 },
@@ -199,7 +199,7 @@ impl Sampler for TraceIdRatioBased {
                 }
                 let r = ot.rv.unwrap_or_else(|| p.trace_id.low_56_bits());
                 if r >= *threshold {
-                    ot.th = Some(Threshold(*threshold));
+                    ot.th = Threshold::new(*threshold);
                     SamplingResult::new(
                         SamplingDecision::RecordAndSample,
                         parent_state.with_ot(&ot),

@@ -135,7 +135,7 @@ fn spec_vectors_at_full_and_default_precision() {
         for (sampler, t, d) in [(&full, t_full, d_full), (&p4, t_p4, d_p4)] {
             let r = decide(sampler, trace_id);
             assert_eq!(r.decision, d, "{trace_id} p={p} T={t:x}");
-            let expected_ot = (d == SAMPLE).then(|| format!("th:{}", Threshold(t).encode()));
+            let expected_ot = (d == SAMPLE).then(|| format!("th:{}", Threshold::new(t).unwrap().encode()));
             assert_eq!(r.trace_state.get("ot").map(str::to_string), expected_ot);
         }
     }
@@ -159,7 +159,7 @@ fn spec_threshold_table_at_precisions_3_4_5() {
         for (i, precision) in [3, 4, 5].into_iter().enumerate() {
             let t = threshold_for(*p, precision).unwrap();
             assert_eq!(
-                Threshold(t).encode(),
+                Threshold::new(t).unwrap().encode(),
                 digits[i],
                 "p={p} precision={precision}"
             );
