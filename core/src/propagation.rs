@@ -229,37 +229,32 @@ impl TextMapPropagator for TraceContextPropagator {
 
 /// [`TraceContextPropagator::inject`].
 fn inject_into(cx: &Context, carrier: &mut dyn Injector) {
-    {
-        let Some(sc) = cx.span_context() else {
-            return;
-        };
-        carrier.set(TRACEPARENT, format_traceparent(sc));
-        if !sc.trace_state().is_empty() {
-            carrier.set(TRACESTATE, sc.trace_state().header());
-        }
+    let Some(sc) = cx.span_context() else {
+        return;
+    };
+    carrier.set(TRACEPARENT, format_traceparent(sc));
+    if !sc.trace_state().is_empty() {
+        carrier.set(TRACESTATE, sc.trace_state().header());
     }
 }
 
 /// [`TraceContextPropagator::extract`].
 fn extract_from(carrier: &dyn Extractor) -> Context {
-    {
-        let parents = carrier.get_all(TRACEPARENT);
-        let [traceparent] = parents.as_slice() else {
-            return Context::new();
-        };
-        let Some((trace_id, span_id, flags)) = parse_traceparent(traceparent) else {
-            return Context::new();
-        };
-        let trace_state =
-            TraceState::parse(&carrier.get_all(TRACESTATE).join(",")).unwrap_or_default();
-        Context::from_span_context(SpanContext::new(
-            trace_id,
-            span_id,
-            flags,
-            true,
-            trace_state,
-        ))
-    }
+    let parents = carrier.get_all(TRACEPARENT);
+    let [traceparent] = parents.as_slice() else {
+        return Context::new();
+    };
+    let Some((trace_id, span_id, flags)) = parse_traceparent(traceparent) else {
+        return Context::new();
+    };
+    let trace_state = TraceState::parse(&carrier.get_all(TRACESTATE).join(",")).unwrap_or_default();
+    Context::from_span_context(SpanContext::new(
+        trace_id,
+        span_id,
+        flags,
+        true,
+        trace_state,
+    ))
 }
 
 /// `00-<trace-id>-<span-id>-<flags>` with only the known flag bits.

@@ -52,10 +52,8 @@ fn max_lanes() -> usize {
 ///
 /// Less would save memory when many threads end spans, but a ring that the
 /// worker's core still caches when the thread comes round to write it again
-/// makes each write wait for that core to give the line up. With the bench's
-/// 65536-span queue and the two vCPUs far apart, a sampled span took about
-/// 100 ns with lanes of a quarter of it, 80 with a half, 70 with all of it
-/// (and 62 with the shared queue alone).
+/// makes each write wait for that core to give the line up (measured in
+/// `docs/queue.md`, "Lanes").
 fn lane_capacity(config: &BatchConfig) -> usize {
     config.max_queue_size.max(2 * config.max_export_batch_size)
 }

@@ -135,7 +135,8 @@ fn spec_vectors_at_full_and_default_precision() {
         for (sampler, t, d) in [(&full, t_full, d_full), (&p4, t_p4, d_p4)] {
             let r = decide(sampler, trace_id);
             assert_eq!(r.decision, d, "{trace_id} p={p} T={t:x}");
-            let expected_ot = (d == SAMPLE).then(|| format!("th:{}", Threshold::new(t).unwrap().encode()));
+            let expected_ot =
+                (d == SAMPLE).then(|| format!("th:{}", Threshold::new(t).unwrap().encode()));
             assert_eq!(r.trace_state.get("ot").map(str::to_string), expected_ot);
         }
     }
