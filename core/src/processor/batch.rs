@@ -388,6 +388,9 @@ impl SpanProcessor for BatchSpanProcessor {
         let (c, done) = self.wait_until(c, deadline, |c| c.worker_done);
         let result = c.shutdown_result.clone();
         drop(c);
+        // Shut down (this branch runs once): the attribute-list pool no longer
+        // keeps lists for this processor's spans.
+        list_pool::unprovision(self.shared.config.spans_in_flight());
         let handle = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take();
         if done {
             if let Some(h) = handle {
@@ -454,7 +457,6 @@ impl Drop for BatchSpanProcessor {
         if !self.shared.is_shutdown.load(Ordering::Acquire) {
             let _ = self.shutdown_with_timeout(DEFAULT_DROP_SHUTDOWN_TIMEOUT);
         }
-        list_pool::unprovision(self.shared.config.spans_in_flight());
     }
 }
 
