@@ -6,6 +6,7 @@
 //! thread, take [`Context::current`] and pass it explicitly.
 
 use crate::data::SpanContext;
+use crate::diagnostics::{self, OnceFlag};
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 
@@ -16,11 +17,18 @@ pub struct Context {
 }
 
 thread_local! {
-    static CURRENT: RefCell<Context> = const { RefCell::new(Context { span: None }) };
-    /// Guards alive on this thread. While 0 the current context is empty, and
-    /// reading it costs one plain thread-local load (no borrow, no clone).
+    /// The attached contexts, innermost last, each with its guard's id. The
+    /// current context is the last one: a guard dropped out of order takes
+    /// its own entry out and leaves the others as they are.
+    static STACK: RefCell<Vec<(u64, Context)>> = const { RefCell::new(Vec::new()) };
+    /// `STACK`'s length. While 0 the current context is empty, and reading it
+    /// costs one plain thread-local load (no borrow, no clone).
     static ATTACHED: Cell<usize> = const { Cell::new(0) };
+    /// The id of the next guard made on this thread.
+    static NEXT_GUARD: Cell<u64> = const { Cell::new(0) };
 }
+
+static WARN_OUT_OF_ORDER: OnceFlag = OnceFlag::new();
 
 impl Context {
     /// The empty context (no active span).
@@ -47,13 +55,17 @@ impl Context {
         ATTACHED.with(Cell::get) != 0
     }
 
-    /// Runs `f` with the current context borrowed (no clone).
+    /// Runs `f` with the current context borrowed (no clone). `f` must not
+    /// attach or detach contexts.
     #[inline]
     pub(crate) fn with_current<R>(f: impl FnOnce(&Context) -> R) -> R {
         if !Self::any_attached() {
             return f(&Context::new());
         }
-        CURRENT.with(|c| f(&c.borrow()))
+        STACK.with(|stack| match stack.borrow().last() {
+            Some((_, cx)) => f(cx),
+            None => f(&Context::new()),
+        })
     }
 
     /// The active span's context, if valid.
@@ -62,6 +74,13 @@ impl Context {
     }
 
     /// Makes this the calling thread's current context until the guard drops.
+    ///
+    /// Guards should drop in the reverse order of their `attach`; one that
+    /// drops out of order removes its own context and leaves the current one
+    /// (the most recent still attached) in place, with a warning the first
+    /// time. A guard must not be held across an `.await`: the task may resume
+    /// on another thread, and other tasks polled on this one meanwhile would
+    /// see this context as theirs. Use [`FutureExt`](crate::FutureExt) there.
     ///
     /// ```
     /// use runtrace::{Context, SpanContext};
@@ -73,12 +92,31 @@ impl Context {
     /// assert_eq!(Context::current(), Context::new());
     /// ```
     pub fn attach(self) -> ContextGuard {
-        let previous = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), self));
-        ATTACHED.with(|n| n.set(n.get() + 1));
+        let id = NEXT_GUARD.with(|n| {
+            let id = n.get();
+            n.set(id.wrapping_add(1));
+            id
+        });
+        STACK.with(|stack| {
+            let mut stack = stack.borrow_mut();
+            stack.push((id, self));
+            ATTACHED.with(|n| n.set(stack.len()));
+        });
         ContextGuard {
-            previous: Some(previous),
+            id,
             _not_send: PhantomData,
         }
+    }
+
+    /// Runs `f` with this context attached, and takes it back afterwards:
+    /// no clone (the futures' adapters attach their context at every poll).
+    pub(crate) fn attached_while<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let guard = std::mem::take(self).attach();
+        let result = f();
+        if let Some(cx) = guard.detach() {
+            *self = cx;
+        }
+        result
     }
 }
 
@@ -87,17 +125,48 @@ impl Context {
 #[derive(Debug)]
 #[must_use = "the context is detached as soon as the guard drops"]
 pub struct ContextGuard {
-    previous: Option<Context>,
+    id: u64,
     _not_send: PhantomData<*const ()>,
+}
+
+impl ContextGuard {
+    /// Takes this guard's context off the thread's stack and returns it.
+    fn detach(self) -> Option<Context> {
+        let id = self.id;
+        std::mem::forget(self);
+        remove(id)
+    }
+}
+
+/// Removes the entry of guard `id`: the last one, or (warning once) one
+/// further down, which leaves the current context as it is.
+fn remove(id: u64) -> Option<Context> {
+    // try_with: the thread-locals may already be gone during thread teardown.
+    let removed = STACK.try_with(|stack| {
+        let mut stack = stack.borrow_mut();
+        let position = match stack.last() {
+            Some(&(last, _)) if last == id => stack.len() - 1,
+            _ => {
+                let position = stack.iter().rposition(|&(entry, _)| entry == id)?;
+                if WARN_OUT_OF_ORDER.first() {
+                    diagnostics::warn(
+                        "a context guard was dropped out of order (before a guard attached after it); \
+                         the current context stays the most recent one still attached",
+                    );
+                }
+                position
+            }
+        };
+        let (_, cx) = stack.remove(position);
+        let _ = ATTACHED.try_with(|n| n.set(stack.len()));
+        Some(cx)
+    });
+    removed.ok().flatten()
 }
 
 impl Drop for ContextGuard {
     fn drop(&mut self) {
-        if let Some(prev) = self.previous.take() {
-            // try_with: the thread-local may already be gone during thread teardown.
-            let _ = CURRENT.try_with(|c| *c.borrow_mut() = prev);
-            let _ = ATTACHED.try_with(|n| n.set(n.get().saturating_sub(1)));
-        }
+        drop(remove(self.id));
     }
 }
 
@@ -127,6 +196,33 @@ mod tests {
         assert_eq!(Context::current(), cx(1));
         drop(g1);
         assert_eq!(Context::current(), Context::new());
+    }
+
+    #[test]
+    fn guards_dropped_out_of_order_leave_the_most_recent_context_current() {
+        let g1 = cx(1).attach();
+        let g2 = cx(2).attach();
+        let g3 = cx(3).attach();
+        drop(g2);
+        assert_eq!(Context::current(), cx(3));
+        drop(g1);
+        assert_eq!(Context::current(), cx(3));
+        let g4 = cx(4).attach();
+        drop(g3);
+        assert_eq!(Context::current(), cx(4));
+        drop(g4);
+        assert_eq!(Context::current(), Context::new());
+        assert!(!Context::any_attached());
+    }
+
+    #[test]
+    fn attached_while_gives_the_context_back() {
+        let mut mine = cx(5);
+        let _outer = cx(6).attach();
+        let seen = mine.attached_while(Context::current);
+        assert_eq!(seen, cx(5));
+        assert_eq!(mine, cx(5));
+        assert_eq!(Context::current(), cx(6));
     }
 
     #[test]

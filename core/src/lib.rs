@@ -47,7 +47,9 @@
 //! 7. [`processor`]: the [`SpanProcessor`] trait, [`SimpleSpanProcessor`],
 //!    [`ProcessorStats`], and [`BatchSpanProcessor`] with its worker thread.
 //! 8. [`sdk`]: [`TracerProvider`] (builder, [`TracerProvider::from_env`], no-op
-//!    mode), [`Tracer`], [`SpanBuilder`] and [`Span`].
+//!    mode), [`Tracer`], [`SpanBuilder`] and [`Span`], [`FutureExt`] for spans
+//!    across `.await`.
+//! 9. [`global`]: the process-wide provider and its cached tracers.
 //!
 //! Hot-path costs: a sampled span reads the clock twice (a calibrated TSC where
 //! the kernel trusts it), draws two random ids and pushes into the queue; a span
@@ -76,6 +78,8 @@ pub mod processor;
 
 pub mod sdk;
 
+pub mod global;
+
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub use sync::bench_internals as __bench_internals;
@@ -92,4 +96,8 @@ pub use processor::{
     BatchSpanProcessor, FlushError, ProcessorStats, SimpleSpanProcessor, SpanProcessor,
 };
 pub use propagation::{Extractor, Injector, TraceContextPropagator};
-pub use sdk::{Span, SpanBuilder, Tracer, TracerProvider, TracerProviderBuilder};
+pub use sdk::{
+    FutureExt, InSpan, Span, SpanBuilder, SpanScope, Tracer, TracerProvider, TracerProviderBuilder,
+    WithContext,
+};
+pub use sync::Instrumented;

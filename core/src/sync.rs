@@ -8,6 +8,8 @@
 //!   binds to one, so that threads ending spans at once share no cache line.
 //! - [`counted`]: [`CountedRef`], a shared reference with biased counting and
 //!   batched release, for the one reference every span holds to its scope.
+//! - [`pinned`]: [`Instrumented`], a future with a state acting around each
+//!   poll: the pin projection of `FutureExt`'s adapters.
 //!
 //! Their protocols are model-checked with loom (`loom_tests`, and the batch
 //! processor's wake-up protocol beside it) and their tests run under miri; the
@@ -16,10 +18,13 @@
 pub(crate) mod atomics;
 pub(crate) mod counted;
 pub(crate) mod lanes;
+pub(crate) mod pinned;
 pub(crate) mod queue;
 
 pub(crate) use counted::{CountedRef, RefRun};
 pub(crate) use lanes::{LanePush, Lanes, Marks};
+pub(crate) use pinned::AroundPoll;
+pub use pinned::Instrumented;
 pub(crate) use queue::BoundedQueue;
 
 /// The shared queue, for the queue benchmark only: not a public API.

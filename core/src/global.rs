@@ -1,0 +1,93 @@
+//! The process-wide tracer provider, for code that is not handed one: a
+//! library instruments itself with [`global::tracer`](tracer), and the
+//! application decides at start-up where its spans go with
+//! [`set_tracer_provider`].
+//!
+//! ```
+//! use runtrace::{global, InMemoryExporter, TracerProvider};
+//! let exporter = InMemoryExporter::default();
+//! global::set_tracer_provider(
+//!     TracerProvider::builder().with_simple_exporter(exporter.clone()).build(),
+//! );
+//! // Anywhere, per request if need be: a cached tracer of the global provider.
+//! global::tracer("my-library").in_span("work", |_| {});
+//! assert_eq!(exporter.finished_spans().len(), 1);
+//! # global::set_tracer_provider(TracerProvider::noop());
+//! ```
+//!
+//! A [`Tracer`] keeps the provider it came from: tracers taken before
+//! [`set_tracer_provider`] are no-op tracers and stay so, and tracers taken
+//! before a replacement keep sending to the provider they came from (until it
+//! shuts down). Take the tracer where it is used (it is cached per thread), or
+//! after the provider is set.
+
+use crate::data::{InstrumentationScope, Str};
+use crate::sdk::{Tracer, TracerProvider};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+
+/// The global provider; `None` until one is set.
+static PROVIDER: RwLock<Option<TracerProvider>> = RwLock::new(None);
+
+/// Bumped by every [`set_tracer_provider`]: a thread's cached tracers are
+/// dropped when it moved.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Tracers a thread took lately, by scope name.
+const CACHED_TRACERS: usize = 8;
+
+thread_local! {
+    static CACHE: RefCell<TracerCache> = const {
+        RefCell::new(TracerCache { generation: 0, tracers: Vec::new() })
+    };
+}
+
+struct TracerCache {
+    generation: u64,
+    /// Most recently used last.
+    tracers: Vec<(Str, Tracer)>,
+}
+
+/// Makes `provider` the global one and returns the previous one, if any (shut
+/// it down if nothing else holds it).
+pub fn set_tracer_provider(provider: TracerProvider) -> Option<TracerProvider> {
+    let mut global = PROVIDER.write().unwrap_or_else(|e| e.into_inner());
+    let previous = global.replace(provider);
+    GENERATION.fetch_add(1, Ordering::Release);
+    previous
+}
+
+/// The global provider (a no-op one until [`set_tracer_provider`]).
+pub fn tracer_provider() -> TracerProvider {
+    let global = PROVIDER.read().unwrap_or_else(|e| e.into_inner());
+    global.clone().unwrap_or_else(TracerProvider::noop)
+}
+
+/// A tracer of the global provider for the scope `name`: a no-op tracer until
+/// a provider is set. Cached per thread, so it is cheap to call per request.
+pub fn tracer(name: impl Into<Str>) -> Tracer {
+    let name = name.into();
+    let generation = GENERATION.load(Ordering::Acquire);
+    CACHE
+        .try_with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if cache.generation != generation {
+                cache.tracers.clear();
+                cache.generation = generation;
+            }
+            if let Some(i) = cache.tracers.iter().rposition(|(n, _)| *n == name) {
+                let last = cache.tracers.len() - 1;
+                cache.tracers.swap(i, last);
+                return cache.tracers[last].1.clone();
+            }
+            let tracer =
+                tracer_provider().tracer_with_scope(InstrumentationScope::new(name.clone()));
+            if cache.tracers.len() == CACHED_TRACERS {
+                cache.tracers.remove(0);
+            }
+            cache.tracers.push((name.clone(), tracer.clone()));
+            tracer
+        })
+        .unwrap_or_else(|_| tracer_provider().tracer(name.clone()))
+}
