@@ -26,6 +26,7 @@
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use runtrace::TracerProvider;
 use std::cell::Cell;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +38,19 @@ use std::time::{Duration, Instant};
 const MAX_QUEUE_SIZE: usize = 65536;
 const MAX_EXPORT_BATCH_SIZE: usize = 512;
 const SCHEDULED_DELAY: Duration = Duration::from_millis(100);
+
+/// Polls `future` to completion with a waker that does nothing (the futures
+/// here are ready at once).
+#[inline(always)]
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
 
 /// Runs `op` `iters` times and returns the elapsed time; adds `iters` to `count`
 /// (criterion's warm-up calls this too, so `count` is every span the bench ended).
@@ -85,7 +99,10 @@ fn report_delivery(lib: &str, bench: &str, ended: u64, exported: u64) {
 mod rt {
     use super::*;
     use runtrace::sampling::{AlwaysOff, AlwaysOn, Sampler};
-    use runtrace::{BatchConfig, ExportError, SpanData, SpanExporter, Tracer, TracerProvider};
+    use runtrace::{
+        BatchConfig, ExportError, FutureExt, SpanData, SpanExporter, SpanKind, Tracer,
+        TracerProvider,
+    };
 
     /// Counts exported spans and drops them.
     #[derive(Debug, Default)]
@@ -137,6 +154,19 @@ mod rt {
         span.set_attribute("tokens", 512_i64);
         span.set_attribute("cache.hit", true);
         span.end();
+    }
+
+    #[inline(always)]
+    fn root_builder_4attrs(tracer: &Tracer) {
+        black_box(tracer)
+            .span("span")
+            .kind(SpanKind::Server)
+            .attribute("http.route", "/v1/infer")
+            .attribute("model", "llama-3-8b")
+            .attribute("tokens", 512_i64)
+            .attribute("cache.hit", true)
+            .start()
+            .end();
     }
 
     pub(super) fn bench(g: &mut BenchmarkGroup<'_, WallTime>, case: Case) {
@@ -198,6 +228,45 @@ mod rt {
                 });
                 finish(case.name(), p, count.take());
             }
+            Case::ChildExplicitParent => {
+                let p = provider(AlwaysOn);
+                let tracer = p.tracer("bench");
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| {
+                        count.set(count.get() + 1);
+                        let parent = tracer.span("parent").start();
+                        let cx = parent.context();
+                        timed(&count, n, || {
+                            black_box(&tracer).span("span").parent(&cx).start().end()
+                        })
+                    })
+                });
+                finish(case.name(), p, count.take());
+            }
+            Case::RootBuilder4Attrs => {
+                let p = provider(AlwaysOn);
+                let tracer = p.tracer("bench");
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| timed(&count, n, || root_builder_4attrs(&tracer)))
+                });
+                finish(case.name(), p, count.take());
+            }
+            Case::AsyncChild => {
+                let p = provider(AlwaysOn);
+                let tracer = p.tracer("bench");
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| {
+                        count.set(count.get() + 1);
+                        let parent = tracer.span("parent").start();
+                        let cx = parent.context();
+                        timed(&count, n, || {
+                            let span = black_box(&tracer).span("span").parent(&cx).start();
+                            block_on(std::future::ready(()).in_span(span))
+                        })
+                    })
+                });
+                finish(case.name(), p, count.take());
+            }
         }
     }
 }
@@ -205,8 +274,11 @@ mod rt {
 mod otel {
     use super::*;
     use opentelemetry::trace::noop::NoopTracerProvider;
-    use opentelemetry::trace::{mark_span_as_active, Span as _, Tracer as _, TracerProvider as _};
-    use opentelemetry::KeyValue;
+    use opentelemetry::trace::{
+        mark_span_as_active, FutureExt as _, Span as _, SpanKind, TraceContextExt as _,
+        Tracer as _, TracerProvider as _,
+    };
+    use opentelemetry::{Context, KeyValue};
     use opentelemetry_sdk::error::OTelSdkResult;
     use opentelemetry_sdk::trace::{
         BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
@@ -262,6 +334,22 @@ mod otel {
         span.set_attribute(KeyValue::new("tokens", 512_i64));
         span.set_attribute(KeyValue::new("cache.hit", true));
         span.end();
+    }
+
+    #[inline(always)]
+    fn root_builder_4attrs<T: opentelemetry::trace::Tracer>(tracer: &T) {
+        let tracer = black_box(tracer);
+        tracer
+            .span_builder("span")
+            .with_kind(SpanKind::Server)
+            .with_attributes([
+                KeyValue::new("http.route", "/v1/infer"),
+                KeyValue::new("model", "llama-3-8b"),
+                KeyValue::new("tokens", 512_i64),
+                KeyValue::new("cache.hit", true),
+            ])
+            .start(tracer)
+            .end();
     }
 
     pub(super) fn bench(g: &mut BenchmarkGroup<'_, WallTime>, case: Case) {
@@ -321,6 +409,45 @@ mod otel {
                 let tracer = p.0.tracer("bench");
                 g.bench_function(name, |b| {
                     b.iter_custom(|n| two_threads(&count, n, &|| root(&tracer)))
+                });
+                finish(case.name(), p, count.take());
+            }
+            Case::ChildExplicitParent => {
+                let p = provider(Sampler::AlwaysOn);
+                let tracer = p.0.tracer("bench");
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| {
+                        count.set(count.get() + 1);
+                        let cx = Context::new().with_span(tracer.start("parent"));
+                        timed(&count, n, || {
+                            black_box(&tracer).start_with_context("span", &cx).end()
+                        })
+                    })
+                });
+                finish(case.name(), p, count.take());
+            }
+            Case::RootBuilder4Attrs => {
+                let p = provider(Sampler::AlwaysOn);
+                let tracer = p.0.tracer("bench");
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| timed(&count, n, || root_builder_4attrs(&tracer)))
+                });
+                finish(case.name(), p, count.take());
+            }
+            Case::AsyncChild => {
+                let p = provider(Sampler::AlwaysOn);
+                let tracer = p.0.tracer("bench");
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| {
+                        count.set(count.get() + 1);
+                        let cx = Context::new().with_span(tracer.start("parent"));
+                        timed(&count, n, || {
+                            // The span ends when the context holding it drops,
+                            // with the future.
+                            let span = black_box(&tracer).start_with_context("span", &cx);
+                            block_on(std::future::ready(()).with_context(cx.with_span(span)))
+                        })
+                    })
                 });
                 finish(case.name(), p, count.take());
             }
@@ -458,6 +585,8 @@ mod ft {
                 });
                 finish(case.name(), exported, count.take());
             }
+            // Measured against opentelemetry_sdk only (issue #16's shapes).
+            Case::ChildExplicitParent | Case::RootBuilder4Attrs | Case::AsyncChild => {}
         }
     }
 }
@@ -471,16 +600,27 @@ enum Case {
     DroppedRoot,
     Disabled,
     SampledRoot2Threads,
+    /// A child of a parent passed explicitly (otel: `start_with_context`).
+    ChildExplicitParent,
+    /// A server span with 4 attributes given to the builder (otel:
+    /// `span_builder(..).with_attributes(..)`).
+    RootBuilder4Attrs,
+    /// A child of an explicit context around a ready future (runtrace:
+    /// `FutureExt::in_span`; otel: `FutureExt::with_context`).
+    AsyncChild,
 }
 
 impl Case {
-    const ALL: [Case; 6] = [
+    const ALL: [Case; 9] = [
         Case::SampledRoot,
         Case::SampledRoot4Attrs,
         Case::ChildInActiveParent,
         Case::DroppedRoot,
         Case::Disabled,
         Case::SampledRoot2Threads,
+        Case::ChildExplicitParent,
+        Case::RootBuilder4Attrs,
+        Case::AsyncChild,
     ];
 
     fn name(self) -> &'static str {
@@ -491,6 +631,9 @@ impl Case {
             Case::DroppedRoot => "dropped_root",
             Case::Disabled => "disabled",
             Case::SampledRoot2Threads => "sampled_root_2threads",
+            Case::ChildExplicitParent => "child_explicit_parent",
+            Case::RootBuilder4Attrs => "root_builder_4attrs",
+            Case::AsyncChild => "async_child",
         }
     }
 }
@@ -511,5 +654,23 @@ fn span_benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, span_benches);
+/// `global::tracer(name)` per call, as a library or a request handler would.
+fn global_benches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("global");
+    let provider = TracerProvider::builder().build();
+    runtrace::global::set_tracer_provider(provider.clone());
+    g.bench_function("runtrace/tracer", |b| {
+        b.iter(|| runtrace::global::tracer(black_box("bench")))
+    });
+    let otel_provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    opentelemetry::global::set_tracer_provider(otel_provider.clone());
+    g.bench_function("otel/tracer", |b| {
+        b.iter(|| opentelemetry::global::tracer(black_box("bench")))
+    });
+    g.finish();
+    let _ = provider.shutdown();
+    let _ = otel_provider.shutdown();
+}
+
+criterion_group!(benches, span_benches, global_benches);
 criterion_main!(benches);
