@@ -10,7 +10,8 @@
 //!
 //! Arguments: library (`runtrace`, `otel`, `fastrace`), case (`sampled_root`,
 //! `sampled_root_4attrs`, `child`, `dropped`, `disabled`, and for runtrace
-//! `2threads`: sampled roots from two threads, `n / 2` each), span count, batch
+//! `2threads`: sampled roots from two threads, `n / 2` each;
+//! `child_explicit_parent`, `root_builder_4attrs`), span count, batch
 //! queue size (default 65536, as in the benches). Under valgrind, which runs one
 //! thread at a time, give a queue that holds every span so that the queue-full
 //! drop path stays out of the profile (a huge queue costs page faults in real
@@ -119,6 +120,24 @@ mod rt {
                 time(n, || root(&tracer))
             }
             "2threads" => time_2threads(n, &|| root(&tracer)),
+            "child_explicit_parent" => {
+                let parent = tracer.span("parent").start();
+                let cx = parent.context();
+                time(n, || {
+                    black_box(&tracer).span("span").parent(&cx).start().end();
+                })
+            }
+            "root_builder_4attrs" => time(n, || {
+                black_box(&tracer)
+                    .span("span")
+                    .kind(runtrace::SpanKind::Server)
+                    .attribute("http.route", "/v1/infer")
+                    .attribute("model", "llama-3-8b")
+                    .attribute("tokens", 512_i64)
+                    .attribute("cache.hit", true)
+                    .start()
+                    .end();
+            }),
             _ => panic!("unknown case {case}"),
         };
         let _ = p.force_flush();

@@ -581,3 +581,65 @@ fn children_of_the_current_context_look_alike_on_every_path() {
         assert_eq!(sc.trace_state().header(), "vendor=1");
     }
 }
+
+/// Builder attributes without links take the fixed-decision path (with or
+/// without an explicit parent): duplicates keep the first place and the last
+/// value, and the limits apply as on the general path.
+#[test]
+fn builder_attributes_are_deduplicated_and_limited_on_every_path() {
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_span_limits(SpanLimits {
+            max_attributes_per_span: 2,
+            max_attribute_value_length: Some(3),
+            ..SpanLimits::default()
+        })
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let tracer = provider.tracer("t");
+    let parent = tracer.span("parent").start();
+    let cx = parent.context();
+    let other = SpanContext::new(
+        TraceId::from_bytes([1; 16]),
+        SpanId::from_bytes([1; 8]),
+        TraceFlags::SAMPLED,
+        false,
+        TraceState::EMPTY,
+    );
+    let shapes = [
+        tracer
+            .span("fixed")
+            .attribute("a", "abcdef")
+            .attribute("b", 1)
+            .attribute("a", "xyzw")
+            .attribute("c", 3),
+        tracer
+            .span("fixed, explicit parent")
+            .parent(&cx)
+            .attribute("a", "abcdef")
+            .attribute("b", 1)
+            .attribute("a", "xyzw")
+            .attribute("c", 3),
+        tracer
+            .span("general")
+            .link(other, vec![])
+            .attribute("a", "abcdef")
+            .attribute("b", 1)
+            .attribute("a", "xyzw")
+            .attribute("c", 3),
+    ];
+    for builder in shapes {
+        builder.start().end();
+    }
+    let spans = exporter.finished_spans();
+    for d in &spans {
+        assert_eq!(
+            d.attributes,
+            vec![KeyValue::new("a", "xyz"), KeyValue::new("b", 1)],
+            "{}",
+            d.name
+        );
+        assert_eq!(d.dropped_attributes_count, 1, "{}", d.name);
+    }
+    assert_eq!(spans[1].parent_span_id, parent.span_context().span_id());
+}

@@ -58,14 +58,21 @@ impl<'t> SpanBuilder<'t> {
     }
 
     /// Adds an attribute the sampler can see. Ignored by a disabled tracer.
+    #[inline(always)]
     pub fn attribute(mut self, key: impl Into<Str>, value: impl Into<Value>) -> Self {
         if self.tracer.is_enabled() {
-            if self.attributes.capacity() == 0 {
-                self.attributes = list_pool::take();
-            }
-            self.attributes.push(KeyValue::new(key, value));
+            self.push_attribute(KeyValue::new(key, value));
         }
         self
+    }
+
+    /// Out of line, but by reference: `attribute` inlined moves no builder.
+    #[inline(never)]
+    fn push_attribute(&mut self, attribute: KeyValue) {
+        if self.attributes.capacity() == 0 {
+            self.attributes = list_pool::take();
+        }
+        self.attributes.push(attribute);
     }
 
     /// Adds a link to another span context.
@@ -113,7 +120,29 @@ impl<'t> SpanBuilder<'t> {
             }
             return tracer.start_plain(name, kind, fixed);
         }
+        // Builder attributes or an explicit parent: the same decision, taken
+        // out of line.
+        if let Some(fixed) = tracer.plain_decisions().filter(|_| self.is_fixed_shape()) {
+            let SpanBuilder {
+                name,
+                kind,
+                attributes,
+                links,
+                parent,
+                ..
+            } = self;
+            // Empty (`is_fixed_shape`): nothing to drop.
+            std::mem::forget(links);
+            return tracer.start_fixed(name, kind, attributes, parent, fixed);
+        }
         self.start_general()
+    }
+
+    /// No links and no start time: a span whose sampler decision, when fixed,
+    /// needs neither its attributes nor anything else of the builder.
+    #[inline(always)]
+    fn is_fixed_shape(&self) -> bool {
+        self.links.capacity() == 0 && self.start_time.is_none()
     }
 
     /// No explicit parent, builder attributes, links or start time: a span that

@@ -141,7 +141,9 @@ impl Tracer {
     pub(crate) fn start_plain(&self, name: Str, kind: SpanKind, fixed: FixedDecisions) -> Span {
         if !Context::any_attached() {
             return match fixed.root {
-                SamplingDecision::RecordAndSample => self.start_sampled_plain(name, kind, None),
+                SamplingDecision::RecordAndSample => {
+                    self.start_sampled_plain(name, kind, Vec::new(), None)
+                }
                 _ => Span::non_recording(Self::plain_context(None, SamplingDecision::Drop)),
             };
         }
@@ -149,36 +151,93 @@ impl Tracer {
         let parent = Context::with_current(|cx| cx.span_context().cloned());
         match fixed.for_parent(parent.as_ref()) {
             SamplingDecision::RecordAndSample => {
-                self.start_sampled_plain(name, kind, parent.as_ref())
+                self.start_sampled_plain(name, kind, Vec::new(), parent.as_ref())
             }
             _ => Span::non_recording(Self::plain_context(parent.as_ref(), SamplingDecision::Drop)),
         }
     }
 
-    /// Starts a plain span that the sampler keeps (see
+    /// A span with builder attributes or an explicit parent (or both), decided
+    /// by `fixed` as [`start_plain`](Self::start_plain) does: the sampler need
+    /// not see the attributes, so they only ride along.
+    #[inline(never)]
+    pub(crate) fn start_fixed(
+        &self,
+        name: Str,
+        kind: SpanKind,
+        attributes: Vec<KeyValue>,
+        parent: Option<Context>,
+        fixed: FixedDecisions,
+    ) -> Span {
+        let current;
+        let parent = match &parent {
+            Some(cx) => cx.span_context(),
+            None if !Context::any_attached() => None,
+            None => {
+                // Copied out, so that a processor may attach contexts.
+                current = Context::with_current(|cx| cx.span_context().cloned());
+                current.as_ref()
+            }
+        };
+        match fixed.for_parent(parent) {
+            SamplingDecision::RecordAndSample => {
+                self.start_sampled_plain(name, kind, attributes, parent)
+            }
+            _ => {
+                list_pool::give(attributes);
+                Span::non_recording(Self::plain_context(parent, SamplingDecision::Drop))
+            }
+        }
+    }
+
+    /// Starts a span with built-in ids that the sampler keeps (see
     /// [`Tracer::plain_decisions`]): the start time, the context and the data,
-    /// built in place (a plain span has nothing for `build_recorded` to merge
-    /// or limit, and going through it costs copies of the data on the stack).
+    /// built in place (going through `build_recorded` costs copies of the data
+    /// on the stack).
     #[inline(always)]
-    fn start_sampled_plain(&self, name: Str, kind: SpanKind, parent: Option<&SpanContext>) -> Span {
+    fn start_sampled_plain(
+        &self,
+        name: Str,
+        kind: SpanKind,
+        mut attributes: Vec<KeyValue>,
+        parent: Option<&SpanContext>,
+    ) -> Span {
         let Some((inst, pipeline)) = self.inner.as_ref() else {
             return Span::non_recording(SpanContext::INVALID);
         };
         // The clock first: its latency overlaps with making the ids.
         let start_time_unix_nano = clock::now_unix_nanos();
         let span_context = Self::plain_context(parent, SamplingDecision::RecordAndSample);
+        if attributes.capacity() == 0 {
+            // A plain span (known at compile time in `start_plain`).
+            pipeline.on_start(&span_context, parent);
+            let instrumentation = inst.clone_for_span();
+            return Span::recording(SpanData::started(
+                span_context,
+                parent,
+                name,
+                kind,
+                start_time_unix_nano,
+                instrumentation,
+            ));
+        }
+        let dropped_attributes_count = apply_limits(&mut attributes, &pipeline.limits);
         pipeline.on_start(&span_context, parent);
         // Before the data: a call (the credits' slow path) in the middle of
         // the literal makes the compiler build it on the stack and copy it.
         let instrumentation = inst.clone_for_span();
-        Span::recording(SpanData::started(
-            span_context,
-            parent,
-            name,
-            kind,
-            start_time_unix_nano,
-            instrumentation,
-        ))
+        Span::recording(SpanData {
+            attributes,
+            dropped_attributes_count,
+            ..SpanData::started(
+                span_context,
+                parent,
+                name,
+                kind,
+                start_time_unix_nano,
+                instrumentation,
+            )
+        })
     }
 
     /// Samples a new span and starts it. Inlined into the caller, so that a
