@@ -11,7 +11,7 @@
 //! Arguments: library (`runtrace`, `otel`, `fastrace`), case (`sampled_root`,
 //! `sampled_root_4attrs`, `child`, `dropped`, `disabled`, and for runtrace
 //! `2threads`: sampled roots from two threads, `n / 2` each;
-//! `child_explicit_parent`, `root_builder_4attrs`), span count, batch
+//! `child_explicit_parent`, `root_builder_4attrs`, `async_child`), span count, batch
 //! queue size (default 65536, as in the benches). Under valgrind, which runs one
 //! thread at a time, give a queue that holds every span so that the queue-full
 //! drop path stays out of the profile (a huge queue costs page faults in real
@@ -138,6 +138,19 @@ mod rt {
                     .start()
                     .end();
             }),
+            "async_child" => {
+                use runtrace::FutureExt;
+                use std::future::Future;
+                let parent = tracer.span("parent").start();
+                let cx = parent.context();
+                let waker = std::task::Waker::noop();
+                let mut task_cx = std::task::Context::from_waker(waker);
+                time(n, || {
+                    let span = black_box(&tracer).span("span").parent(&cx).start();
+                    let fut = std::pin::pin!(std::future::ready(()).in_span(span));
+                    let _ = fut.poll(&mut task_cx);
+                })
+            }
             _ => panic!("unknown case {case}"),
         };
         let _ = p.force_flush();

@@ -144,22 +144,20 @@ fn remove(id: u64) -> Option<Context> {
     // try_with: the thread-locals may already be gone during thread teardown.
     let removed = STACK.try_with(|stack| {
         let mut stack = stack.borrow_mut();
-        let position = match stack.last() {
-            Some(&(last, _)) if last == id => stack.len() - 1,
-            _ => {
-                let position = stack.iter().rposition(|&(entry, _)| entry == id)?;
-                if WARN_OUT_OF_ORDER.first() {
-                    diagnostics::warn(
-                        "a context guard was dropped out of order (before a guard attached after it); \
-                         the current context stays the most recent one still attached",
-                    );
-                }
-                position
+        let cx = if stack.last().is_some_and(|&(last, _)| last == id) {
+            stack.pop().map(|(_, cx)| cx)
+        } else {
+            let position = stack.iter().rposition(|&(entry, _)| entry == id)?;
+            if WARN_OUT_OF_ORDER.first() {
+                diagnostics::warn(
+                    "a context guard was dropped out of order (before a guard attached after it); \
+                     the current context stays the most recent one still attached",
+                );
             }
+            Some(stack.remove(position).1)
         };
-        let (_, cx) = stack.remove(position);
         let _ = ATTACHED.try_with(|n| n.set(stack.len()));
-        Some(cx)
+        cx
     });
     removed.ok().flatten()
 }
