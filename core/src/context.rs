@@ -111,6 +111,11 @@ impl Context {
     /// Runs `f` with this context attached, and takes it back afterwards:
     /// no clone (the futures' adapters attach their context at every poll).
     pub(crate) fn attached_while<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        if self.span.is_none() && !Self::any_attached() {
+            // Empty over empty: nothing would change (a no-op provider's
+            // `with_current_context` costs one thread-local load per poll).
+            return f();
+        }
         let guard = std::mem::take(self).attach();
         let result = f();
         if let Some(cx) = guard.detach() {
