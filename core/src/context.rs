@@ -16,11 +16,21 @@ pub struct Context {
     span: Option<SpanContext>,
 }
 
+/// The attached contexts of a thread, innermost last, each with its guard's
+/// id. The current context is the last one: a guard dropped out of order takes
+/// its own entry out and leaves the others as they are.
+struct Stack(Vec<(u64, Context)>);
+
+impl Drop for Stack {
+    /// Thread exit: spans started later by other thread-locals' destructors
+    /// see an empty context instead of a destroyed stack.
+    fn drop(&mut self) {
+        ATTACHED.set(0);
+    }
+}
+
 thread_local! {
-    /// The attached contexts, innermost last, each with its guard's id. The
-    /// current context is the last one: a guard dropped out of order takes
-    /// its own entry out and leaves the others as they are.
-    static STACK: RefCell<Vec<(u64, Context)>> = const { RefCell::new(Vec::new()) };
+    static STACK: RefCell<Stack> = const { RefCell::new(Stack(Vec::new())) };
     /// `STACK`'s length. While 0 the current context is empty, and reading it
     /// costs one plain thread-local load (no borrow, no clone).
     static ATTACHED: Cell<usize> = const { Cell::new(0) };
@@ -62,10 +72,17 @@ impl Context {
         if !Self::any_attached() {
             return f(&Context::new());
         }
-        STACK.with(|stack| match stack.borrow().last() {
-            Some((_, cx)) => f(cx),
-            None => f(&Context::new()),
-        })
+        let mut f = Some(f);
+        let mut call = |cx: &Context| f.take().map(|f| f(cx));
+        let seen = STACK.try_with(|stack| match stack.borrow().0.last() {
+            Some((_, cx)) => call(cx),
+            None => call(&Context::new()),
+        });
+        // The stack is gone (thread exit) only if the closure did not run.
+        match seen {
+            Ok(Some(result)) => result,
+            _ => call(&Context::new()).expect("`f` runs once: the stack's closure did not run"),
+        }
     }
 
     /// The active span's context, if valid.
@@ -97,10 +114,12 @@ impl Context {
             n.set(id.wrapping_add(1));
             id
         });
-        STACK.with(|stack| {
+        // At thread exit (the stack destroyed) nothing is attached, and the
+        // guard's drop finds nothing to remove.
+        let _ = STACK.try_with(|stack| {
             let mut stack = stack.borrow_mut();
-            stack.push((id, self));
-            ATTACHED.with(|n| n.set(stack.len()));
+            stack.0.push((id, self));
+            ATTACHED.set(stack.0.len());
         });
         ContextGuard {
             id,
@@ -117,11 +136,13 @@ impl Context {
             return f();
         }
         let guard = std::mem::take(self).attach();
-        let result = f();
-        if let Some(cx) = guard.detach() {
-            *self = cx;
-        }
-        result
+        // Takes the context back even if `f` panics (a future polled again
+        // after a caught panic keeps its context).
+        let _restore = Restore {
+            guard: Some(guard),
+            slot: self,
+        };
+        f()
     }
 }
 
@@ -143,28 +164,44 @@ impl ContextGuard {
     }
 }
 
+/// Detaches a guard's context and puts it back in its slot, when dropped.
+struct Restore<'a> {
+    guard: Option<ContextGuard>,
+    slot: &'a mut Context,
+}
+
+impl Drop for Restore<'_> {
+    fn drop(&mut self) {
+        if let Some(cx) = self.guard.take().and_then(ContextGuard::detach) {
+            *self.slot = cx;
+        }
+    }
+}
+
 /// Removes the entry of guard `id`: the last one, or (warning once) one
 /// further down, which leaves the current context as it is.
 fn remove(id: u64) -> Option<Context> {
-    // try_with: the thread-locals may already be gone during thread teardown.
+    // try_with: the stack may already be gone during thread teardown.
     let removed = STACK.try_with(|stack| {
         let mut stack = stack.borrow_mut();
-        let cx = if stack.last().is_some_and(|&(last, _)| last == id) {
-            stack.pop().map(|(_, cx)| cx)
+        let removed = if stack.0.last().is_some_and(|&(last, _)| last == id) {
+            stack.0.pop().map(|(_, cx)| (cx, false))
         } else {
-            let position = stack.iter().rposition(|&(entry, _)| entry == id)?;
-            if WARN_OUT_OF_ORDER.first() {
-                diagnostics::warn(
-                    "a context guard was dropped out of order (before a guard attached after it); \
-                     the current context stays the most recent one still attached",
-                );
-            }
-            Some(stack.remove(position).1)
+            let position = stack.0.iter().rposition(|&(entry, _)| entry == id)?;
+            Some((stack.0.remove(position).1, true))
         };
-        let _ = ATTACHED.try_with(|n| n.set(stack.len()));
-        cx
+        ATTACHED.set(stack.0.len());
+        removed
     });
-    removed.ok().flatten()
+    let (cx, out_of_order) = removed.ok().flatten()?;
+    // After the stack is released: the handler may read the current context.
+    if out_of_order && WARN_OUT_OF_ORDER.first() {
+        diagnostics::warn(
+            "a context guard was dropped out of order (before a guard attached after it); \
+             the current context stays the most recent one still attached",
+        );
+    }
+    Some(cx)
 }
 
 impl Drop for ContextGuard {

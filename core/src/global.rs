@@ -49,6 +49,13 @@ struct TracerCache {
     tracers: Vec<(Str, Tracer)>,
 }
 
+/// What a thread's cache had for a name.
+enum Lookup {
+    Hit(Tracer),
+    /// Not cached; the tracers of an older provider, to drop.
+    Miss(Vec<(Str, Tracer)>),
+}
+
 /// Makes `provider` the global one and returns the previous one, if any (shut
 /// it down if nothing else holds it).
 pub fn set_tracer_provider(provider: TracerProvider) -> Option<TracerProvider> {
@@ -65,29 +72,46 @@ pub fn tracer_provider() -> TracerProvider {
 }
 
 /// A tracer of the global provider for the scope `name`: a no-op tracer until
-/// a provider is set. Cached per thread, so it is cheap to call per request.
+/// a provider is set. Cached per thread, so it is cheap to call per request; a
+/// thread's cached tracers keep a replaced provider alive until the thread
+/// next calls `tracer` or exits.
 pub fn tracer(name: impl Into<Str>) -> Tracer {
     let name = name.into();
     let generation = GENERATION.load(Ordering::Acquire);
-    CACHE
-        .try_with(|cache| {
-            let mut cache = cache.borrow_mut();
-            if cache.generation != generation {
-                cache.tracers.clear();
-                cache.generation = generation;
-            }
-            if let Some(i) = cache.tracers.iter().rposition(|(n, _)| *n == name) {
+    let cached = CACHE.try_with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.generation != generation {
+            cache.generation = generation;
+            // Dropped by the caller, after the borrow: dropping the last
+            // handle of a replaced provider shuts it down.
+            return Lookup::Miss(std::mem::take(&mut cache.tracers));
+        }
+        match cache.tracers.iter().rposition(|(n, _)| *n == name) {
+            Some(i) => {
                 let last = cache.tracers.len() - 1;
                 cache.tracers.swap(i, last);
-                return cache.tracers[last].1.clone();
+                Lookup::Hit(cache.tracers[last].1.clone())
             }
-            let tracer =
-                tracer_provider().tracer_with_scope(InstrumentationScope::new(name.clone()));
-            if cache.tracers.len() == CACHED_TRACERS {
-                cache.tracers.remove(0);
-            }
-            cache.tracers.push((name.clone(), tracer.clone()));
-            tracer
-        })
-        .unwrap_or_else(|_| tracer_provider().tracer(name.clone()))
+            None => Lookup::Miss(Vec::new()),
+        }
+    });
+    match cached {
+        Ok(Lookup::Hit(tracer)) => return tracer,
+        Ok(Lookup::Miss(stale)) => drop(stale),
+        // Thread exit: no cache.
+        Err(_) => return tracer_provider().tracer(name),
+    }
+    // Made outside the borrow: the provider may be the last handle of a
+    // replaced one, and its tracer's drop glue may run exporter code.
+    let tracer = tracer_provider().tracer_with_scope(InstrumentationScope::new(name.clone()));
+    let evicted = CACHE.try_with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let evicted = (cache.tracers.len() >= CACHED_TRACERS).then(|| cache.tracers.remove(0));
+        if cache.generation == generation {
+            cache.tracers.push((name, tracer.clone()));
+        }
+        evicted
+    });
+    drop(evicted);
+    tracer
 }

@@ -180,6 +180,9 @@ impl QueueLengths for Shared {
 pub struct BatchSpanProcessor {
     shared: Arc<Shared>,
     worker: Mutex<Option<JoinHandle<()>>>,
+    /// Whether this processor's spans still count in the attribute-list
+    /// pool's size (until it shuts down or is dropped, whichever is first).
+    provisioned: AtomicBool,
 }
 
 impl BatchSpanProcessor {
@@ -266,6 +269,16 @@ impl BatchSpanProcessor {
         BatchSpanProcessor {
             shared,
             worker: Mutex::new(worker),
+            provisioned: AtomicBool::new(true),
+        }
+    }
+
+    /// The attribute-list pool no longer keeps lists for this processor's
+    /// spans. Once, whichever of shutdown and drop comes first (a processor
+    /// whose worker failed or panicked never runs a shutdown).
+    fn unprovision(&self) {
+        if self.provisioned.swap(false, Ordering::AcqRel) {
+            list_pool::unprovision(self.shared.config.spans_in_flight());
         }
     }
 
@@ -388,9 +401,7 @@ impl SpanProcessor for BatchSpanProcessor {
         let (c, done) = self.wait_until(c, deadline, |c| c.worker_done);
         let result = c.shutdown_result.clone();
         drop(c);
-        // Shut down (this branch runs once): the attribute-list pool no longer
-        // keeps lists for this processor's spans.
-        list_pool::unprovision(self.shared.config.spans_in_flight());
+        self.unprovision();
         let handle = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take();
         if done {
             if let Some(h) = handle {
@@ -457,6 +468,7 @@ impl Drop for BatchSpanProcessor {
         if !self.shared.is_shutdown.load(Ordering::Acquire) {
             let _ = self.shutdown_with_timeout(DEFAULT_DROP_SHUTDOWN_TIMEOUT);
         }
+        self.unprovision();
     }
 }
 

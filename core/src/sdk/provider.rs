@@ -371,7 +371,8 @@ impl TracerProviderBuilder {
     /// Adds a span processor (they run in the order added).
     ///
     /// A processor made by the caller is already running; if the builder ends
-    /// up disabled, `build` drops it (which shuts it down).
+    /// up disabled, `build` drops it without calling `shutdown` (a
+    /// [`BatchSpanProcessor`] stops its thread when dropped).
     pub fn with_span_processor(mut self, p: impl SpanProcessor + 'static) -> Self {
         self.stages.push(Stage::Made(Processor::new(p)));
         self
