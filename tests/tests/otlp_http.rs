@@ -10,7 +10,7 @@ use runtrace::{
     ExportError, KeyValue, Resource, SpanContext, SpanData, SpanExporter, SpanId, SpanKind, Status,
     TraceFlags, TraceId, TraceState,
 };
-use runtrace_otlp_http::{Compression, OtlpHttpExporter};
+use runtrace_otlp_http::{Compression, OtlpHttpExporter, Protocol};
 use runtrace_tests::receiver::{Receiver, Reply};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -302,6 +302,51 @@ fn gzip_compression_is_declared_and_decodes() {
     assert_eq!(r.header("content-encoding"), Some("gzip"));
     assert_eq!(&r.raw_body[..2], &[0x1f, 0x8b]);
     check_envelope(&r.decode());
+}
+
+#[test]
+fn json_protocol_delivers_every_field_plain_and_gzipped() {
+    for compression in [Compression::None, Compression::Gzip] {
+        let rx = Receiver::start();
+        let mut exp = OtlpHttpExporter::builder()
+            .endpoint(rx.endpoint())
+            .protocol(Protocol::HttpJson)
+            .compression(compression)
+            .build()
+            .unwrap();
+        exp.export(&rich_batch(), deadline(5.0)).unwrap();
+        let r = &rx.requests()[0];
+        assert_eq!(r.path, "/v1/traces");
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        let gzip = compression == Compression::Gzip;
+        assert_eq!(r.header("content-encoding"), gzip.then_some("gzip"));
+        assert_eq!(r.raw_body.starts_with(&[0x1f, 0x8b]), gzip);
+        assert_eq!(r.body.first(), Some(&b'{'), "{compression:?}");
+        check_envelope(&r.decode());
+    }
+}
+
+#[test]
+fn json_protocol_from_env_reads_json_answers() {
+    let rx = Receiver::with_script(vec![
+        Reply::json_partial_success(2, "two spans too old"),
+        Reply::json_rpc_status(400, 3, "span name missing"),
+    ]);
+    let endpoint = rx.endpoint();
+    let mut exp = OtlpHttpExporter::from_lookup(env(&[
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+    ]))
+    .unwrap();
+    let err = exp.export(&rich_batch(), deadline(5.0)).unwrap_err();
+    assert!(
+        matches!(&err, ExportError::PartialSuccess { rejected: 2, message } if message == "two spans too old"),
+        "{err:?}"
+    );
+    let err = exp.export(&rich_batch(), deadline(5.0)).unwrap_err();
+    assert!(format!("{err}").contains("span name missing"), "{err}");
+    assert_eq!(rx.requests().len(), 2, "neither was retried");
+    assert!(rx.requests().iter().all(|r| r.is_json()));
 }
 
 #[test]
