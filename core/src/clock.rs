@@ -102,10 +102,7 @@ impl Anchor {
 fn next_anchor(cur: &Anchor, rate: u64, now: &Sample, ticks_per_refine: u64) -> Anchor {
     let start = cur.until;
     let ns_start = cur.at(start);
-    let until = now
-        .tsc
-        .max(start)
-        .saturating_add(ticks_per_refine.max(1));
+    let until = now.tsc.max(start).saturating_add(ticks_per_refine.max(1));
     let ticks = i128::from(until - start);
     // The wall clock when the new line ends, at the measured rate.
     let wall_until = i128::from(now.unix_ns)

@@ -664,16 +664,34 @@ mod tests {
     }
 
     fn builder_error(b: OtlpHttpExporterBuilder) -> String {
-        b.build().expect_err("configuration must be refused").to_string()
+        b.build()
+            .expect_err("configuration must be refused")
+            .to_string()
     }
 
     #[test]
     fn protocol_from_env_and_builder() {
         for (var, value, expected) in [
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", Protocol::HttpJson),
-            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "HTTP/JSON", Protocol::HttpJson),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", Protocol::HttpProtobuf),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "thrift", Protocol::HttpProtobuf),
+            (
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                "http/json",
+                Protocol::HttpJson,
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                "HTTP/JSON",
+                Protocol::HttpJson,
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                "http/protobuf",
+                Protocol::HttpProtobuf,
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                "thrift",
+                Protocol::HttpProtobuf,
+            ),
         ] {
             let e = OtlpHttpExporter::from_lookup(env(&[(var, value)])).unwrap();
             assert_eq!(e.protocol(), expected, "{var}={value}");
@@ -696,7 +714,10 @@ mod tests {
         let from_env = env_error(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]);
         let from_traces_env = env_error(&[("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "gRPC")]);
         let from_builder = builder_error(OtlpHttpExporter::builder().protocol(Protocol::Grpc));
-        assert!(from_env.contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc"), "{from_env}");
+        assert!(
+            from_env.contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc"),
+            "{from_env}"
+        );
         assert!(from_traces_env.contains("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"));
         for msg in [from_env, from_traces_env, from_builder] {
             assert!(
@@ -709,17 +730,27 @@ mod tests {
     #[test]
     fn endpoint_errors_say_what_is_wrong_and_what_to_write() {
         let no_scheme = env_error(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")]);
-        assert!(no_scheme.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{no_scheme}");
+        assert!(
+            no_scheme.contains("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            "{no_scheme}"
+        );
         assert!(no_scheme.contains("no scheme"), "{no_scheme}");
-        assert!(no_scheme.contains("write http://collector:4318 "), "{no_scheme}");
-        let no_scheme = builder_error(OtlpHttpExporter::builder().endpoint("collector:4318/v1/traces"));
+        assert!(
+            no_scheme.contains("write http://collector:4318 "),
+            "{no_scheme}"
+        );
+        let no_scheme =
+            builder_error(OtlpHttpExporter::builder().endpoint("collector:4318/v1/traces"));
         assert!(
             no_scheme.contains("write http://collector:4318/v1/traces"),
             "{no_scheme}"
         );
         for (endpoint, expected) in [
             ("http://collector:99999", "port 99999 is out of range"),
-            ("http://collector:65536/v1/traces", "port 65536 is out of range"),
+            (
+                "http://collector:65536/v1/traces",
+                "port 65536 is out of range",
+            ),
             ("http://collector:0", "port 0 is out of range"),
             ("http://collector:43x8", "port \"43x8\" is not a number"),
             ("http://collector:/v1/traces", "port after ':' is empty"),
@@ -730,8 +761,15 @@ mod tests {
             let msg = builder_error(OtlpHttpExporter::builder().endpoint(endpoint));
             assert!(msg.contains(expected), "{endpoint}: {msg}");
         }
-        for ok in ["http://[::1]:4318/v1/traces", "https://collector", "http://c:65535"] {
-            assert!(OtlpHttpExporter::builder().endpoint(ok).build().is_ok(), "{ok}");
+        for ok in [
+            "http://[::1]:4318/v1/traces",
+            "https://collector",
+            "http://c:65535",
+        ] {
+            assert!(
+                OtlpHttpExporter::builder().endpoint(ok).build().is_ok(),
+                "{ok}"
+            );
         }
     }
 
@@ -759,7 +797,9 @@ mod tests {
         messages.push(format!("{b:?}"));
         messages.push(builder_error(b));
         let no_scheme = format!("user:{SECRET}@collector:4318");
-        messages.push(builder_error(OtlpHttpExporter::builder().endpoint(no_scheme)));
+        messages.push(builder_error(
+            OtlpHttpExporter::builder().endpoint(no_scheme),
+        ));
 
         // Curl-style headers: an error that names the header, not the value.
         for raw in [
@@ -767,7 +807,10 @@ mod tests {
             format!("x-team=a,Authorization: Basic {SECRET}=="),
             format!("Authorization :{SECRET}"),
         ] {
-            for var in ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"] {
+            for var in [
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            ] {
                 let b = OtlpHttpExporterBuilder::default().with_env_lookup(env(&[(var, &raw)]));
                 messages.push(format!("{b:?}"));
                 let err = builder_error(b);

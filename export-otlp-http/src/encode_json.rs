@@ -153,7 +153,9 @@ fn put_any(buf: &mut Vec<u8>, v: &Value) {
     let mut o = Obj::open(buf);
     match v {
         Value::String(s) => o.str("stringValue", s),
-        Value::Bool(b) => o.key("boolValue").extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Bool(b) => o
+            .key("boolValue")
+            .extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::I64(i) => {
             let _ = write!(o.key("intValue"), "\"{i}\"");
         }
@@ -283,7 +285,9 @@ pub fn encode_request_json(batch: &[SpanData], buf: &mut Vec<u8>) -> usize {
                 let scope = sg.instrumentation.scope();
                 let mut ss = Obj::open(buf);
                 put_scope(ss.key("scope"), scope);
-                put_array(ss.key("spans"), &sg.spans, |buf, &i| put_span(buf, &batch[i]));
+                put_array(ss.key("spans"), &sg.spans, |buf, &i| {
+                    put_span(buf, &batch[i])
+                });
                 if let Some(url) = &scope.schema_url {
                     ss.opt_str("schemaUrl", url);
                 }

@@ -64,19 +64,29 @@ fn json_decodes_to_the_same_message_as_protobuf() {
         .flat_map(|s| &s.spans)
         .collect();
     assert_eq!(spans.len(), batch.len());
-    let rich = spans.iter().find(|s| s.kind == 5).expect("the consumer span");
+    let rich = spans
+        .iter()
+        .find(|s| s.kind == 5)
+        .expect("the consumer span");
     assert_eq!(rich.attributes.len(), 9);
     assert_eq!((rich.events.len(), rich.links.len()), (2, 1));
     assert_eq!(rich.dropped_events_count, 300);
     assert_eq!(rich.links[0].flags, 0x301);
     assert_eq!(rich.trace_state, "ot=th:c;rv:01020304050607,vendor=v");
-    let edgy = spans.iter().find(|s| s.end_time_unix_nano == u64::MAX).unwrap();
+    let edgy = spans
+        .iter()
+        .find(|s| s.end_time_unix_nano == u64::MAX)
+        .unwrap();
     assert_eq!(edgy.name, &*batch.last().unwrap().name);
     assert_eq!(edgy.trace_id, vec![0xff; 16]);
 
     // Field for field: resources, scopes, ids, times, attributes of every value
     // type, events, links, status, kind, flags, dropped counts.
-    for (j, p) in from_json.resource_spans.iter().zip(&from_protobuf.resource_spans) {
+    for (j, p) in from_json
+        .resource_spans
+        .iter()
+        .zip(&from_protobuf.resource_spans)
+    {
         assert_eq!(j.resource, p.resource);
         for (js, ps) in j.scope_spans.iter().zip(&p.scope_spans) {
             assert_eq!(js.scope, ps.scope);

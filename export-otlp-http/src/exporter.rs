@@ -317,7 +317,9 @@ impl OtlpHttpExporter {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map_or(self.protocol == Protocol::HttpJson, |v| {
-                v.trim().to_ascii_lowercase().starts_with("application/json")
+                v.trim()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
             });
         let retry_after = resp
             .headers()

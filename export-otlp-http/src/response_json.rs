@@ -59,7 +59,11 @@ mod tests {
         }
         let full = decode_response(b"{}").unwrap();
         assert!(full.partial_success.is_none());
-        for bad in [&b"[]"[..], b"not json", br#"{"partialSuccess":{"rejectedSpans":"two"}}"#] {
+        for bad in [
+            &b"[]"[..],
+            b"not json",
+            br#"{"partialSuccess":{"rejectedSpans":"two"}}"#,
+        ] {
             assert!(decode_response(bad).is_none(), "{bad:?}");
         }
     }

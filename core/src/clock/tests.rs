@@ -67,7 +67,10 @@ fn next_line_starts_where_the_current_one_ends_when_the_wall_clock_is_behind() {
     let now = sample_at(cur.until, end - 20_000);
     let next = next_anchor(&cur, cur.scale, &now, 1_000_000_000);
     assert_eq!((next.tsc0, next.ns0), (cur.until, end), "continuous");
-    assert!(next.scale < cur.scale, "slowed down to let the wall clock catch up");
+    assert!(
+        next.scale < cur.scale,
+        "slowed down to let the wall clock catch up"
+    );
     assert_eq!(next.until, cur.until + 1_000_000_000);
     // Where the new line ends, it meets the wall clock (to rounding).
     let wall_then = now.unix_ns + 1_000_000_000;
@@ -97,7 +100,10 @@ fn a_wall_clock_far_ahead_is_followed_at_once() {
     let next = next_anchor(&cur, cur.scale, &now, 1_000_000_000);
     assert_eq!(next.scale, cur.scale);
     assert!(next.ns0 > end, "a step forward never goes back");
-    assert!(next.at(now.tsc).abs_diff(now.unix_ns) <= 1, "on the wall clock");
+    assert!(
+        next.at(now.tsc).abs_diff(now.unix_ns) <= 1,
+        "on the wall clock"
+    );
     // A small lead is slewed instead of stepped.
     let now = sample_at(cur.until, end + 1_000);
     let next = next_anchor(&cur, cur.scale, &now, 1_000_000_000);

@@ -304,7 +304,10 @@ fn invalid_tracestates_are_discarded_whole() {
             vec![first16.as_str(), last17.as_str()],
         ),
         ("repeated key with an empty value", vec!["foo=1,foo="]),
-        ("repeated key with an invalid value", vec!["foo=1", "foo=a=b"]),
+        (
+            "repeated key with an invalid value",
+            vec!["foo=1", "foo=a=b"],
+        ),
         ("one bad field spoils all", vec!["foo=1", "BAR=2"]),
     ];
     for (name, fields) in cases {

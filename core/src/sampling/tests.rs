@@ -1,7 +1,7 @@
 use super::ratio::{threshold_for, TWO_56};
 use super::*;
-use crate::data::trace_state::Threshold;
 use crate::data::id::seeded_trace_ids;
+use crate::data::trace_state::Threshold;
 use crate::data::{SpanId, TraceFlags};
 
 fn tid(hex: &str) -> TraceId {
