@@ -415,14 +415,16 @@ fn a_batch_completed_through_the_shared_queue_is_exported_promptly() {
 /// exporter past its deadline.
 #[test]
 fn shutdown_takes_over_from_a_schedule_tick_export() {
-    // 32 batches of 40 ms: 1.28 s of exports, while the shutdown's deadline is
-    // 600 ms after the spans ended. The slack is 680 ms: the test fails only if
-    // this thread is held up that much longer than the worker.
-    let provider = provider_with(Slow(Duration::from_millis(40)), config(2048, 64, 200));
-    end_spans(&provider, 2048);
-    // Past the first tick: about 7 of the 32 batches are out.
+    // 128 batches of 20 ms: 2.56 s of exports. The worker stops exporting 100 ms
+    // (a tenth of the 1 s timeout) before the shutdown's deadline, so the last
+    // export ends before it with 80 ms of slack for a late wake-up; and the
+    // deadline comes 1.3 s after the spans ended, over 1.2 s before the exports
+    // could be done, so some spans are left to count.
+    let provider = provider_with(Slow(Duration::from_millis(20)), config(8192, 64, 200));
+    end_spans(&provider, 8192);
+    // Past the first tick: about 15 of the 128 batches are out.
     std::thread::sleep(Duration::from_millis(300));
-    let _ = provider.shutdown_with_timeout(Duration::from_millis(300));
+    let _ = provider.shutdown_with_timeout(Duration::from_millis(1000));
     let s = provider.stats();
     assert_eq!(s.spans_in_flight, 0, "the worker finished: {s:?}");
     assert!(s.export_failures <= 1, "exports past the deadline: {s:?}");
