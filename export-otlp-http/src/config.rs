@@ -43,6 +43,7 @@ pub enum Compression {
 /// assert!("thrift".parse::<Protocol>().is_err());
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Protocol {
     /// Protobuf over HTTP, `Content-Type: application/x-protobuf` (the default).
     #[default]

@@ -69,7 +69,7 @@ mod encode;
 mod encode_json;
 mod error;
 mod exporter;
-pub mod proto;
+mod proto;
 mod response_json;
 mod retry;
 
