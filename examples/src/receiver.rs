@@ -6,11 +6,11 @@
 //! or accept with a partial success. The quickstart uses it as an embedded
 //! collector; the soak and runner tests use its faults.
 
-use prost::Message;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

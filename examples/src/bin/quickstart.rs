@@ -7,12 +7,12 @@
 //! trace. `OTEL_SAMPLE_RATE`, `OTEL_SERVICE_NAME`, `ENABLE_TRACING=false` and the
 //! `OTEL_BSP_*` variables apply.
 
+use opentelemetry_proto::tonic::common::v1::{any_value::Value as Any, AnyValue};
+use opentelemetry_proto::tonic::trace::v1::Span as OtlpSpan;
 use runtrace::TracerProvider;
 use runtrace_examples::help_requested;
 use runtrace_examples::receiver::{Fault, Receiver};
 use runtrace_examples::workload::{batch_threads, handle_request};
-use opentelemetry_proto::tonic::common::v1::{any_value::Value as Any, AnyValue};
-use opentelemetry_proto::tonic::trace::v1::Span as OtlpSpan;
 use runtrace_otlp_http::OtlpHttpExporter;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
