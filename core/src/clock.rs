@@ -72,12 +72,13 @@ struct Anchor {
 }
 
 impl Anchor {
-    /// The line's time at `tsc` (its start for an earlier `tsc`); non-decreasing in `tsc`.
+    /// The line's time at `tsc` (its start for an earlier `tsc`); non-decreasing in `tsc`
+    /// (until the year 2554, where u64 nanoseconds wrap).
     #[inline]
     fn at(&self, tsc: u64) -> u64 {
         let delta = tsc.saturating_sub(self.tsc0);
         self.ns0
-            .saturating_add(((u128::from(delta) * u128::from(self.scale)) >> 32) as u64)
+            .wrapping_add(((u128::from(delta) * u128::from(self.scale)) >> 32) as u64)
     }
 }
 
@@ -289,8 +290,26 @@ impl TscClock {
     /// Never waits: a reader that meets a publication reads again (the next one
     /// is a second away), and one that finds the line ended while another
     /// thread re-anchors reads the line's end.
+    ///
+    /// The common case (a consistent read inside the current line) is kept apart
+    /// from the rest, so that it stays a few loads and a multiply.
     #[inline]
     fn now(&self) -> u64 {
+        let tsc = rdtsc();
+        let generation = self.generation.load(Ordering::Acquire);
+        let line = self.slots[(generation & 1) as usize].load();
+        // Pairs with the writer's Release fence, as in `now_slow`.
+        fence(Ordering::Acquire);
+        if tsc < line.until && self.generation.load(Ordering::Relaxed) == generation {
+            return line.at(tsc);
+        }
+        self.now_slow()
+    }
+
+    /// [`now`](Self::now) when the read met a publication or the line's end.
+    #[cold]
+    #[inline(never)]
+    fn now_slow(&self) -> u64 {
         loop {
             let tsc = rdtsc();
             let generation = self.generation.load(Ordering::Acquire);
@@ -313,7 +332,6 @@ impl TscClock {
     /// Publishes the line after generation `seen`, unless another thread is at
     /// it (`false`: the caller holds at the end of its line). `true` when a
     /// line after `seen` is published.
-    #[cold]
     fn reanchor(&self, seen: u64) -> bool {
         let origin = match self.origin.try_lock() {
             Ok(origin) => origin,
