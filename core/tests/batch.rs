@@ -1,5 +1,10 @@
 //! Behaviour of the batch span processor: triggers, flush, shutdown deadlines,
 //! drop accounting and exporter faults.
+//!
+//! Timing: these tests run on shared 2-CPU machines next to other builds, where a
+//! thread can wait tens of milliseconds for a CPU. Every bound on elapsed time
+//! says in a comment how far it is from what it distinguishes (the slack), and
+//! waits for an event poll up to seconds rather than sleeping a fixed time.
 
 use runtrace::sampling::{SamplingDecision, SamplingParameters, SamplingResult};
 use runtrace::{
@@ -50,6 +55,8 @@ fn full_batch_wakes_the_worker_before_the_delay() {
     let exporter = InMemoryExporter::default();
     let provider = provider_with(exporter.clone(), config(2048, 10, HOUR));
     end_spans(&provider, 10);
+    // The schedule delay is an hour: 5 s of waiting tells the wake-up apart
+    // with any scheduling delay.
     assert!(
         wait_for(
             || exporter.finished_spans().len() == 10,
@@ -58,6 +65,8 @@ fn full_batch_wakes_the_worker_before_the_delay() {
         "a full batch was not exported promptly"
     );
     end_spans(&provider, 3);
+    // No slack needed: a wrong export of the partial batch could come at any
+    // time; 100 ms gives a wrong early one the chance to show.
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(
         exporter.finished_spans().len(),
@@ -125,6 +134,8 @@ fn shutdown_returns_by_deadline_when_exporter_hangs() {
     let result = provider.shutdown_with_timeout(Duration::from_millis(300));
     let took = start.elapsed();
     assert_eq!(result, Err(FlushError::Timeout));
+    // 200 + 300 ms of timeouts; 2.5 s of slack for scheduling (the exporter
+    // hangs for an hour, so anything that waited for it would take that long).
     assert!(took < Duration::from_secs(3), "took {took:?}");
     // Only the batch inside the hung export is unaccounted for; the queue
     // behind it is counted as dropped.
@@ -287,6 +298,8 @@ fn a_busy_lane_does_not_hold_up_other_threads_spans() {
     bg.join().unwrap();
     assert!(seen, "the marker waited over 5 s: {:?}", provider.stats());
     let waited = exporter.when("marker").unwrap() - ended;
+    // A 200 ms delay; 1.8 s of slack, while a marker held up by the busy lane
+    // would wait until the background thread stops (5 s above).
     assert!(
         waited < Duration::from_secs(2),
         "waited {waited:?} for a 200 ms delay"
@@ -346,8 +359,11 @@ fn a_batch_ended_between_two_looks_is_exported_promptly() {
         Duration::from_secs(10)
     ));
     let took = start.elapsed();
+    // Without the wake-up the batch would wait for the 3 s schedule delay:
+    // 2 s leaves more than 1.9 s of slack for ending 512 spans and scheduling
+    // the worker, and still tells the two apart.
     assert!(
-        took < Duration::from_millis(1_000),
+        took < Duration::from_millis(2_000),
         "the batch waited {took:?}"
     );
 }
@@ -377,6 +393,8 @@ fn a_batch_completed_through_the_shared_queue_is_exported_promptly() {
         .join()
         .unwrap();
     let start = Instant::now();
+    // The schedule delay is 10 s: 3 s is slack for scheduling, and still far
+    // from the tick that would export the batch without the wake-up.
     let exported = wait_for(
         || exporter.finished_spans().len() >= 512,
         Duration::from_secs(3),
@@ -397,11 +415,16 @@ fn a_batch_completed_through_the_shared_queue_is_exported_promptly() {
 /// exporter past its deadline.
 #[test]
 fn shutdown_takes_over_from_a_schedule_tick_export() {
-    let provider = provider_with(Slow(Duration::from_millis(20)), config(2048, 64, 200));
-    end_spans(&provider, 2048);
-    // Past the first tick: about 16 of the 32 batches are out.
+    // 128 batches of 20 ms: 2.56 s of exports. The worker stops exporting 100 ms
+    // (a tenth of the 1 s timeout) before the shutdown's deadline, so the last
+    // export ends before it with 80 ms of slack for a late wake-up; and the
+    // deadline comes 1.3 s after the spans ended, over 1.2 s before the exports
+    // could be done, so some spans are left to count.
+    let provider = provider_with(Slow(Duration::from_millis(20)), config(8192, 64, 200));
+    end_spans(&provider, 8192);
+    // Past the first tick: about 15 of the 128 batches are out.
     std::thread::sleep(Duration::from_millis(300));
-    let _ = provider.shutdown_with_timeout(Duration::from_millis(300));
+    let _ = provider.shutdown_with_timeout(Duration::from_millis(1000));
     let s = provider.stats();
     assert_eq!(s.spans_in_flight, 0, "the worker finished: {s:?}");
     assert!(s.export_failures <= 1, "exports past the deadline: {s:?}");
@@ -427,6 +450,8 @@ fn full_queue_drops_are_counted_and_reported() {
     let provider = provider_with(Slow(Duration::from_millis(100)), config(10, 5, HOUR));
     let start = Instant::now();
     end_spans(&provider, 1000);
+    // Ending 1000 spans takes well under a millisecond; waiting for the exporter
+    // (100 ms a batch of 5) would take seconds. 1 s is the slack between them.
     assert!(
         start.elapsed() < Duration::from_secs(1),
         "ending spans waited for the exporter"
@@ -633,6 +658,8 @@ fn exporter_is_told_the_export_deadline() {
         .force_flush_with_timeout(Duration::from_secs(60))
         .unwrap();
     let left = seen.lock().unwrap().unwrap();
+    // 1 s of slack between the worker setting the 7 s deadline and the exporter
+    // reading it; the flush's 60 s would show as more than 7 s.
     assert!(
         left > Duration::from_secs(6) && left <= Duration::from_secs(7),
         "{left:?}"
@@ -668,6 +695,8 @@ fn timed_out_shutdown_stops_the_worker_and_counts_leftovers_once() {
         let s = provider.stats();
         s.queue_size == 0 && s.spans_ended == s.spans_exported + s.dropped_total()
     };
+    // The export in progress ends at most 200 ms after the 300 ms deadline;
+    // 800 ms of slack, against the 2 s all ten batches would take.
     assert!(
         wait_for(settled, Duration::from_millis(1000)),
         "{:?}",

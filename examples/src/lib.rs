@@ -13,6 +13,12 @@ pub mod receiver;
 pub mod w3c_service;
 pub mod workload;
 
+/// Whether the program was asked for its usage (`--help` or `-h` anywhere in
+/// its arguments): the examples then print it to stdout and exit 0.
+pub fn help_requested() -> bool {
+    std::env::args().skip(1).any(|a| a == "--help" || a == "-h")
+}
+
 /// The README's code compiles (checked as a doctest).
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

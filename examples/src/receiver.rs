@@ -1,15 +1,16 @@
 //! A small OTLP/HTTP receiver on 127.0.0.1, with fault injection.
 //!
-//! It decodes `ExportTraceServiceRequest`s with the exporter's prost types, counts
+//! It decodes `ExportTraceServiceRequest`s with opentelemetry-proto's types, counts
 //! spans (deduplicated by span id), and can misbehave on purpose: be slow, hang,
 //! fail every other request with 503 + `Retry-After`, reject everything with 400,
 //! or accept with a partial success. The quickstart uses it as an embedded
 //! collector; the soak and runner tests use its faults.
 
-use prost::Message;
-use runtrace_otlp_http::proto::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse, Span,
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -71,6 +71,8 @@ fn sigterm_flushes_every_queued_span_within_the_grace_period() {
         .unwrap();
     let line = out.lines().last().unwrap_or_default();
     assert!(status.success(), "exit status {status:?}, output {out}");
+    // The 5 s grace period is the requirement itself, so no slack is added:
+    // flushing the queued spans to a local receiver takes milliseconds.
     assert!(
         exit_time < Duration::from_secs(5),
         "took {exit_time:?} after SIGTERM"

@@ -4,9 +4,11 @@
 //! Environment parsing goes through a lookup function so tests never touch the
 //! process environment. Rules (spec §4.1, §3.7): traces-specific variables win
 //! over general ones; empty means unset; a bad value is warned about through
-//! `runtrace::diagnostics` and replaced by the default, except an invalid endpoint
-//! or an unreadable certificate file, which are errors. Header values are secrets:
-//! they never appear in `Debug` output, warnings or errors.
+//! `runtrace::diagnostics` and replaced by the default, except what would make
+//! every export fail: an invalid endpoint, the `grpc` protocol, a header written
+//! curl-style, an unreadable certificate file; those are errors from `build`.
+//! Header values and endpoint credentials are secrets: they never appear in
+//! `Debug` output, warnings or errors.
 
 use runtrace::diagnostics::{emit, Level};
 use runtrace::env::percent_decode;
@@ -29,6 +31,69 @@ pub enum Compression {
     None,
     /// gzip the body and send `Content-Encoding: gzip`.
     Gzip,
+}
+
+/// The OTLP protocol (`OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`).
+///
+/// ```
+/// use runtrace_otlp_http::Protocol;
+/// assert_eq!("http/json".parse(), Ok(Protocol::HttpJson));
+/// assert_eq!("HTTP/Protobuf".parse(), Ok(Protocol::HttpProtobuf));
+/// assert_eq!("grpc".parse(), Ok(Protocol::Grpc));
+/// assert!("thrift".parse::<Protocol>().is_err());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// Protobuf over HTTP, `Content-Type: application/x-protobuf` (the default).
+    #[default]
+    HttpProtobuf,
+    /// OTLP/JSON over HTTP, `Content-Type: application/json`.
+    HttpJson,
+    /// OTLP over gRPC, which this crate does not speak: [`build`] fails with an
+    /// error that names the alternative (`http/protobuf` on port 4318). It exists
+    /// so that a `grpc` setting is refused at start-up instead of sending HTTP
+    /// requests to a gRPC port.
+    ///
+    /// [`build`]: OtlpHttpExporterBuilder::build
+    Grpc,
+}
+
+impl Protocol {
+    /// The configuration value: `http/protobuf`, `http/json` or `grpc`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::HttpProtobuf => "http/protobuf",
+            Protocol::HttpJson => "http/json",
+            Protocol::Grpc => "grpc",
+        }
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = ConfigError;
+
+    /// Parses a configuration value, ASCII case-insensitively.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "http/protobuf" => Ok(Protocol::HttpProtobuf),
+            "http/json" => Ok(Protocol::HttpJson),
+            "grpc" => Ok(Protocol::Grpc),
+            _ => Err(ConfigError::new(format!(
+                "{s:?} is not an OTLP protocol (http/protobuf, http/json, grpc)"
+            ))),
+        }
+    }
+}
+
+/// Why `grpc` cannot be used, and what to write instead.
+fn grpc_error(setting: &str) -> ConfigError {
+    ConfigError::new(format!(
+        "{setting}: runtrace-otlp-http speaks OTLP over HTTP, not gRPC; use http/protobuf \
+         (or http/json) with the collector's OTLP/HTTP port, 4318 \
+         (e.g. OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf and \
+         OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318)"
+    ))
 }
 
 /// A configuration that cannot be used: the message names the setting (the
@@ -72,8 +137,15 @@ impl fmt::Debug for Headers {
 impl Headers {
     /// Adds or replaces a header; `Err` explains why it is invalid (naming the key only).
     pub(crate) fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
-        let name = HeaderName::from_bytes(key.trim().as_bytes())
-            .map_err(|_| format!("header name {key:?} is not a valid HTTP token"))?;
+        let name = HeaderName::from_bytes(key.trim().as_bytes()).map_err(|_| {
+            // Only the leading token characters: a mistyped entry may hold a secret.
+            let shown: String = key
+                .trim()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                .collect();
+            format!("header name {shown:?}... is not a valid HTTP token")
+        })?;
         let mut value = HeaderValue::from_str(value)
             .map_err(|_| format!("the value of header {name:?} contains invalid characters"))?;
         value.set_sensitive(true);
@@ -83,11 +155,27 @@ impl Headers {
     }
 }
 
-/// Where the endpoint came from, for error messages.
-#[derive(Clone, Debug)]
+/// Where the endpoint came from, for error messages. `Debug` hides credentials.
+#[derive(Clone)]
 pub(crate) enum EndpointSource {
     Builder,
     Env(&'static str, String),
+}
+
+impl fmt::Debug for EndpointSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EndpointSource::Builder => f.write_str("Builder"),
+            EndpointSource::Env(var, raw) => write!(f, "Env({var}={:?})", redact_userinfo(raw)),
+        }
+    }
+}
+
+/// Where the protocol came from, for error messages.
+#[derive(Clone, Debug)]
+pub(crate) enum ProtocolSource {
+    Builder,
+    Env(&'static str),
 }
 
 /// Builds an [`OtlpHttpExporter`](crate::OtlpHttpExporter).
@@ -104,10 +192,12 @@ pub(crate) enum EndpointSource {
 ///     .unwrap();
 /// assert!(!format!("{exporter:?}").contains("secret"));
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct OtlpHttpExporterBuilder {
     pub(crate) endpoint: String,
     pub(crate) endpoint_source: EndpointSource,
+    pub(crate) protocol: Protocol,
+    pub(crate) protocol_source: ProtocolSource,
     pub(crate) headers: Headers,
     pub(crate) header_error: Option<String>,
     pub(crate) timeout: Option<Duration>,
@@ -124,6 +214,8 @@ impl Default for OtlpHttpExporterBuilder {
         OtlpHttpExporterBuilder {
             endpoint: DEFAULT_ENDPOINT.to_string(),
             endpoint_source: EndpointSource::Builder,
+            protocol: Protocol::HttpProtobuf,
+            protocol_source: ProtocolSource::Builder,
             headers: Headers::default(),
             header_error: None,
             timeout: Some(DEFAULT_TIMEOUT),
@@ -137,9 +229,28 @@ impl Default for OtlpHttpExporterBuilder {
     }
 }
 
+impl fmt::Debug for OtlpHttpExporterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpHttpExporterBuilder")
+            .field("endpoint", &redact_userinfo(&self.endpoint))
+            .field("endpoint_source", &self.endpoint_source)
+            .field("protocol", &self.protocol)
+            .field("headers", &self.headers)
+            .field("timeout", &self.timeout)
+            .field("compression", &self.compression)
+            .field("max_request_size", &self.max_request_size)
+            .finish_non_exhaustive()
+    }
+}
+
 impl OtlpHttpExporterBuilder {
     /// The full URL to POST to, used as is (e.g. `http://collector:4318/v1/traces`).
     /// Default [`DEFAULT_ENDPOINT`].
+    ///
+    /// It must start with `http://` or `https://` and name a host; a port must be
+    /// 1–65535. Credentials in it (`http://user:password@host`) are refused:
+    /// send them in a header (`Authorization`) instead. [`build`](Self::build)
+    /// reports what is wrong, without ever repeating a password.
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
         self.endpoint = url.into();
         self.endpoint_source = EndpointSource::Builder;
@@ -172,6 +283,14 @@ impl OtlpHttpExporterBuilder {
     /// `Duration::ZERO` means no limit of the exporter's own.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = (!timeout.is_zero()).then_some(timeout);
+        self
+    }
+
+    /// The protocol (default [`Protocol::HttpProtobuf`]). [`Protocol::Grpc`] makes
+    /// [`build`](Self::build) fail: this crate speaks OTLP over HTTP only.
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self.protocol_source = ProtocolSource::Builder;
         self
     }
 
@@ -227,7 +346,11 @@ impl OtlpHttpExporterBuilder {
             "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
         ] {
             if let Some(v) = get(var) {
-                for (k, val) in parse_headers(var, &v) {
+                let (pairs, error) = parse_headers(var, &v);
+                if let Some(e) = error {
+                    self.header_error.get_or_insert(e);
+                }
+                for (k, val) in pairs {
                     if let Err(e) = self.headers.set(&k, &val) {
                         warn(&format!("{var}: skipping a header: {e}"));
                     }
@@ -269,10 +392,12 @@ impl OtlpHttpExporterBuilder {
             "OTEL_EXPORTER_OTLP_PROTOCOL",
             "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
         ) {
-            if v.trim() != "http/protobuf" {
-                warn(&format!(
-                    "{var}={v:?}: runtrace-otlp-http only speaks http/protobuf; using it"
-                ));
+            match v.parse::<Protocol>() {
+                Ok(p) => {
+                    self.protocol = p;
+                    self.protocol_source = ProtocolSource::Env(var);
+                }
+                Err(e) => warn(&format!("{var}: {}; using http/protobuf", e.message())),
             }
         }
 
@@ -300,9 +425,22 @@ impl OtlpHttpExporterBuilder {
         self
     }
 
-    /// Validates the endpoint and builds the exporter.
+    /// Validates the configuration and builds the exporter.
+    ///
+    /// Fails, with a message that names the setting and says what to write, on
+    /// an invalid endpoint, the `grpc` protocol, an invalid header (or one
+    /// written curl-style in an environment variable), or an unusable CA file.
     pub fn build(self) -> Result<crate::OtlpHttpExporter, ConfigError> {
         crate::OtlpHttpExporter::from_builder(self)
+    }
+
+    /// The protocol, or the error for `grpc`.
+    pub(crate) fn checked_protocol(&self) -> Result<Protocol, ConfigError> {
+        match (self.protocol, &self.protocol_source) {
+            (Protocol::Grpc, ProtocolSource::Env(var)) => Err(grpc_error(&format!("{var}=grpc"))),
+            (Protocol::Grpc, ProtocolSource::Builder) => Err(grpc_error("protocol Grpc")),
+            (p, _) => Ok(p),
+        }
     }
 }
 
@@ -327,34 +465,122 @@ pub(crate) fn general_endpoint(v: &str) -> String {
     format!("{}/v1/traces", v.trim_end_matches('/'))
 }
 
-/// Checks that `url` is an absolute `http`/`https` URL with a host.
-pub(crate) fn validate_endpoint(url: &str) -> Result<ureq::http::Uri, String> {
+/// `url` with any credentials before the host replaced by `***`, for messages.
+pub(crate) fn redact_userinfo(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[after_scheme..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..after_scheme], &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
+/// The text after the port `:` of an authority (`host:port`, `[v6]:port`), if any.
+fn port_text(authority: &str) -> Option<&str> {
+    let host_end = if authority.starts_with('[') {
+        authority.find(']')? + 1
+    } else {
+        0
+    };
+    let rest = &authority[host_end..];
+    rest.rfind(':').map(|i| &rest[i + 1..])
+}
+
+/// Checks that `url` is an absolute `http`/`https` URL with a host, a port in
+/// range and no credentials. `as_written` is what the user wrote (before
+/// `v1/traces` was appended), for the suggestion. The error says which part
+/// is wrong and what to write; it never contains the credentials.
+pub(crate) fn validate_endpoint(url: &str, as_written: &str) -> Result<ureq::http::Uri, String> {
+    let Some(scheme_end) = url.find("://") else {
+        let shown = redact_userinfo(as_written.trim());
+        return Err(format!(
+            "it has no scheme: write http://{shown} (or https://{shown} for TLS)"
+        ));
+    };
+    let after_scheme = &url[scheme_end + 3..];
+    let authority = &after_scheme[..after_scheme
+        .find(['/', '?', '#'])
+        .unwrap_or(after_scheme.len())];
+    if authority.contains('@') {
+        return Err(
+            "it contains credentials (user:password@), which are not sent from a URL; \
+             remove them and send a header instead, e.g. \
+             OTEL_EXPORTER_OTLP_HEADERS=Authorization=Basic%20<base64 of user:password>"
+                .to_string(),
+        );
+    }
+    if authority.is_empty() || authority.starts_with(':') {
+        return Err("the URL has no host: write http://host:port/path".to_string());
+    }
+    match port_text(authority) {
+        None => {}
+        Some("") => {
+            return Err("the port after ':' is empty: write host:port, e.g. collector:4318".into())
+        }
+        Some(p) => match p.parse::<u64>() {
+            Ok(1..=65535) => {}
+            Ok(_) => {
+                return Err(format!(
+                    "port {p} is out of range: use 1-65535 (OTLP/HTTP listens on 4318)"
+                ))
+            }
+            Err(_) => {
+                return Err(format!(
+                    "port {p:?} is not a number: write host:port, e.g. collector:4318"
+                ))
+            }
+        },
+    }
     let uri: ureq::http::Uri = url.parse().map_err(|e| format!("{e}"))?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
-        Some(other) => return Err(format!("unsupported scheme {other:?} (use http or https)")),
-        None => return Err("not an absolute URL (http://host:port/path)".to_string()),
+        Some(other) => {
+            return Err(format!(
+                "unsupported scheme {other:?}: write http:// or https://"
+            ))
+        }
+        None => return Err("not an absolute URL: write http://host:port/path".to_string()),
     }
     if uri.host().is_none_or(str::is_empty) {
-        return Err("the URL has no host".to_string());
+        return Err("the URL has no host: write http://host:port/path".to_string());
     }
     Ok(uri)
 }
 
 /// Splits a `k1=v1,k2=v2` headers variable, percent-decoding values. Bad pairs are
 /// skipped with a warning that names the key (or the pair's position) but never
+/// the value. An entry written curl-style (`Authorization: Bearer x`) is the
+/// error returned beside the pairs: skipping it would send every request without
+/// the credentials it was meant to carry. Its message names the header, never
 /// the value.
-pub(crate) fn parse_headers(var: &str, raw: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_headers(var: &str, raw: &str) -> (Vec<(String, String)>, Option<String>) {
     let mut out = Vec::new();
+    let mut error = None;
     for (i, pair) in raw.split(',').enumerate() {
         if pair.trim().is_empty() {
             continue;
         }
-        let Some((k, v)) = pair.split_once('=') else {
+        // The name ends at the first '=' or ':', whichever comes first.
+        let name_end = pair.find(['=', ':']).unwrap_or(pair.len());
+        let key = pair[..name_end].trim();
+        if pair[name_end..].starts_with(':') {
+            let shown = if HeaderName::from_bytes(key.as_bytes()).is_ok() {
+                key
+            } else {
+                "Name"
+            };
+            error.get_or_insert(format!(
+                "{var}: entry #{} is written curl-style ({shown}: ...); write {shown}=<value> \
+                 with the value percent-encoded, e.g. {var}=Authorization=Bearer%20<token>",
+                i + 1
+            ));
+            continue;
+        }
+        let Some((_, v)) = pair.split_once('=') else {
             warn(&format!("{var}: skipping entry #{} (no '=')", i + 1));
             continue;
         };
-        let key = k.trim();
         if key.is_empty() {
             warn(&format!("{var}: skipping entry #{} (empty key)", i + 1));
             continue;
@@ -366,7 +592,7 @@ pub(crate) fn parse_headers(var: &str, raw: &str) -> Vec<(String, String)> {
             )),
         }
     }
-    out
+    (out, error)
 }
 
 #[cfg(test)]
@@ -419,5 +645,206 @@ mod tests {
         assert!(!err.contains("a\nb"));
         let dbg = format!("{h:?}");
         assert!(dbg.contains("api-key") && !dbg.contains("s3cret"), "{dbg}");
+    }
+
+    use crate::OtlpHttpExporter;
+    use std::sync::{Arc, Mutex};
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    }
+
+    fn env_error(pairs: &[(&str, &str)]) -> String {
+        OtlpHttpExporter::from_lookup(env(pairs))
+            .expect_err("configuration must be refused")
+            .to_string()
+    }
+
+    fn builder_error(b: OtlpHttpExporterBuilder) -> String {
+        b.build()
+            .expect_err("configuration must be refused")
+            .to_string()
+    }
+
+    #[test]
+    fn protocol_from_env_and_builder() {
+        for (var, value, expected) in [
+            (
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                "http/json",
+                Protocol::HttpJson,
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                "HTTP/JSON",
+                Protocol::HttpJson,
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                "http/protobuf",
+                Protocol::HttpProtobuf,
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                "thrift",
+                Protocol::HttpProtobuf,
+            ),
+        ] {
+            let e = OtlpHttpExporter::from_lookup(env(&[(var, value)])).unwrap();
+            assert_eq!(e.protocol(), expected, "{var}={value}");
+        }
+        let e = OtlpHttpExporter::from_lookup(env(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+        ]))
+        .unwrap();
+        assert_eq!(e.protocol(), Protocol::HttpJson, "traces-specific wins");
+        let e = OtlpHttpExporter::builder()
+            .protocol(Protocol::HttpJson)
+            .build()
+            .unwrap();
+        assert_eq!(e.protocol(), Protocol::HttpJson);
+    }
+
+    #[test]
+    fn grpc_is_refused_with_the_alternative_named() {
+        let from_env = env_error(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]);
+        let from_traces_env = env_error(&[("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "gRPC")]);
+        let from_builder = builder_error(OtlpHttpExporter::builder().protocol(Protocol::Grpc));
+        assert!(
+            from_env.contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc"),
+            "{from_env}"
+        );
+        assert!(from_traces_env.contains("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"));
+        for msg in [from_env, from_traces_env, from_builder] {
+            assert!(
+                msg.contains("http/protobuf") && msg.contains("4318"),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn endpoint_errors_say_what_is_wrong_and_what_to_write() {
+        let no_scheme = env_error(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")]);
+        assert!(
+            no_scheme.contains("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            "{no_scheme}"
+        );
+        assert!(no_scheme.contains("no scheme"), "{no_scheme}");
+        assert!(
+            no_scheme.contains("write http://collector:4318 "),
+            "{no_scheme}"
+        );
+        let no_scheme =
+            builder_error(OtlpHttpExporter::builder().endpoint("collector:4318/v1/traces"));
+        assert!(
+            no_scheme.contains("write http://collector:4318/v1/traces"),
+            "{no_scheme}"
+        );
+        for (endpoint, expected) in [
+            ("http://collector:99999", "port 99999 is out of range"),
+            (
+                "http://collector:65536/v1/traces",
+                "port 65536 is out of range",
+            ),
+            ("http://collector:0", "port 0 is out of range"),
+            ("http://collector:43x8", "port \"43x8\" is not a number"),
+            ("http://collector:/v1/traces", "port after ':' is empty"),
+            ("http://[::1]:70000", "port 70000 is out of range"),
+            ("ftp://collector:4318", "unsupported scheme \"ftp\""),
+            ("http:///v1/traces", "no host"),
+        ] {
+            let msg = builder_error(OtlpHttpExporter::builder().endpoint(endpoint));
+            assert!(msg.contains(expected), "{endpoint}: {msg}");
+        }
+        for ok in [
+            "http://[::1]:4318/v1/traces",
+            "https://collector",
+            "http://c:65535",
+        ] {
+            assert!(
+                OtlpHttpExporter::builder().endpoint(ok).build().is_ok(),
+                "{ok}"
+            );
+        }
+    }
+
+    #[test]
+    fn credentials_never_appear_in_errors_debug_or_warnings() {
+        const SECRET: &str = "s3cr3t-pa55";
+        let warnings = Arc::new(Mutex::new(Vec::<String>::new()));
+        let w = warnings.clone();
+        runtrace::diagnostics::set_handler(move |_, m| w.lock().unwrap().push(m.to_string()));
+
+        let url = format!("http://user:{SECRET}@collector:4318");
+        let mut messages = Vec::new();
+        for var in [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ] {
+            let b = OtlpHttpExporterBuilder::default().with_env_lookup(env(&[(var, &url)]));
+            messages.push(format!("{b:?}"));
+            let err = builder_error(b);
+            assert!(err.contains(var) && err.contains("credentials"), "{err}");
+            assert!(err.contains("http://***@collector:4318"), "{err}");
+            messages.push(err);
+        }
+        let b = OtlpHttpExporter::builder().endpoint(&url);
+        messages.push(format!("{b:?}"));
+        messages.push(builder_error(b));
+        let no_scheme = format!("user:{SECRET}@collector:4318");
+        messages.push(builder_error(
+            OtlpHttpExporter::builder().endpoint(no_scheme),
+        ));
+
+        // Curl-style headers: an error that names the header, not the value.
+        for raw in [
+            format!("Authorization: Bearer {SECRET}"),
+            format!("x-team=a,Authorization: Basic {SECRET}=="),
+            format!("Authorization :{SECRET}"),
+        ] {
+            for var in [
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            ] {
+                let b = OtlpHttpExporterBuilder::default().with_env_lookup(env(&[(var, &raw)]));
+                messages.push(format!("{b:?}"));
+                let err = builder_error(b);
+                assert!(err.contains(var) && err.contains("curl-style"), "{err}");
+                assert!(err.contains("Authorization=Bearer%20<token>"), "{err}");
+                messages.push(err);
+            }
+        }
+        // Mistyped headers that only warn.
+        for raw in [
+            format!("Authorization Bearer {SECRET}=x"),
+            format!("Bearer {SECRET}"),
+            format!("api-key=%zz{SECRET}"),
+        ] {
+            let b = OtlpHttpExporterBuilder::default()
+                .with_env_lookup(env(&[("OTEL_EXPORTER_OTLP_HEADERS", &raw)]));
+            messages.push(format!("{b:?}"));
+        }
+        messages.push(builder_error(
+            OtlpHttpExporter::builder().header(format!("Authorization Bearer {SECRET}"), "v"),
+        ));
+        let ok = OtlpHttpExporter::builder()
+            .header("authorization", format!("Bearer {SECRET}"))
+            .build()
+            .unwrap();
+        messages.push(format!("{ok:?}"));
+        messages.push(ok.endpoint());
+
+        runtrace::diagnostics::reset_handler();
+        messages.extend(warnings.lock().unwrap().iter().cloned());
+        assert!(messages.len() > 20);
+        for m in &messages {
+            assert!(!m.contains(SECRET), "secret in {m:?}");
+        }
     }
 }

@@ -222,7 +222,7 @@ fn put_event(buf: &mut Vec<u8>, e: &Event) {
     put_opt_u32(buf, tag(4, VARINT), e.dropped_attributes_count);
 }
 
-fn link_flags(l: &Link) -> u32 {
+pub(crate) fn link_flags(l: &Link) -> u32 {
     let sc = &l.span_context;
     sc.trace_flags().bits() as u32 | HAS_IS_REMOTE | if sc.is_remote() { IS_REMOTE } else { 0 }
 }
@@ -248,7 +248,7 @@ fn put_link(buf: &mut Vec<u8>, l: &Link) {
     buf.extend_from_slice(&link_flags(l).to_le_bytes());
 }
 
-fn kind_number(k: SpanKind) -> u8 {
+pub(crate) fn kind_number(k: SpanKind) -> u8 {
     match k {
         SpanKind::Internal => 1,
         SpanKind::Server => 2,
@@ -267,7 +267,7 @@ fn status_len(s: &Status) -> Option<usize> {
     }
 }
 
-fn span_flags(s: &SpanData) -> u32 {
+pub(crate) fn span_flags(s: &SpanData) -> u32 {
     s.span_context.trace_flags().bits() as u32
         | HAS_IS_REMOTE
         | if s.parent_is_remote { IS_REMOTE } else { 0 }
@@ -378,15 +378,17 @@ fn schema_url_len(s: &InstrumentationScope) -> usize {
 
 // ---- grouping and the request ------------------------------------------------------
 
-struct ScopeGroup<'a> {
-    instrumentation: &'a Instrumentation,
-    spans: Vec<usize>,
+/// The spans of one instrumentation scope (indices into the batch).
+pub(crate) struct ScopeGroup<'a> {
+    pub(crate) instrumentation: &'a Instrumentation,
+    pub(crate) spans: Vec<usize>,
     len: usize,
 }
 
-struct ResourceGroup<'a> {
-    instrumentation: &'a Instrumentation,
-    scopes: Vec<ScopeGroup<'a>>,
+/// The scopes of one resource.
+pub(crate) struct ResourceGroup<'a> {
+    pub(crate) instrumentation: &'a Instrumentation,
+    pub(crate) scopes: Vec<ScopeGroup<'a>>,
     len: usize,
 }
 
@@ -398,7 +400,8 @@ fn same_scope(a: &Instrumentation, b: &Instrumentation) -> bool {
     a.ptr_eq(b) || a.scope() == b.scope()
 }
 
-fn group(batch: &[SpanData]) -> Vec<ResourceGroup<'_>> {
+/// Groups `batch` by resource, then by scope, in order of first appearance.
+pub(crate) fn group(batch: &[SpanData]) -> Vec<ResourceGroup<'_>> {
     let mut groups: Vec<ResourceGroup<'_>> = Vec::new();
     // Index of the (resource, scope) used by the previous span: batches are
     // usually runs of spans from one tracer, so this check hits almost always.
@@ -495,4 +498,4 @@ pub fn encode_request(batch: &[SpanData], buf: &mut Vec<u8>) -> usize {
 
 #[cfg(test)]
 #[path = "encode_tests.rs"]
-mod tests;
+pub(crate) mod tests;

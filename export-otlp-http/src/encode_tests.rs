@@ -189,7 +189,10 @@ fn pspan(s: &SpanData) -> proto::Span {
     }
 }
 
-fn rich_batch() -> Vec<SpanData> {
+/// Every shape the encoders handle: two resources (one of them in two
+/// allocations), three scopes, attributes of every value type, events, links,
+/// statuses, trace states, dropped counts.
+pub(crate) fn rich_batch() -> Vec<SpanData> {
     let base = golden_span();
     let res_a = base.instrumentation.resource().clone();
     // Equal content, different allocation: must merge into the same ResourceSpans.

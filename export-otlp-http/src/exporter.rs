@@ -8,7 +8,8 @@
 //! end: when the next attempt could not start in time, the last failure is returned.
 
 use crate::config::{
-    validate_endpoint, Compression, ConfigError, EndpointSource, Headers, OtlpHttpExporterBuilder,
+    redact_userinfo, validate_endpoint, Compression, ConfigError, EndpointSource, Headers,
+    OtlpHttpExporterBuilder, Protocol,
 };
 use crate::error::{excerpt, Error};
 use crate::proto;
@@ -30,10 +31,12 @@ const KEEP_BUFFER_CAPACITY: usize = 4 * 1024 * 1024;
 /// The `User-Agent` header sent with every request.
 pub const USER_AGENT: &str = concat!("runtrace-otlp-http/", env!("CARGO_PKG_VERSION"));
 
-/// Exports spans as OTLP protobuf over HTTP. See the crate docs for an example.
+/// Exports spans as OTLP over HTTP, protobuf or JSON. See the crate docs for an
+/// example.
 pub struct OtlpHttpExporter {
     agent: ureq::Agent,
     endpoint: Uri,
+    protocol: Protocol,
     headers: Headers,
     timeout: Option<Duration>,
     compression: Compression,
@@ -52,6 +55,7 @@ impl fmt::Debug for OtlpHttpExporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OtlpHttpExporter")
             .field("endpoint", &self.endpoint.to_string())
+            .field("protocol", &self.protocol)
             .field("headers", &self.headers)
             .field("timeout", &self.timeout)
             .field("compression", &self.compression)
@@ -88,16 +92,20 @@ impl OtlpHttpExporter {
     }
 
     pub(crate) fn from_builder(b: OtlpHttpExporterBuilder) -> Result<Self, ConfigError> {
-        let endpoint = validate_endpoint(&b.endpoint).map_err(|why| {
+        let as_written = match &b.endpoint_source {
+            EndpointSource::Env(_, raw) => raw.as_str(),
+            EndpointSource::Builder => b.endpoint.as_str(),
+        };
+        let endpoint = validate_endpoint(&b.endpoint, as_written).map_err(|why| {
+            let shown = redact_userinfo(as_written);
             ConfigError::new(match &b.endpoint_source {
-                EndpointSource::Env(var, raw) => {
-                    format!("{var}={raw:?} is not a valid endpoint: {why}")
+                EndpointSource::Env(var, _) => {
+                    format!("{var}={shown:?} is not a valid endpoint: {why}")
                 }
-                EndpointSource::Builder => {
-                    format!("endpoint {:?} is not a valid URL: {why}", b.endpoint)
-                }
+                EndpointSource::Builder => format!("endpoint {shown:?} is not a valid URL: {why}"),
             })
         })?;
+        let protocol = b.checked_protocol()?;
         if let Some(e) = b.header_error {
             return Err(ConfigError::new(e));
         }
@@ -131,6 +139,7 @@ impl OtlpHttpExporter {
         Ok(OtlpHttpExporter {
             agent: ureq::Agent::new_with_config(config),
             endpoint,
+            protocol,
             headers: b.headers,
             timeout: b.timeout,
             compression: b.compression,
@@ -153,6 +162,11 @@ impl OtlpHttpExporter {
     /// The export timeout (`None`: only the caller's deadline applies).
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout
+    }
+
+    /// The protocol requests are encoded with.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
     }
 
     /// The request compression.
@@ -179,7 +193,10 @@ impl OtlpHttpExporter {
             None => deadline,
         };
         self.body.clear();
-        let size = crate::encode::encode_request(batch, &mut self.body);
+        let size = match self.protocol {
+            Protocol::HttpJson => crate::encode_json::encode_request_json(batch, &mut self.body),
+            _ => crate::encode::encode_request(batch, &mut self.body),
+        };
         if size > self.max_request_size {
             self.release_buffers();
             return Err(Error::RequestTooLarge {
@@ -277,7 +294,7 @@ impl OtlpHttpExporter {
         let mut req = self
             .agent
             .post(self.endpoint.clone())
-            .header("content-type", "application/x-protobuf");
+            .header("content-type", content_type(self.protocol));
         if self.compression == Compression::Gzip {
             req = req.header("content-encoding", "gzip");
         }
@@ -294,6 +311,16 @@ impl OtlpHttpExporter {
             Err(e) => return Err(map_transport_error(e)),
         };
         let status = resp.status().as_u16();
+        // A JSON request gets a JSON answer; the Content-Type says which it is.
+        let json = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map_or(self.protocol == Protocol::HttpJson, |v| {
+                v.trim()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
+            });
         let retry_after = resp
             .headers()
             .get("retry-after")
@@ -307,7 +334,7 @@ impl OtlpHttpExporter {
         match status {
             200..=299 => match body {
                 Ok(bytes) => {
-                    interpret_success_body(&bytes)?;
+                    interpret_success_body(&bytes, json)?;
                     Ok(())
                 }
                 Err(ureq::Error::BodyExceedsLimit(_)) => Err(Error::Permanent(format!(
@@ -323,7 +350,7 @@ impl OtlpHttpExporter {
             },
             _ => {
                 let message = match &body {
-                    Ok(bytes) => error_message(bytes),
+                    Ok(bytes) => error_message(bytes, json),
                     Err(ureq::Error::BodyExceedsLimit(_)) => {
                         format!("(response body exceeds {MAX_RESPONSE_SIZE} bytes)")
                     }
@@ -347,6 +374,14 @@ fn warn(message: &str) {
     emit(Level::Warn, message)
 }
 
+/// The request's `Content-Type`.
+fn content_type(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::HttpJson => "application/json",
+        _ => "application/x-protobuf",
+    }
+}
+
 fn map_transport_error(e: ureq::Error) -> Error {
     use ureq::Error as U;
     match e {
@@ -364,16 +399,21 @@ fn map_transport_error(e: ureq::Error) -> Error {
     }
 }
 
-/// A 2xx body: an `ExportTraceServiceResponse`. An empty body is full success. A
-/// body that does not decode is treated as success (the status says the batch was
-/// accepted) with a warning.
-fn interpret_success_body(bytes: &[u8]) -> Result<(), Error> {
+/// A 2xx body: an `ExportTraceServiceResponse`, protobuf or (`json`) JSON. An
+/// empty body is full success. A body that does not decode is treated as success
+/// (the status says the batch was accepted) with a warning.
+fn interpret_success_body(bytes: &[u8], json: bool) -> Result<(), Error> {
     if bytes.is_empty() {
         return Ok(());
     }
-    let resp = match proto::ExportTraceServiceResponse::decode(bytes) {
-        Ok(r) => r,
-        Err(_) => {
+    let decoded = if json {
+        crate::response_json::decode_response(bytes)
+    } else {
+        proto::ExportTraceServiceResponse::decode(bytes).ok()
+    };
+    let resp = match decoded {
+        Some(r) => r,
+        None => {
             warn(&format!(
                 "OTLP export succeeded, but the response body is not an \
                  ExportTraceServiceResponse ({} bytes, starts {:?}); ignored",
@@ -401,13 +441,19 @@ fn interpret_success_body(bytes: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-/// The message of a `google.rpc.Status` body, else a short excerpt of the body.
-fn error_message(bytes: &[u8]) -> String {
+/// The message of a `google.rpc.Status` body (protobuf, or JSON when `json`),
+/// else a short excerpt of the body.
+fn error_message(bytes: &[u8], json: bool) -> String {
     if bytes.is_empty() {
         return String::new();
     }
-    match proto::RpcStatus::decode(bytes) {
-        Ok(s) if !s.message.is_empty() => excerpt(s.message.as_bytes()),
+    let message = if json {
+        crate::response_json::status_message(bytes)
+    } else {
+        proto::RpcStatus::decode(bytes).ok().map(|s| s.message)
+    };
+    match message {
+        Some(m) if !m.is_empty() => excerpt(m.as_bytes()),
         _ => excerpt(bytes),
     }
 }

@@ -1,11 +1,11 @@
-//! OTLP/HTTP span exporter for runtrace: protobuf over HTTP/1.1, blocking, no
-//! async runtime.
+//! OTLP/HTTP span exporter for runtrace: protobuf (or JSON) over HTTP/1.1,
+//! blocking, no async runtime.
 //!
 //! ```no_run
 //! use runtrace::TracerProvider;
 //! use runtrace_otlp_http::OtlpHttpExporter;
 //!
-//! // OTEL_EXPORTER_OTLP_ENDPOINT, _HEADERS, _TIMEOUT, _COMPRESSION are honoured.
+//! // OTEL_EXPORTER_OTLP_ENDPOINT, _HEADERS, _TIMEOUT, _COMPRESSION, _PROTOCOL are honoured.
 //! let exporter = OtlpHttpExporter::from_env().expect("valid OTLP configuration");
 //! let provider = TracerProvider::builder().with_simple_exporter(exporter).build();
 //! provider.tracer("my-service").span("startup").start().end();
@@ -18,7 +18,20 @@
 //! straight from `&[SpanData]` into an `ExportTraceServiceRequest` (one
 //! `ResourceSpans` per resource, one `ScopeSpans` per instrumentation scope),
 //! optionally gzipped, and POSTed as `application/x-protobuf` through one
-//! keep-alive `ureq` agent.
+//! keep-alive `ureq` agent. With [`Protocol::HttpJson`] (`http/json`) the same
+//! message is written as OTLP/JSON and sent as `application/json`; the server's
+//! answer is read as JSON or protobuf by its `Content-Type`. gRPC is not spoken:
+//! `grpc` is a configuration error that names the alternative.
+//!
+//! # Configuration errors
+//!
+//! [`OtlpHttpExporterBuilder::build`] (and so `from_env`) fails on what would
+//! make every export fail, with a message that names the setting and what to
+//! write: an endpoint without `http://` or `https://`, with a port outside
+//! 1–65535 or with credentials (`user:password@`: send an `Authorization`
+//! header instead), the `grpc` protocol, a header written curl-style
+//! (`Authorization: Bearer x`) in `OTEL_EXPORTER_OTLP_HEADERS`, an unusable CA
+//! file. Messages never contain header values or passwords.
 //!
 //! # Responses and retries
 //!
@@ -53,15 +66,18 @@
 
 mod config;
 mod encode;
+mod encode_json;
 mod error;
 mod exporter;
-pub mod proto;
+mod proto;
+mod response_json;
 mod retry;
 
 pub use config::{
-    Compression, ConfigError, OtlpHttpExporterBuilder, DEFAULT_ENDPOINT, DEFAULT_MAX_REQUEST_SIZE,
-    DEFAULT_TIMEOUT,
+    Compression, ConfigError, OtlpHttpExporterBuilder, Protocol, DEFAULT_ENDPOINT,
+    DEFAULT_MAX_REQUEST_SIZE, DEFAULT_TIMEOUT,
 };
 pub use encode::encode_request;
+pub use encode_json::encode_request_json;
 pub use error::Error;
 pub use exporter::{OtlpHttpExporter, MAX_RESPONSE_SIZE, USER_AGENT};

@@ -4,11 +4,16 @@
 //! They mirror opentelemetry-proto v1.11.0 (`collector/trace/v1`, `trace/v1`,
 //! `common/v1`, `resource/v1`) and `google.rpc.Status`, field for field. The
 //! exporter itself encodes requests directly (see the `encode` module); these
-//! types decode responses and let tests and examples inspect what was sent.
+//! types decode responses and let the crate's tests inspect what was sent.
 //! Fields marked Development or profiles-only in the `.proto` files are declared
 //! so that decoding keeps them, but the exporter never writes them.
 
+// Crate-private: the exporter decodes responses with these, the tests also
+// requests. Users who need OTLP types have the opentelemetry-proto crate.
 #![allow(missing_docs)] // Field docs live in the .proto files; names are identical.
+#![allow(unreachable_pub)] // `pub` as prost generates it; the module is private.
+#![allow(clippy::enum_variant_names)] // `StringValue`, ...: the .proto's names
+#![allow(dead_code)] // a mirror of the .proto: the request types serve only the tests
 
 /// `opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest`.
 #[derive(Clone, PartialEq, ::prost::Message)]

@@ -169,7 +169,7 @@ mod tests {
         assert_eq!(backoff_ceiling(i, m, 3), Duration::from_secs(4));
         assert_eq!(backoff_ceiling(i, m, 4), Duration::from_secs(5));
         assert_eq!(backoff_ceiling(i, m, 400), Duration::from_secs(5));
-        let mut rng = XorShift::from_entropy();
+        let mut rng = XorShift(0x5eed_5eed_5eed_5eed); // fixed: the same draws every run
         for _ in 0..1000 {
             assert!(rng.below(Duration::from_millis(3)) <= Duration::from_millis(3));
         }

@@ -5,8 +5,10 @@
 //! the next [`Reply`] from the script, and once the script is empty every request
 //! gets `200` with an empty `ExportTraceServiceResponse`. Bodies are gunzipped when
 //! sent with `Content-Encoding: gzip` and decoded with the independent
-//! `opentelemetry-proto` types, so a test checks the exporter against someone
-//! else's reading of the protocol. Everything stops when the receiver is dropped.
+//! `opentelemetry-proto` types (its prost decoding for protobuf, its serde one for
+//! `Content-Type: application/json`), so a test checks the exporter against
+//! someone else's reading of the protocol. Everything stops when the receiver is
+//! dropped.
 
 use flate2::read::GzDecoder;
 use opentelemetry_proto::tonic::collector::trace::v1::{
@@ -74,6 +76,21 @@ impl Reply {
         .encode_to_vec();
         Reply::with_body(200, body)
     }
+    /// `200` with a JSON `partialSuccess` of `rejected` spans and `message`, as a
+    /// server answers an `http/json` request.
+    pub fn json_partial_success(rejected: i64, message: &str) -> Self {
+        let body = serde_json::json!({
+            "partialSuccess": {"rejectedSpans": rejected.to_string(), "errorMessage": message}
+        });
+        Reply::with_body(200, body.to_string().into_bytes())
+            .header("content-type", "application/json")
+    }
+    /// `status` with a JSON `google.rpc.Status` body carrying `message`.
+    pub fn json_rpc_status(status: u16, code: i32, message: &str) -> Self {
+        let body = serde_json::json!({"code": code, "message": message});
+        Reply::with_body(status, body.to_string().into_bytes())
+            .header("content-type", "application/json")
+    }
     /// `status` with a `google.rpc.Status` body carrying `message`.
     pub fn rpc_status(status: u16, code: i32, message: &str) -> Self {
         Reply::with_body(status, rpc_status_body(code, message))
@@ -118,10 +135,25 @@ impl ReceivedRequest {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
-    /// Decodes the body with the opentelemetry-proto types.
+    /// Decodes the body with the opentelemetry-proto types: OTLP/JSON when the
+    /// request says `Content-Type: application/json`, else protobuf.
     pub fn decode(&self) -> ExportTraceServiceRequest {
-        ExportTraceServiceRequest::decode(&self.body[..])
-            .expect("body is an ExportTraceServiceRequest")
+        if self.is_json() {
+            serde_json::from_slice(&self.body)
+                .expect("body is an OTLP/JSON ExportTraceServiceRequest")
+        } else {
+            ExportTraceServiceRequest::decode(&self.body[..])
+                .expect("body is an ExportTraceServiceRequest")
+        }
+    }
+
+    /// Whether the request's `Content-Type` is `application/json`.
+    pub fn is_json(&self) -> bool {
+        self.header("content-type").is_some_and(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        })
     }
 }
 
@@ -368,10 +400,14 @@ fn write_response(
     headers: &[(String, String)],
     body: &[u8],
 ) -> std::io::Result<()> {
-    let mut head = format!(
-        "HTTP/1.1 {status} X\r\ncontent-type: application/x-protobuf\r\ncontent-length: {}\r\n",
-        body.len()
-    );
+    let mut head = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", body.len());
+    // Protobuf unless the reply says otherwise.
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        head.push_str("content-type: application/x-protobuf\r\n");
+    }
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }

@@ -40,7 +40,8 @@ fn shutdown_cancels_retry_backoff_and_accounts_for_every_span() {
     let result = provider.shutdown_with_timeout(Duration::from_secs(2));
     let took = start.elapsed();
     assert!(result.is_err(), "nothing could be exported");
-    assert!(took < Duration::from_millis(2500), "took {took:?}");
+    // The 2 s shutdown, not the exporter's 5 s backoff: 2 s of slack between.
+    assert!(took < Duration::from_millis(4000), "took {took:?}");
     let s = provider.stats();
     assert_eq!(s.spans_ended, 100);
     assert_eq!(s.queue_size, 0, "{s:?}");

@@ -208,6 +208,31 @@ fn malformed_traceparent_starts_a_new_trace_without_tracestate() {
     );
 }
 
+/// The harness's `test_tracestate_duplicated_keys` (Level 2, strict mode): the
+/// tracestate is carried on with the first `foo` kept.
+#[test]
+fn repeated_tracestate_key_is_carried_on_with_its_first_value() {
+    let service = Service::start();
+    for tracestate in ["foo=1,foo=1", "foo=1,foo=2"] {
+        let callback = Callback::start(1);
+        let body = format!(r#"[{{"url": "{}", "arguments": []}}]"#, callback.url);
+        let traceparent = format!("00-{TRACE}-{SPAN}-00");
+        let resp = service.post_test(
+            &[("traceparent", &traceparent), ("tracestate", tracestate)],
+            &body,
+        );
+        assert_eq!(resp.status, 200);
+        let got = callback.next();
+        let (_, trace_id, _, _) = fields(header(&got.headers, "traceparent").unwrap());
+        assert_eq!(trace_id, TRACE, "{tracestate}: same trace");
+        assert_eq!(
+            header(&got.headers, "tracestate"),
+            Some("foo=1"),
+            "{tracestate}"
+        );
+    }
+}
+
 #[test]
 fn malformed_json_gets_400_and_the_service_keeps_serving() {
     let service = Service::start();

@@ -236,6 +236,14 @@ impl Wyrand {
     }
 }
 
+/// Trace ids from the default generator's algorithm started at `seed`, for tests
+/// that need ids distributed like real ones but the same on every run.
+#[cfg(test)]
+pub(crate) fn seeded_trace_ids(seed: u64) -> impl Iterator<Item = TraceId> {
+    let mut rng = Wyrand(seed);
+    std::iter::repeat_with(move || rng.trace_id())
+}
+
 thread_local! {
     /// wyrand state; 0 means "not seeded yet".
     static RNG_STATE: Cell<u64> = const { Cell::new(0) };

@@ -2,7 +2,8 @@
 //!
 //! [`TraceState`] is an immutable list of at most 32 `key=value` members, cheap to
 //! clone (an empty state holds no allocation; others share one `Arc`). Parsing
-//! follows the Level 2 grammar and discards the whole header on any violation.
+//! follows the Level 2 grammar and discards the whole header on any violation of
+//! it; a repeated key is not one: its later occurrences are dropped.
 //! Mutations return a new state: an insert or update moves the member to the front,
 //! and a 33rd member pushes out the right-most one. [`OtState`] reads and writes the
 //! `ot` member's `th` (sampling threshold) and `rv` (explicit randomness) sub-keys.
@@ -27,7 +28,8 @@ pub enum TraceStateError {
     MissingEquals,
     /// More than 32 members.
     TooManyMembers,
-    /// The same key appears twice.
+    /// The same key appears twice (only [`TraceState::from_members`] reports it:
+    /// [`TraceState::parse`] keeps the first occurrence).
     DuplicateKey,
 }
 
@@ -124,8 +126,15 @@ impl TraceState {
 
     /// Parses a header value (several header fields joined with `,`).
     ///
-    /// Empty members and optional white space around commas are accepted; any
-    /// other violation rejects the whole value, as the W3C strict harness expects.
+    /// Empty members and optional white space around commas are accepted. A key
+    /// that appears again keeps its first value and the later members with that
+    /// key are dropped: W3C Trace Context Level 2 lets a vendor discard duplicate
+    /// keys it did not generate, and its test harness expects `foo=1,foo=2` to be
+    /// carried on as `foo=1` (dropping the whole header would lose every other
+    /// vendor's state for one vendor's mistake). A dropped duplicate must still be
+    /// a valid member, and does not count towards the 32 members. Any other
+    /// violation (invalid key or value, a member without `=`, a 33rd distinct
+    /// member) rejects the whole value, as the harness's strict mode expects.
     pub fn parse(header: &str) -> Result<Self, TraceStateError> {
         let mut list: Vec<Member> = Vec::new();
         for raw in header.split(',') {
@@ -142,11 +151,11 @@ impl TraceState {
             if !is_valid_value(v) {
                 return Err(TraceStateError::InvalidValue);
             }
+            if list.iter().any(|(ek, _)| &**ek == k) {
+                continue;
+            }
             if list.len() == MAX_MEMBERS {
                 return Err(TraceStateError::TooManyMembers);
-            }
-            if list.iter().any(|(ek, _)| &**ek == k) {
-                return Err(TraceStateError::DuplicateKey);
             }
             list.push((k.into(), v.into()));
         }
@@ -417,7 +426,7 @@ mod tests {
             "foo=bar=baz",
             "foo=",
             "foo",
-            "foo=1,foo=2",
+            "foo=1,foo=",
             "foo=bar,=1",
             "foo=a\u{7f}",
         ] {
@@ -434,6 +443,22 @@ mod tests {
         assert_eq!(
             TraceState::parse(&members.join(",")),
             Err(TraceStateError::TooManyMembers)
+        );
+    }
+
+    #[test]
+    fn repeated_keys_keep_their_first_value() {
+        let ts = TraceState::parse("foo=1,bar=2,foo=3,bar=4,baz=5").unwrap();
+        assert_eq!(ts.header(), "foo=1,bar=2,baz=5");
+        // 32 distinct keys and a repeat: the repeat is dropped, not counted.
+        let mut members: Vec<String> = (0..32).map(|i| format!("k{i}=v")).collect();
+        members.push("k0=w".into());
+        let ts = TraceState::parse(&members.join(",")).unwrap();
+        assert_eq!((ts.len(), ts.get("k0")), (32, Some("v")));
+        // from_members builds what the caller asked for, so a repeat is an error.
+        assert_eq!(
+            TraceState::from_members([("a", "1"), ("a", "2")]),
+            Err(TraceStateError::DuplicateKey)
         );
     }
 

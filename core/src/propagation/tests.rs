@@ -303,12 +303,44 @@ fn invalid_tracestates_are_discarded_whole() {
             "33 members over two fields",
             vec![first16.as_str(), last17.as_str()],
         ),
-        ("duplicate key", vec!["foo=1,foo=1"]),
-        ("duplicate key over two fields", vec!["foo=1", "foo=2"]),
+        ("repeated key with an empty value", vec!["foo=1,foo="]),
+        (
+            "repeated key with an invalid value",
+            vec!["foo=1", "foo=a=b"],
+        ),
         ("one bad field spoils all", vec!["foo=1", "BAR=2"]),
     ];
     for (name, fields) in cases {
         assert_eq!(trace_state_of(&fields), "", "{name}");
+    }
+}
+
+/// W3C Level 2 (`test_tracestate_duplicated_keys`, strict mode): a repeated key
+/// keeps the tracestate; runtrace keeps the first value and drops the later ones.
+#[test]
+fn repeated_tracestate_keys_keep_the_first_value() {
+    let mut members: Vec<String> = (0..32).map(|i| format!("k{i}=v{i}")).collect();
+    let members32 = members.join(",");
+    members.push("k5=again".into());
+    let members32_and_repeat = members.join(",");
+    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        ("harness: same value", vec!["foo=1,foo=1"], "foo=1"),
+        ("harness: other value", vec!["foo=1,foo=2"], "foo=1"),
+        ("over two fields", vec!["foo=1", "foo=2"], "foo=1"),
+        (
+            "others keep their order",
+            vec!["foo=1,bar=2,foo=3,baz=4"],
+            "foo=1,bar=2,baz=4",
+        ),
+        ("three times", vec!["a=1, a=2 ,\ta=3"], "a=1"),
+        (
+            "a repeat is not a 33rd member",
+            vec![members32_and_repeat.as_str()],
+            members32.as_str(),
+        ),
+    ];
+    for (name, fields, expected) in cases {
+        assert_eq!(trace_state_of(&fields), expected, "{name}");
     }
 }
 

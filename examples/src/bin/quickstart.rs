@@ -7,15 +7,31 @@
 //! trace. `OTEL_SAMPLE_RATE`, `OTEL_SERVICE_NAME`, `ENABLE_TRACING=false` and the
 //! `OTEL_BSP_*` variables apply.
 
+use opentelemetry_proto::tonic::common::v1::{any_value::Value as Any, AnyValue};
+use opentelemetry_proto::tonic::trace::v1::Span as OtlpSpan;
 use runtrace::TracerProvider;
+use runtrace_examples::help_requested;
 use runtrace_examples::receiver::{Fault, Receiver};
 use runtrace_examples::workload::{batch_threads, handle_request};
-use runtrace_otlp_http::proto::{any_value::Value as Any, AnyValue, Span as OtlpSpan};
 use runtrace_otlp_http::OtlpHttpExporter;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+const USAGE: &str = "\
+usage: quickstart [--requests N]
+
+Simulates an inference runner handling N requests (default 20), exports its
+spans over OTLP/HTTP and prints what the receiver got, one tree per trace.
+Without OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT it exports to an embedded receiver
+on 127.0.0.1. OTEL_SAMPLE_RATE, OTEL_SERVICE_NAME, ENABLE_TRACING=false and the
+OTEL_BSP_* variables apply. Exits 2 on a bad argument or OTLP setting.
+";
+
 fn main() {
+    if help_requested() {
+        print!("{USAGE}");
+        return;
+    }
     let requests = parse_requests();
     let endpoint_configured = [
         "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -106,7 +122,7 @@ fn parse_requests() -> u64 {
             .get(i + 1)
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| {
-                eprintln!("usage: quickstart [--requests N]");
+                eprint!("{USAGE}");
                 std::process::exit(2)
             }),
         None => 20,

@@ -10,6 +10,7 @@
 //! and exits 0. Exports go to `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`.
 
 use runtrace::TracerProvider;
+use runtrace_examples::help_requested;
 use runtrace_examples::workload::handle_request;
 use runtrace_otlp_http::OtlpHttpExporter;
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -51,9 +52,23 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
+const USAGE: &str = "\
+usage: runner [--rate REQ_PER_S] [--grace-ms MS] [--workers N] [--stage-us US]
+
+Serves simulated requests at --rate per second (default 2000) over --workers
+threads (default 2) until SIGTERM or Ctrl-C, then shuts the tracer provider
+down within what is left of the grace period (--grace-ms, default 5000) and
+prints one JSON line. --stage-us is the simulated work per stage (default 20).
+Spans go to OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT (default http://localhost:4318).
+";
+
 fn main() {
+    if help_requested() {
+        print!("{USAGE}");
+        return;
+    }
     let args = parse_args().unwrap_or_else(|e| {
-        eprintln!("runner: {e}\nusage: runner [--rate REQ_PER_S] [--grace-ms MS] [--workers N] [--stage-us US]");
+        eprint!("runner: {e}\n{USAGE}");
         std::process::exit(2);
     });
     let mut signals = Signals::new([SIGTERM, SIGINT]).unwrap_or_else(|e| {

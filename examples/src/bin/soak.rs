@@ -27,6 +27,7 @@
 //! (`after_linger`): what a worker left running past a timed-out shutdown did.
 
 use runtrace::{BatchConfig, FlushError, TracerProvider};
+use runtrace_examples::help_requested;
 use runtrace_examples::histogram::Histogram;
 use runtrace_examples::receiver::{Fault, Receiver, ReceiverStats};
 use runtrace_otlp_http::OtlpHttpExporter;
@@ -168,12 +169,29 @@ fn app_thread(
     (done, hist)
 }
 
+/// The usage text (`--help`, and after a bad argument).
+fn usage() -> String {
+    format!(
+        "usage: soak [--scenario {}] [--seconds S] [--threads T] [--rate SPANS_PER_S] \
+         [--shutdown-ms MS] [--export-timeout-ms MS] [--linger-ms MS]
+
+Runs --threads application threads (default 2) ending spans at --rate spans/s in
+total (default 50000; 0: as fast as they can) for --seconds (default 10) against
+an embedded OTLP/HTTP receiver with the scenario's fault (default healthy), then
+shuts down within --shutdown-ms (default 5000), checks the invariants and prints
+one JSON line. Exits 1 if an invariant is broken, 2 on a bad argument.
+",
+        SCENARIOS.join("|")
+    )
+}
+
 fn main() {
+    if help_requested() {
+        print!("{}", usage());
+        return;
+    }
     let args = parse_args().unwrap_or_else(|e| {
-        eprintln!(
-            "soak: {e}\nusage: soak [--scenario {}] [--seconds S] [--threads T] [--rate SPANS_PER_S] [--shutdown-ms MS] [--export-timeout-ms MS] [--linger-ms MS]",
-            SCENARIOS.join("|")
-        );
+        eprint!("soak: {e}\n{}", usage());
         std::process::exit(2);
     });
 

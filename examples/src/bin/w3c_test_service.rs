@@ -6,7 +6,7 @@
 //! ```
 
 use runtrace::TracerProvider;
-use runtrace_examples::w3c_service;
+use runtrace_examples::{help_requested, w3c_service};
 use std::net::TcpListener;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -20,18 +20,31 @@ fn port_from_args() -> Result<u16, String> {
                 let v = args.next().ok_or("--port needs a value")?;
                 port = v.parse().map_err(|_| format!("bad port {v:?}"))?;
             }
-            "--help" | "-h" => return Err("usage: w3c_test_service [--port PORT]".into()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     Ok(port)
 }
 
+const USAGE: &str = "\
+usage: w3c_test_service [--port PORT]
+
+Serves the W3C trace-context test suite's /test endpoint on 127.0.0.1:PORT
+(default 5000); run the suite with
+  python test/test.py http://127.0.0.1:5000/test
+Samplers and limits come from OTEL_* variables; spans are exported only when
+OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT is set.
+";
+
 fn main() {
+    if help_requested() {
+        print!("{USAGE}");
+        return;
+    }
     let port = match port_from_args() {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("{e}");
+            eprint!("w3c_test_service: {e}\n{USAGE}");
             std::process::exit(2);
         }
     };
