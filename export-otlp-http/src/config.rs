@@ -184,10 +184,10 @@ pub(crate) enum ProtocolSource {
 /// use runtrace_otlp_http::{Compression, OtlpHttpExporter};
 /// use std::time::Duration;
 /// let exporter = OtlpHttpExporter::builder()
-///     .endpoint("https://collector.example.com/v1/traces")
-///     .header("authorization", "Bearer secret")
-///     .timeout(Duration::from_secs(5))
-///     .compression(Compression::Gzip)
+///     .with_endpoint("https://collector.example.com/v1/traces")
+///     .with_header("authorization", "Bearer secret")
+///     .with_timeout(Duration::from_secs(5))
+///     .with_compression(Compression::Gzip)
 ///     .build()
 ///     .unwrap();
 /// assert!(!format!("{exporter:?}").contains("secret"));
@@ -251,7 +251,7 @@ impl OtlpHttpExporterBuilder {
     /// 1–65535. Credentials in it (`http://user:password@host`) are refused:
     /// send them in a header (`Authorization`) instead. [`build`](Self::build)
     /// reports what is wrong, without ever repeating a password.
-    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+    pub fn with_endpoint(mut self, url: impl Into<String>) -> Self {
         self.endpoint = url.into();
         self.endpoint_source = EndpointSource::Builder;
         self
@@ -260,7 +260,7 @@ impl OtlpHttpExporterBuilder {
     /// Adds a header to every request (replacing one of the same name). An invalid
     /// name or value makes [`build`](Self::build) fail, naming the header but never
     /// printing its value.
-    pub fn header(mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> Self {
+    pub fn with_header(mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> Self {
         if let Err(e) = self.headers.set(name.as_ref(), value.as_ref()) {
             self.header_error.get_or_insert(e);
         }
@@ -268,12 +268,12 @@ impl OtlpHttpExporterBuilder {
     }
 
     /// Adds several headers, see [`header`](Self::header).
-    pub fn headers<K: AsRef<str>, V: AsRef<str>>(
+    pub fn with_headers<K: AsRef<str>, V: AsRef<str>>(
         mut self,
         headers: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
         for (k, v) in headers {
-            self = self.header(k, v);
+            self = self.with_header(k, v);
         }
         self
     }
@@ -281,35 +281,35 @@ impl OtlpHttpExporterBuilder {
     /// The time one export may take, retries included (default 10 s). The
     /// processor's deadline also applies; the earlier of the two wins.
     /// `Duration::ZERO` means no limit of the exporter's own.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = (!timeout.is_zero()).then_some(timeout);
         self
     }
 
     /// The protocol (default [`Protocol::HttpProtobuf`]). [`Protocol::Grpc`] makes
     /// [`build`](Self::build) fail: this crate speaks OTLP over HTTP only.
-    pub fn protocol(mut self, protocol: Protocol) -> Self {
+    pub fn with_protocol(mut self, protocol: Protocol) -> Self {
         self.protocol = protocol;
         self.protocol_source = ProtocolSource::Builder;
         self
     }
 
     /// Request body compression (default none).
-    pub fn compression(mut self, compression: Compression) -> Self {
+    pub fn with_compression(mut self, compression: Compression) -> Self {
         self.compression = compression;
         self
     }
 
     /// Trusts the CA certificates in this PEM data for `https` endpoints, instead of
     /// the bundled Mozilla roots.
-    pub fn ca_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+    pub fn with_ca_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.ca_pem = Some((pem.into(), "the CA certificate PEM data".to_string()));
         self
     }
 
     /// Retry backoff: the first delay bound and the largest one (defaults 1 s and
     /// 5 s). Each retry waits a random time up to `min(max, initial × 2^n)`.
-    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+    pub fn with_backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.initial_backoff = initial;
         self.max_backoff = max.max(initial);
         self
@@ -317,7 +317,7 @@ impl OtlpHttpExporterBuilder {
 
     /// Largest uncompressed request body to send (default 64 MiB); larger batches
     /// fail without being sent.
-    pub fn max_request_size(mut self, bytes: usize) -> Self {
+    pub fn with_max_request_size(mut self, bytes: usize) -> Self {
         self.max_request_size = bytes;
         self
     }
@@ -704,7 +704,7 @@ mod tests {
         .unwrap();
         assert_eq!(e.protocol(), Protocol::HttpJson, "traces-specific wins");
         let e = OtlpHttpExporter::builder()
-            .protocol(Protocol::HttpJson)
+            .with_protocol(Protocol::HttpJson)
             .build()
             .unwrap();
         assert_eq!(e.protocol(), Protocol::HttpJson);
@@ -714,7 +714,7 @@ mod tests {
     fn grpc_is_refused_with_the_alternative_named() {
         let from_env = env_error(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]);
         let from_traces_env = env_error(&[("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "gRPC")]);
-        let from_builder = builder_error(OtlpHttpExporter::builder().protocol(Protocol::Grpc));
+        let from_builder = builder_error(OtlpHttpExporter::builder().with_protocol(Protocol::Grpc));
         assert!(
             from_env.contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc"),
             "{from_env}"
@@ -741,7 +741,7 @@ mod tests {
             "{no_scheme}"
         );
         let no_scheme =
-            builder_error(OtlpHttpExporter::builder().endpoint("collector:4318/v1/traces"));
+            builder_error(OtlpHttpExporter::builder().with_endpoint("collector:4318/v1/traces"));
         assert!(
             no_scheme.contains("write http://collector:4318/v1/traces"),
             "{no_scheme}"
@@ -759,7 +759,7 @@ mod tests {
             ("ftp://collector:4318", "unsupported scheme \"ftp\""),
             ("http:///v1/traces", "no host"),
         ] {
-            let msg = builder_error(OtlpHttpExporter::builder().endpoint(endpoint));
+            let msg = builder_error(OtlpHttpExporter::builder().with_endpoint(endpoint));
             assert!(msg.contains(expected), "{endpoint}: {msg}");
         }
         for ok in [
@@ -768,7 +768,10 @@ mod tests {
             "http://c:65535",
         ] {
             assert!(
-                OtlpHttpExporter::builder().endpoint(ok).build().is_ok(),
+                OtlpHttpExporter::builder()
+                    .with_endpoint(ok)
+                    .build()
+                    .is_ok(),
                 "{ok}"
             );
         }
@@ -794,12 +797,12 @@ mod tests {
             assert!(err.contains("http://***@collector:4318"), "{err}");
             messages.push(err);
         }
-        let b = OtlpHttpExporter::builder().endpoint(&url);
+        let b = OtlpHttpExporter::builder().with_endpoint(&url);
         messages.push(format!("{b:?}"));
         messages.push(builder_error(b));
         let no_scheme = format!("user:{SECRET}@collector:4318");
         messages.push(builder_error(
-            OtlpHttpExporter::builder().endpoint(no_scheme),
+            OtlpHttpExporter::builder().with_endpoint(no_scheme),
         ));
 
         // Curl-style headers: an error that names the header, not the value.
@@ -831,10 +834,10 @@ mod tests {
             messages.push(format!("{b:?}"));
         }
         messages.push(builder_error(
-            OtlpHttpExporter::builder().header(format!("Authorization Bearer {SECRET}"), "v"),
+            OtlpHttpExporter::builder().with_header(format!("Authorization Bearer {SECRET}"), "v"),
         ));
         let ok = OtlpHttpExporter::builder()
-            .header("authorization", format!("Bearer {SECRET}"))
+            .with_header("authorization", format!("Bearer {SECRET}"))
             .build()
             .unwrap();
         messages.push(format!("{ok:?}"));

@@ -71,7 +71,11 @@ impl OtlpHttpExporter {
         OtlpHttpExporterBuilder::default()
     }
 
-    /// An exporter configured by the `OTEL_EXPORTER_OTLP_*` environment variables.
+    /// A ready exporter (not a builder) configured by the `OTEL_EXPORTER_OTLP_*`
+    /// environment variables, or the configuration error that prevents one
+    /// (a bad endpoint, `grpc`, a malformed header); other bad values warn and
+    /// take their default. For more settings, use
+    /// [`builder`](Self::builder)`().with_env_lookup(..)`.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }

@@ -23,7 +23,7 @@ fn deadline(secs: f64) -> Instant {
 
 fn exporter_for(rx: &Receiver) -> OtlpHttpExporter {
     OtlpHttpExporter::builder()
-        .endpoint(rx.endpoint())
+        .with_endpoint(rx.endpoint())
         .build()
         .unwrap()
 }
@@ -293,8 +293,8 @@ fn every_field_of_a_rich_span_set_reaches_the_receiver() {
 fn gzip_compression_is_declared_and_decodes() {
     let rx = Receiver::start();
     let mut exp = OtlpHttpExporter::builder()
-        .endpoint(rx.endpoint())
-        .compression(Compression::Gzip)
+        .with_endpoint(rx.endpoint())
+        .with_compression(Compression::Gzip)
         .build()
         .unwrap();
     exp.export(&rich_batch(), deadline(5.0)).unwrap();
@@ -309,9 +309,9 @@ fn json_protocol_delivers_every_field_plain_and_gzipped() {
     for compression in [Compression::None, Compression::Gzip] {
         let rx = Receiver::start();
         let mut exp = OtlpHttpExporter::builder()
-            .endpoint(rx.endpoint())
-            .protocol(Protocol::HttpJson)
-            .compression(compression)
+            .with_endpoint(rx.endpoint())
+            .with_protocol(Protocol::HttpJson)
+            .with_compression(compression)
             .build()
             .unwrap();
         exp.export(&rich_batch(), deadline(5.0)).unwrap();
@@ -381,8 +381,8 @@ fn retry_after_on_503_is_honoured_and_batch_delivered_once() {
 fn dropped_connection_is_retried() {
     let rx = Receiver::with_script(vec![Reply::Close]);
     let mut exp = OtlpHttpExporter::builder()
-        .endpoint(rx.endpoint())
-        .backoff(Duration::from_millis(10), Duration::from_millis(50))
+        .with_endpoint(rx.endpoint())
+        .with_backoff(Duration::from_millis(10), Duration::from_millis(50))
         .build()
         .unwrap();
     exp.export(&rich_batch(), deadline(5.0)).unwrap();
@@ -436,8 +436,8 @@ fn silent_server_export_returns_by_its_deadline() {
 fn huge_retry_after_and_timeout_give_up_without_sleeping() {
     let rx = Receiver::with_script(vec![Reply::status(429).header("Retry-After", "99999999999")]);
     let mut exp = OtlpHttpExporter::builder()
-        .endpoint(rx.endpoint())
-        .timeout(Duration::MAX)
+        .with_endpoint(rx.endpoint())
+        .with_timeout(Duration::MAX)
         .build()
         .unwrap();
     let t0 = Instant::now();
@@ -453,8 +453,8 @@ fn huge_retry_after_and_timeout_give_up_without_sleeping() {
 fn configured_timeout_bounds_an_export_with_a_later_deadline() {
     let rx = Receiver::with_script(vec![Reply::Hang, Reply::Hang]);
     let mut exp = OtlpHttpExporter::builder()
-        .endpoint(rx.endpoint())
-        .timeout(Duration::from_millis(500))
+        .with_endpoint(rx.endpoint())
+        .with_timeout(Duration::from_millis(500))
         .build()
         .unwrap();
     let t0 = Instant::now();
@@ -473,7 +473,7 @@ fn connection_refused_fails_fast() {
         l.local_addr().unwrap().port()
     };
     let mut exp = OtlpHttpExporter::builder()
-        .endpoint(format!("http://127.0.0.1:{port}/v1/traces"))
+        .with_endpoint(format!("http://127.0.0.1:{port}/v1/traces"))
         .build()
         .unwrap();
     let t0 = Instant::now();
@@ -541,8 +541,8 @@ fn garbage_body_with_200_is_success_without_panic() {
 fn oversized_request_is_refused_without_sending() {
     let rx = Receiver::start();
     let mut exp = OtlpHttpExporter::builder()
-        .endpoint(rx.endpoint())
-        .max_request_size(100)
+        .with_endpoint(rx.endpoint())
+        .with_max_request_size(100)
         .build()
         .unwrap();
     let ExportError::Failed(m) = exp.export(&rich_batch(), deadline(5.0)).unwrap_err() else {
@@ -568,8 +568,8 @@ fn export_after_shutdown_fails_with_shutdown() {
 fn header_values_never_appear_in_debug_output() {
     let rx = Receiver::start();
     let mut exp = OtlpHttpExporter::builder()
-        .endpoint(rx.endpoint())
-        .header("x-api-key", "top-secret-123")
+        .with_endpoint(rx.endpoint())
+        .with_header("x-api-key", "top-secret-123")
         .build()
         .unwrap();
     let dbg = format!("{exp:?}");
@@ -780,7 +780,7 @@ fn env_ca_certificate_is_loaded_or_reported() {
     );
 
     let err = OtlpHttpExporter::builder()
-        .ca_certificate_pem(b"not a pem".to_vec())
+        .with_ca_certificate_pem(b"not a pem".to_vec())
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("no certificate"), "{err}");

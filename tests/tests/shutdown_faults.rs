@@ -15,9 +15,9 @@ fn shutdown_cancels_retry_backoff_and_accounts_for_every_span() {
         .unwrap()
         .port();
     let exporter = OtlpHttpExporter::builder()
-        .endpoint(format!("http://127.0.0.1:{port}/v1/traces"))
-        .timeout(Duration::from_secs(30))
-        .backoff(Duration::from_secs(5), Duration::from_secs(5))
+        .with_endpoint(format!("http://127.0.0.1:{port}/v1/traces"))
+        .with_timeout(Duration::from_secs(30))
+        .with_backoff(Duration::from_secs(5), Duration::from_secs(5))
         .build()
         .unwrap();
     let provider = TracerProvider::builder()

@@ -160,7 +160,8 @@ impl TracerProvider {
         TracerProviderBuilder::default()
     }
 
-    /// A builder configured from the environment: `OTEL_SDK_DISABLED` /
+    /// A builder (not a provider: add exporters, then `build()`) configured
+    /// from the environment: `OTEL_SDK_DISABLED` /
     /// `ENABLE_TRACING`, the sampler variables (`OTEL_TRACES_SAMPLER`,
     /// `OTEL_TRACES_SAMPLER_ARG`, `OTEL_SAMPLE_RATE`), `OTEL_SERVICE_NAME`,
     /// `OTEL_RESOURCE_ATTRIBUTES`, the `OTEL_*_LIMIT` variables and the

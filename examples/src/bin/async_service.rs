@@ -39,7 +39,9 @@ fn main() {
         }
     };
     let exporter = match &receiver {
-        Some(r) => OtlpHttpExporter::builder().endpoint(r.endpoint()).build(),
+        Some(r) => OtlpHttpExporter::builder()
+            .with_endpoint(r.endpoint())
+            .build(),
         None => OtlpHttpExporter::from_env(),
     };
     let exporter = exporter.unwrap_or_else(|e| fail(&e.to_string()));

@@ -45,7 +45,9 @@ fn main() {
         Some(Receiver::start(Fault::Healthy, true).expect("bind 127.0.0.1"))
     };
     let exporter = match &receiver {
-        Some(r) => OtlpHttpExporter::builder().endpoint(r.endpoint()).build(),
+        Some(r) => OtlpHttpExporter::builder()
+            .with_endpoint(r.endpoint())
+            .build(),
         None => OtlpHttpExporter::from_env(),
     };
     let exporter = exporter.unwrap_or_else(|e| {

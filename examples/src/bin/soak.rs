@@ -227,9 +227,9 @@ fn main() {
 
     // The pipeline: OTEL_BSP_* (and the sampler variables) from the environment.
     let bsp = BatchConfig::from_env();
-    let mut builder = OtlpHttpExporter::builder().endpoint(&endpoint);
+    let mut builder = OtlpHttpExporter::builder().with_endpoint(&endpoint);
     if let Some(t) = args.export_timeout {
-        builder = builder.timeout(t);
+        builder = builder.with_timeout(t);
     }
     let exporter = builder.build().unwrap_or_else(|e| {
         eprintln!("soak: {e}");
