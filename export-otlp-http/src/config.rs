@@ -267,7 +267,7 @@ impl OtlpHttpExporterBuilder {
         self
     }
 
-    /// Adds several headers, see [`header`](Self::header).
+    /// Adds several headers, see [`with_header`](Self::with_header).
     pub fn with_headers<K: AsRef<str>, V: AsRef<str>>(
         mut self,
         headers: impl IntoIterator<Item = (K, V)>,

@@ -58,7 +58,7 @@
 //!
 //! `https` endpoints use rustls with the bundled Mozilla roots (works offline, no
 //! system packages). `OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE` or
-//! [`OtlpHttpExporterBuilder::ca_certificate_pem`] replace them with your own CA.
+//! [`OtlpHttpExporterBuilder::with_ca_certificate_pem`] replace them with your own CA.
 //! Client certificates are not supported yet.
 
 #![forbid(unsafe_code)]
