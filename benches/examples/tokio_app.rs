@@ -39,7 +39,7 @@ fn process_cpu() -> Duration {
 
 /// Times the requests are served per round, so that a round takes seconds of
 /// CPU against the 10 ms tick.
-const REPEAT: u64 = 40;
+const REPEAT: u64 = 100;
 
 mod rt {
     use super::*;
