@@ -28,7 +28,9 @@ pub struct BatchConfig {
     pub max_queue_size: usize,
     /// Spans per export (default 512, at most `max_queue_size`).
     pub max_export_batch_size: usize,
-    /// Longest wait before a partial batch is exported (default 5 s).
+    /// Longest wait before a partial batch is exported (default 5 s). Zero
+    /// exports each span as soon as it is queued: every push then checks
+    /// whether to wake the worker, which sleeps while the queue is empty.
     pub scheduled_delay: Duration,
     /// Time allowed for one export (default 30 s).
     pub export_timeout: Duration,

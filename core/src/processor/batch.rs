@@ -46,6 +46,17 @@ fn max_lanes() -> usize {
         .clamp(2, 64)
 }
 
+/// The queue length at which a sleeping worker has a use for waking up: a
+/// full batch, or any span with a schedule delay of 0 (which then exports as
+/// soon as a span is queued: every push makes a wake check).
+fn wake_batch_size(config: &BatchConfig) -> usize {
+    if config.scheduled_delay.is_zero() {
+        1
+    } else {
+        config.max_export_batch_size
+    }
+}
+
 /// Spans per lane: `max_queue_size`, so that a thread alone has the whole
 /// queue, and at least two export batches, so that it goes on while the worker
 /// exports one.
@@ -142,7 +153,7 @@ impl Shared {
     fn add_lane_if_wanted(&self) {
         if self.lanes.add_lane_if_wanted() {
             self.wake
-                .lanes_made(self.config.max_export_batch_size, self.lanes.made_count());
+                .lanes_made(wake_batch_size(&self.config), self.lanes.made_count());
         }
     }
 
@@ -198,7 +209,7 @@ impl BatchSpanProcessor {
         let shared = Arc::new(Shared {
             lanes,
             queue: BoundedQueue::with_capacity(config.max_queue_size),
-            wake: WakeUp::new(config.max_export_batch_size),
+            wake: WakeUp::new(wake_batch_size(&config)),
             config,
             cancel: ExportCancel::default(),
             is_shutdown: AtomicBool::new(false),

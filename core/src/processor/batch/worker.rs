@@ -13,6 +13,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// With a schedule delay of 0, how long an idle worker sleeps at most between
+/// looks (a span, a flush or a shutdown wakes it earlier).
+const IDLE_WITH_ZERO_DELAY: Duration = Duration::from_secs(1);
+
 /// How often the "spans dropped" warning may repeat.
 const DROP_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -89,6 +93,21 @@ impl Worker {
                 continue;
             }
             let now = Instant::now();
+            if now >= self.next_tick && self.shared.config.scheduled_delay.is_zero() {
+                // A schedule delay of 0: export whatever is queued, and sleep
+                // while nothing is (every push makes a wake check, and the
+                // first span wakes the worker), instead of ticking in a loop.
+                if self.shared.queued_len() == 0 {
+                    self.shared.wake.sleep(
+                        1,
+                        IDLE_WITH_ZERO_DELAY,
+                        1,
+                        self.shared.lanes.made_count(),
+                        &*self.shared,
+                    );
+                    continue;
+                }
+            }
             if now >= self.next_tick {
                 // Failures are counted and reported inside; a flush or
                 // shutdown requested meanwhile takes over (above).
