@@ -405,9 +405,9 @@ impl OtlpHttpExporterBuilder {
             "OTEL_EXPORTER_OTLP_CERTIFICATE",
             "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
         ) {
-            match std::fs::read(path.trim()) {
+            match read_ca_file(path.trim()) {
                 Ok(pem) => self.ca_pem = Some((pem, format!("{var}={path:?}"))),
-                Err(e) => self.ca_error = Some(format!("{var}={path:?}: cannot read file: {e}")),
+                Err(e) => self.ca_error = Some(format!("{var}={path:?}: {e}")),
             }
         }
         for var in [
@@ -442,6 +442,37 @@ impl OtlpHttpExporterBuilder {
             (p, _) => Ok(p),
         }
     }
+}
+
+/// The largest CA file read: a bundle of every public root is about 200 KB.
+const MAX_CA_FILE_BYTES: u64 = 1 << 20;
+
+/// Reads a CA bundle: a regular file (a FIFO would block the reader forever,
+/// a device like `/dev/zero` would never end) of at most
+/// [`MAX_CA_FILE_BYTES`].
+fn read_ca_file(path: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    // `metadata` does not open the file: opening a FIFO blocks.
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read file: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a regular file (a CA bundle in PEM format is expected)".into());
+    }
+    if meta.len() > MAX_CA_FILE_BYTES {
+        return Err(format!(
+            "{} bytes, more than the {MAX_CA_FILE_BYTES} a CA bundle may have",
+            meta.len()
+        ));
+    }
+    let mut pem = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CA_FILE_BYTES + 1).read_to_end(&mut pem))
+        .map_err(|e| format!("cannot read file: {e}"))?;
+    if pem.len() as u64 > MAX_CA_FILE_BYTES {
+        return Err(format!(
+            "more than the {MAX_CA_FILE_BYTES} bytes a CA bundle may have"
+        ));
+    }
+    Ok(pem)
 }
 
 fn warn(message: &str) {
@@ -668,6 +699,37 @@ mod tests {
         b.build()
             .expect_err("configuration must be refused")
             .to_string()
+    }
+
+    /// A CA path that is a device, a FIFO or a huge file is a clear error at
+    /// once: `/dev/zero` grew the process by gigabytes and a FIFO blocked
+    /// `from_env()` forever.
+    #[test]
+    fn ca_files_must_be_small_regular_files() {
+        let ca_error = |path: &str| {
+            let path = path.to_string();
+            builder_error(OtlpHttpExporter::builder().with_env_lookup(move |k| {
+                (k == "OTEL_EXPORTER_OTLP_CERTIFICATE").then(|| path.clone())
+            }))
+        };
+        let dir = std::env::temp_dir().join(format!("runtrace-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        if cfg!(unix) && std::path::Path::new("/dev/zero").exists() {
+            assert!(ca_error("/dev/zero").contains("not a regular file"));
+        }
+        let fifo = dir.join("fifo");
+        let made_fifo = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .is_ok_and(|s| s.success());
+        if made_fifo {
+            assert!(ca_error(fifo.to_str().unwrap()).contains("not a regular file"));
+        }
+        let huge = dir.join("huge.pem");
+        std::fs::write(&huge, vec![b'A'; (MAX_CA_FILE_BYTES + 1) as usize]).unwrap();
+        assert!(ca_error(huge.to_str().unwrap()).contains("a CA bundle may have"));
+        assert!(ca_error(dir.join("missing.pem").to_str().unwrap()).contains("cannot read file"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
