@@ -54,6 +54,14 @@ fn level_name(level: Level) -> &'static str {
 }
 
 /// Reports a warning.
+/// The message of a caught panic, for a report.
+pub(crate) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_string())
+}
+
 pub(crate) fn warn(message: &str) {
     emit(Level::Warn, message)
 }

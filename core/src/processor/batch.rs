@@ -36,7 +36,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use wake::{Pushed, QueueLengths, WakeUp};
-use worker::{panic_message, Worker};
+use worker::Worker;
 
 /// The most lanes a processor makes: two per CPU (threads come and go), within
 /// bounds.
@@ -244,7 +244,7 @@ impl BatchSpanProcessor {
                         Level::Error,
                         &format!(
                             "the runtrace-batch worker panicked: {}",
-                            panic_message(&panic)
+                            diagnostics::panic_message(&panic)
                         ),
                     );
                     shared.is_shutdown.store(true, Ordering::Release);

@@ -7,10 +7,12 @@
 
 use super::provider::Pipeline;
 use crate::data::{SpanContext, SpanData};
+use crate::diagnostics::{self, panic_message, Level, OnceFlag};
 use crate::processor::{BatchSpanProcessor, SpanProcessor};
 use std::any::Any;
 use std::cell::Cell;
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
 
 thread_local! {
@@ -54,7 +56,7 @@ impl Processor {
     #[inline]
     pub(super) fn on_start(&self, span: &SpanContext, parent: Option<&SpanContext>) {
         if let Processor::Dyn(d) = self {
-            d.on_start(span, parent);
+            start_in_dyn(d.as_ref(), span, parent);
         }
     }
 
@@ -70,10 +72,38 @@ impl Processor {
 
 /// Out of line: the usual pipeline is a single batch processor, and this path
 /// would weigh on the frame of every span's end.
+/// A panic in the processor is caught and reported (once per process): the
+/// other processors still get the span, and a span ended while a thread
+/// unwinds does not abort the process.
 #[inline(never)]
 fn end_in_dyn(processor: &dyn SpanProcessor, span: &mut Option<SpanData>) {
     if let Some(data) = span.take() {
-        processor.on_end(data);
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| processor.on_end(data))) {
+            report_panic("on_end", processor, &panic);
+        }
+    }
+}
+
+/// `on_start` of a custom processor, its panic caught as in [`end_in_dyn`].
+#[inline(never)]
+fn start_in_dyn(processor: &dyn SpanProcessor, span: &SpanContext, parent: Option<&SpanContext>) {
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| processor.on_start(span, parent))) {
+        report_panic("on_start", processor, &panic);
+    }
+}
+
+static WARN_PROCESSOR_PANIC: OnceFlag = OnceFlag::new();
+
+fn report_panic(method: &str, processor: &dyn SpanProcessor, panic: &Box<dyn Any + Send>) {
+    if WARN_PROCESSOR_PANIC.first() {
+        diagnostics::emit(
+            Level::Error,
+            &format!(
+                "span processor {processor:?} panicked in {method}: {}; the span is lost to it, \
+                 the other processors still get it (reported once)",
+                panic_message(panic)
+            ),
+        );
     }
 }
 

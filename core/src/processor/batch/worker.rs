@@ -4,7 +4,7 @@
 
 use super::Shared;
 use crate::data::{ScopeRun, SpanData};
-use crate::diagnostics::{self, Level, RateLimiter};
+use crate::diagnostics::{self, panic_message, Level, RateLimiter};
 use crate::export::{ExportError, SpanExporter};
 use crate::processor::{list_pool, FlushError};
 use crate::sync::Marks;
@@ -380,13 +380,6 @@ fn give_back(span: SpanData, scopes: &mut Option<ScopeRun>) {
     } = span;
     list_pool::give(attributes);
     ScopeRun::extend(scopes, instrumentation);
-}
-
-pub(super) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".to_string())
 }
 
 /// What the worker knows when it goes to sleep.
