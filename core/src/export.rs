@@ -30,6 +30,15 @@ pub enum ExportError {
         /// The backend's explanation.
         message: String,
     },
+    /// The batch was delivered except `dropped` spans, each of which alone
+    /// encodes above the exporter's request size limit (a huge attribute
+    /// value, say): they are never sent.
+    TooLarge {
+        /// Spans dropped for their size.
+        dropped: u64,
+        /// The exporter's explanation, with the limit.
+        message: String,
+    },
     /// The batch was not delivered.
     Failed(String),
 }
@@ -41,6 +50,9 @@ impl fmt::Display for ExportError {
             ExportError::Shutdown => f.write_str("exporter is shut down"),
             ExportError::PartialSuccess { rejected, message } => {
                 write!(f, "backend rejected {rejected} spans: {message}")
+            }
+            ExportError::TooLarge { dropped, message } => {
+                write!(f, "{dropped} spans too large to send: {message}")
             }
             ExportError::Failed(m) => write!(f, "export failed: {m}"),
         }

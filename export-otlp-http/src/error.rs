@@ -36,10 +36,14 @@ pub enum Error {
         /// The server's explanation.
         message: String,
     },
-    /// The encoded batch exceeds the configured maximum request size.
-    RequestTooLarge {
-        /// Encoded size in bytes (before compression).
-        size: usize,
+    /// `dropped` spans each encode, alone, above the configured maximum
+    /// request size, and were not sent; the rest of the batch was (split into
+    /// requests under the limit).
+    SpansTooLarge {
+        /// Spans not sent.
+        dropped: u64,
+        /// The largest of them, encoded alone, in bytes (before compression).
+        largest: usize,
         /// The limit.
         limit: usize,
     },
@@ -77,9 +81,14 @@ impl fmt::Display for Error {
             Error::PartialSuccess { rejected, message } => {
                 write!(f, "server rejected {rejected} spans{}", suffix(message))
             }
-            Error::RequestTooLarge { size, limit } => write!(
+            Error::SpansTooLarge {
+                dropped,
+                largest,
+                limit,
+            } => write!(
                 f,
-                "batch encodes to {size} bytes, above the {limit}-byte request limit; not sent"
+                "{dropped} spans each encode above the {limit}-byte request limit \
+                 (the largest to {largest} bytes); not sent"
             ),
             Error::Permanent(m) => f.write_str(m),
             Error::Shutdown => f.write_str("exporter is shut down"),
@@ -105,6 +114,10 @@ impl From<Error> for ExportError {
             Error::PartialSuccess { rejected, message } => {
                 ExportError::PartialSuccess { rejected, message }
             }
+            Error::SpansTooLarge { dropped, .. } => ExportError::TooLarge {
+                dropped,
+                message: e.to_string(),
+            },
             other => ExportError::Failed(other.to_string()),
         }
     }

@@ -196,16 +196,42 @@ impl OtlpHttpExporter {
             Some(t) => start.checked_add(t).map_or(deadline, |t| deadline.min(t)),
             None => deadline,
         };
+        let result = self.export_within_limit(batch, end);
+        self.release_buffers();
+        match result {
+            Ok(TooLarge { dropped: 0, .. }) => Ok(()),
+            Ok(TooLarge { dropped, largest }) => Err(Error::SpansTooLarge {
+                dropped,
+                largest,
+                limit: self.max_request_size,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends `batch` in requests under the size limit: a batch that encodes
+    /// above it is split in halves, and a span above it alone is not sent
+    /// (counted in the returned [`TooLarge`]). A failed request fails the
+    /// whole call, parts already delivered included (they count as failed).
+    fn export_within_limit(&mut self, batch: &[SpanData], end: Instant) -> Result<TooLarge, Error> {
         self.body.clear();
         let size = match self.protocol {
             Protocol::HttpJson => crate::encode_json::encode_request_json(batch, &mut self.body),
             _ => crate::encode::encode_request(batch, &mut self.body),
         };
         if size > self.max_request_size {
-            self.release_buffers();
-            return Err(Error::RequestTooLarge {
-                size,
-                limit: self.max_request_size,
+            if let [_] = batch {
+                return Ok(TooLarge {
+                    dropped: 1,
+                    largest: size,
+                });
+            }
+            let (first, second) = batch.split_at(batch.len() / 2);
+            let a = self.export_within_limit(first, end)?;
+            let b = self.export_within_limit(second, end)?;
+            return Ok(TooLarge {
+                dropped: a.dropped + b.dropped,
+                largest: a.largest.max(b.largest),
             });
         }
         if self.compression == Compression::Gzip {
@@ -220,9 +246,8 @@ impl OtlpHttpExporter {
                 Err(e) => return Err(Error::Permanent(format!("gzip failed: {e}"))),
             }
         }
-        let result = self.send_with_retries(end);
-        self.release_buffers();
-        result
+        self.send_with_retries(end)?;
+        Ok(TooLarge::default())
     }
 
     fn release_buffers(&mut self) {
@@ -341,10 +366,14 @@ impl OtlpHttpExporter {
                     interpret_success_body(&bytes, json)?;
                     Ok(())
                 }
-                Err(ureq::Error::BodyExceedsLimit(_)) => Err(Error::Permanent(format!(
-                    "HTTP {status} response body exceeds {MAX_RESPONSE_SIZE} bytes"
-                ))),
-                // The status already says the batch was accepted.
+                // The status already says the batch was accepted: stored.
+                Err(ureq::Error::BodyExceedsLimit(_)) => {
+                    warn(&format!(
+                        "OTLP export succeeded (HTTP {status}) with a response body over \
+                         {MAX_RESPONSE_SIZE} bytes; not read"
+                    ));
+                    Ok(())
+                }
                 Err(e) => {
                     warn(&format!(
                         "OTLP export succeeded (HTTP {status}) but reading the response failed: {e}"
@@ -460,6 +489,14 @@ fn error_message(bytes: &[u8], json: bool) -> String {
         Some(m) if !m.is_empty() => excerpt(m.as_bytes()),
         _ => excerpt(bytes),
     }
+}
+
+/// Spans not sent because each alone encodes above the request size limit.
+#[derive(Clone, Copy, Debug, Default)]
+struct TooLarge {
+    dropped: u64,
+    /// The largest of them, encoded alone.
+    largest: usize,
 }
 
 impl SpanExporter for OtlpHttpExporter {

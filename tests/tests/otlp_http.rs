@@ -537,19 +537,74 @@ fn garbage_body_with_200_is_success_without_panic() {
     assert_eq!(rx.requests().len(), 4);
 }
 
+/// Spans received, over every request.
+fn received_spans(rx: &Receiver) -> usize {
+    rx.requests()
+        .iter()
+        .flat_map(|r| r.decode().resource_spans)
+        .flat_map(|rs| rs.scope_spans)
+        .map(|ss| ss.spans.len())
+        .sum()
+}
+
 #[test]
-fn oversized_request_is_refused_without_sending() {
+fn spans_above_the_request_limit_alone_are_dropped_and_counted() {
     let rx = Receiver::start();
     let mut exp = OtlpHttpExporter::builder()
         .with_endpoint(rx.endpoint())
         .with_max_request_size(100)
         .build()
         .unwrap();
-    let ExportError::Failed(m) = exp.export(&rich_batch(), deadline(5.0)).unwrap_err() else {
-        panic!("expected Failed");
+    let batch = rich_batch();
+    let ExportError::TooLarge { dropped, message } = exp.export(&batch, deadline(5.0)).unwrap_err()
+    else {
+        panic!("expected TooLarge");
     };
-    assert!(m.contains("limit"), "{m}");
-    assert!(rx.requests().is_empty());
+    assert!(message.contains("100-byte request limit"), "{message}");
+    assert!(dropped >= 1);
+    assert_eq!(received_spans(&rx) as u64 + dropped, batch.len() as u64);
+}
+
+/// One span with a 1 MiB attribute no longer sinks the 511 others of its
+/// batch: they are sent in requests under the limit, and the processor counts
+/// the one as `dropped_too_large`.
+#[test]
+fn one_oversized_span_does_not_sink_its_batch() {
+    let rx = Receiver::start();
+    let exporter = OtlpHttpExporter::builder()
+        .with_endpoint(rx.endpoint())
+        .with_max_request_size(64 * 1024)
+        .build()
+        .unwrap();
+    let provider = runtrace::TracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .build();
+    let tracer = provider.tracer("t");
+    for i in 0..512 {
+        let mut span = tracer.span("request").start();
+        span.set_attribute("i", i as i64);
+        if i == 200 {
+            span.set_attribute("payload", "x".repeat(1 << 20));
+        }
+    }
+    provider.force_flush().unwrap();
+    let stats = provider.stats();
+    assert_eq!(stats.dropped_too_large, 1, "{stats:?}");
+    assert_eq!(stats.spans_exported, 511, "{stats:?}");
+    assert_eq!(stats.dropped_export_failed, 0, "{stats:?}");
+    assert_eq!(received_spans(&rx), 511);
+    assert!(rx.requests().iter().all(|r| r.body.len() <= 64 * 1024));
+    provider.shutdown().unwrap();
+}
+
+/// A 2xx says the backend stored the batch, whatever its body.
+#[test]
+fn a_success_with_an_oversized_body_counts_as_delivered() {
+    let huge = vec![0u8; runtrace_otlp_http::MAX_RESPONSE_SIZE as usize + 1];
+    let rx = Receiver::with_script(vec![Reply::with_body(200, huge)]);
+    let mut exp = exporter_for(&rx);
+    exp.export(&rich_batch(), deadline(10.0)).unwrap();
+    assert_eq!(rx.requests().len(), 1);
 }
 
 #[test]

@@ -113,6 +113,7 @@ struct Shared {
     exported: AtomicU64,
     dropped_export_failed: AtomicU64,
     dropped_rejected: AtomicU64,
+    dropped_too_large: AtomicU64,
     batches_exported: AtomicU64,
     export_failures: AtomicU64,
     last_export_error: Mutex<Option<String>>,
@@ -223,6 +224,7 @@ impl BatchSpanProcessor {
             exported: AtomicU64::new(0),
             dropped_export_failed: AtomicU64::new(0),
             dropped_rejected: AtomicU64::new(0),
+            dropped_too_large: AtomicU64::new(0),
             batches_exported: AtomicU64::new(0),
             export_failures: AtomicU64::new(0),
             last_export_error: Mutex::new(None),
@@ -442,13 +444,18 @@ impl SpanProcessor for BatchSpanProcessor {
         let spans_exported = r(&s.exported);
         let dropped_export_failed = r(&s.dropped_export_failed);
         let dropped_rejected = r(&s.dropped_rejected);
+        let dropped_too_large = r(&s.dropped_too_large);
         let dropped_late = r(&s.dropped_late);
         let popped = r(&s.popped);
         let queue_size = s.queued_len() as u64;
         let spans_queued = popped + queue_size;
         let dropped_queue_full = r(&s.dropped_queue_full);
         let dropped_after_shutdown = r(&s.dropped_after_shutdown);
-        let settled = spans_exported + dropped_export_failed + dropped_rejected + dropped_late;
+        let settled = spans_exported
+            + dropped_export_failed
+            + dropped_rejected
+            + dropped_too_large
+            + dropped_late;
         Some(ProcessorStats {
             // Late drops were queued first: they are in `spans_queued` already.
             spans_ended: spans_queued + dropped_queue_full + dropped_after_shutdown,
@@ -458,6 +465,7 @@ impl SpanProcessor for BatchSpanProcessor {
             dropped_export_failed,
             dropped_rejected,
             dropped_after_shutdown: dropped_after_shutdown + dropped_late,
+            dropped_too_large,
             spans_in_flight: popped.saturating_sub(settled),
             batches_exported: r(&s.batches_exported),
             export_failures: r(&s.export_failures),

@@ -26,6 +26,10 @@ pub struct ProcessorStats {
     pub dropped_rejected: u64,
     /// Spans ended after shutdown (`error.type=already_shutdown`).
     pub dropped_after_shutdown: u64,
+    /// Spans the exporter could not send because each alone encodes above
+    /// its request size limit (`error.type=too_large`); the rest of their
+    /// batch was exported.
+    pub dropped_too_large: u64,
     /// Spans inside an export that has not returned yet.
     pub spans_in_flight: u64,
     /// Batches exported successfully.
@@ -49,6 +53,7 @@ impl ProcessorStats {
             + self.dropped_export_failed
             + self.dropped_rejected
             + self.dropped_after_shutdown
+            + self.dropped_too_large
     }
 
     /// Adds `other`'s counters to these.
@@ -60,6 +65,7 @@ impl ProcessorStats {
         self.dropped_export_failed += other.dropped_export_failed;
         self.dropped_rejected += other.dropped_rejected;
         self.dropped_after_shutdown += other.dropped_after_shutdown;
+        self.dropped_too_large += other.dropped_too_large;
         self.spans_in_flight += other.spans_in_flight;
         self.batches_exported += other.batches_exported;
         self.export_failures += other.export_failures;

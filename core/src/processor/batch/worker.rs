@@ -237,6 +237,23 @@ impl Worker {
                 }
                 Ok(())
             }
+            Err(ExportError::TooLarge { dropped, message }) => {
+                let dropped = dropped.min(n);
+                shared.exported.fetch_add(n - dropped, Ordering::Release);
+                shared
+                    .dropped_too_large
+                    .fetch_add(dropped, Ordering::Release);
+                shared.batches_exported.fetch_add(1, Ordering::Relaxed);
+                if self.export_warnings.allow() {
+                    diagnostics::warn(&format!(
+                        "dropped {dropped} of {n} spans, too large to send: {message}; \
+                         OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT caps attribute values \
+                         ({} dropped for their size in total)",
+                        shared.dropped_too_large.load(Ordering::Relaxed)
+                    ));
+                }
+                Ok(())
+            }
             Err(e) => {
                 shared.dropped_export_failed.fetch_add(n, Ordering::Release);
                 shared.export_failures.fetch_add(1, Ordering::Relaxed);
