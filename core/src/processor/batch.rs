@@ -130,13 +130,14 @@ impl Shared {
     /// A batch inside a hung export is not among them: it was taken already.
     /// Returns how many there were.
     fn drop_queued_late(&self) -> u64 {
-        let mut late = Vec::new();
+        // In pieces: a hung backend's full queue copied out at once would
+        // add its size to the process at the worst moment.
+        const PIECE: usize = 256;
+        let mut late = Vec::with_capacity(PIECE);
         let mut total = 0;
         loop {
-            self.queue.drain_into(&mut late, usize::MAX);
-            self.lanes
-                .consumer()
-                .drain_into(&mut late, usize::MAX, None);
+            let room = PIECE - self.queue.drain_into(&mut late, PIECE);
+            self.lanes.consumer().drain_into(&mut late, room, None);
             if late.is_empty() {
                 break;
             }
