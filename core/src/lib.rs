@@ -33,8 +33,8 @@
 //!
 //! 1. `clock` (private: a calibrated TSC clock), [`diagnostics`]
 //!    (how the crate reports its own problems), and `sync` (private: the
-//!    lock-free queue, per-thread lanes and counted references; all the
-//!    `unsafe` code but one `rdtsc`).
+//!    lock-free queue, per-thread lanes, counted references and the futures'
+//!    pin projection; all the `unsafe` code but the clock's).
 //! 2. [`data`]: pure values: attributes, ids, [`TraceState`], [`SpanContext`],
 //!    [`SpanData`] with its events, links, kind and status, [`Resource`].
 //! 3. [`config`]: [`SpanLimits`], [`BatchConfig`], and [`env`](mod@config::env),
