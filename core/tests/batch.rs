@@ -15,6 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::wait_for;
+
 fn config(queue: usize, batch: usize, delay_ms: u64) -> BatchConfig {
     BatchConfig::builder()
         .with_max_queue_size(queue)
@@ -35,17 +38,6 @@ fn end_spans(provider: &TracerProvider, n: usize) {
     for _ in 0..n {
         tracer.span("s").start().end();
     }
-}
-
-fn wait_for(mut cond: impl FnMut() -> bool, within: Duration) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    cond()
 }
 
 const HOUR: u64 = 3_600_000;

@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{batch_threads, wait_for};
+
 /// Counts its live copies, so a test sees when the builder drops it.
 #[derive(Debug)]
 struct Counted(Arc<AtomicUsize>);
@@ -30,29 +33,11 @@ impl SpanExporter for Counted {
     }
 }
 
-/// The batch threads of this process (Linux: thread names in /proc).
-fn batch_threads() -> usize {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|name| name.trim() == "runtrace-batch")
-        .count()
-}
-
 /// Waits until `batch_threads() == n`: a new thread names itself once it
 /// runs, and a shut-down worker exits after `shutdown` returns. The 10 s
 /// bound is slack for a loaded machine; it takes microseconds.
 fn batch_threads_become(n: usize) -> bool {
-    let until = Instant::now() + Duration::from_secs(10);
-    while batch_threads() != n {
-        if Instant::now() > until {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    true
+    wait_for(|| batch_threads() == n, Duration::from_secs(10))
 }
 
 fn queue(n: usize) -> BatchConfig {

@@ -3,55 +3,18 @@
 
 use runtrace::sampling::AlwaysOff;
 use runtrace::{InMemoryExporter, KeyValue, SpanKind, TracerProvider};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 
-struct Counting;
+use std::time::Duration;
 
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: forwarding the caller's layout to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: as for `alloc`/`dealloc`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod common;
+use common::{allocations_during, batch_threads, wait_for, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn allocations_during(f: impl FnOnce()) -> u64 {
-    let before = ALLOCS.with(|c| c.get());
-    f();
-    ALLOCS.with(|c| c.get()) - before
-}
-
-/// Threads of this process named `runtrace-batch` (other tests' threads come and go).
 /// Held by every test here that starts a batch worker, so that counting
 /// `runtrace-batch` threads in one test does not see another test's worker.
 static BATCH_WORKERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn batch_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|d| {
-            d.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-                .filter(|name| name.trim() == "runtrace-batch")
-                .count()
-        })
-        .unwrap_or(0)
-}
 
 #[test]
 fn disabled_provider_allocates_nothing_per_span() {
@@ -84,13 +47,7 @@ fn disabled_provider_starts_no_thread() {
     let _serial = BATCH_WORKERS.lock().unwrap_or_else(|e| e.into_inner());
     // A worker joined by the test before this one may linger in /proc a
     // moment (see below): up to 2 s for it to go.
-    let _ = (0..200).any(|_| {
-        if batch_threads() == 0 {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-        false
-    });
+    let _ = wait_for(|| batch_threads() == 0, Duration::from_secs(2));
     let before = batch_threads();
     let provider = TracerProvider::from_env()
         .with_disabled(true)
@@ -107,10 +64,7 @@ fn disabled_provider_starts_no_thread() {
         .build();
     // The new thread names itself once it runs: give it up to 2 s (it takes
     // microseconds; the rest is slack for a loaded machine).
-    let named = (0..200).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-        batch_threads() == before + 1
-    });
+    let named = wait_for(|| batch_threads() == before + 1, Duration::from_secs(2));
     assert!(
         named,
         "the batch processor starts one runtrace-batch thread"
@@ -119,13 +73,7 @@ fn disabled_provider_starts_no_thread() {
     // Shutdown joins the worker; the kernel lists a joined thread in /proc a
     // moment longer (it clears the thread id that `join` waits on before it
     // is reaped): up to 2 s of slack, it takes microseconds.
-    let gone = (0..200).any(|_| {
-        if batch_threads() == before {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-        false
-    });
+    let gone = wait_for(|| batch_threads() == before, Duration::from_secs(2));
     assert!(gone, "shutdown joins the worker");
 }
 
