@@ -21,7 +21,7 @@
 //! shuts down). Take the tracer where it is used (it is cached per thread), or
 //! after the provider is set.
 
-use crate::data::{InstrumentationScope, Str};
+use crate::data::Str;
 use crate::sdk::{Tracer, TracerProvider};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,9 +88,11 @@ pub fn tracer(name: impl Into<Str>) -> Tracer {
         }
         match cache.tracers.iter().rposition(|(n, _)| *n == name) {
             Some(i) => {
-                let last = cache.tracers.len() - 1;
-                cache.tracers.swap(i, last);
-                Lookup::Hit(cache.tracers[last].1.clone())
+                // Moved to the end: the front is the least recently used.
+                let entry = cache.tracers.remove(i);
+                let tracer = entry.1.clone();
+                cache.tracers.push(entry);
+                Lookup::Hit(tracer)
             }
             None => Lookup::Miss(Vec::new()),
         }
@@ -103,7 +105,7 @@ pub fn tracer(name: impl Into<Str>) -> Tracer {
     }
     // Made outside the borrow: the provider may be the last handle of a
     // replaced one, and its tracer's drop glue may run exporter code.
-    let tracer = tracer_provider().tracer_with_scope(InstrumentationScope::new(name.clone()));
+    let tracer = tracer_provider().tracer(name.clone());
     let evicted = CACHE.try_with(|cache| {
         let mut cache = cache.borrow_mut();
         let evicted = (cache.tracers.len() >= CACHED_TRACERS).then(|| cache.tracers.remove(0));

@@ -48,7 +48,7 @@ impl AroundPoll for SpanScope {
         cx: &mut TaskContext<'_>,
     ) -> Poll<F::Output> {
         let poll = match &mut self.cx {
-            Some(span_cx) => span_cx.attached_while(|| future.poll(cx)),
+            Some(span_cx) => span_cx.poll_around(future, cx),
             None => future.poll(cx),
         };
         if poll.is_ready() {
