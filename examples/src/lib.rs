@@ -19,6 +19,17 @@ pub fn help_requested() -> bool {
     std::env::args().skip(1).any(|a| a == "--help" || a == "-h")
 }
 
+/// Whether `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT` names an endpoint; the
+/// examples export to an embedded receiver otherwise.
+pub fn endpoint_configured() -> bool {
+    [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()))
+}
+
 /// The README's code compiles (checked as a doctest).
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

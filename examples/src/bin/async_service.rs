@@ -10,6 +10,7 @@
 
 use runtrace::{BatchConfig, FutureExt, SpanKind, Tracer, TracerProvider};
 use runtrace_examples::receiver::{Fault, Receiver};
+use runtrace_examples::{endpoint_configured, help_requested};
 use runtrace_otlp_http::OtlpHttpExporter;
 use std::collections::HashMap;
 use std::io::Write;
@@ -24,13 +25,7 @@ received trace trees it checks.";
 
 fn main() {
     let requests = parse_args();
-    let endpoint_configured = [
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    ]
-    .iter()
-    .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()));
-    let receiver = if endpoint_configured {
+    let receiver = if endpoint_configured() {
         None
     } else {
         match Receiver::start(Fault::Healthy, true) {
@@ -164,7 +159,7 @@ fn check_trees(receiver: &Receiver, requests: u64) {
 
 fn parse_args() -> u64 {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--help" || a == "-h") {
+    if help_requested() {
         let _ = writeln!(std::io::stdout(), "{USAGE}");
         std::process::exit(0);
     }

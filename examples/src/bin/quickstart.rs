@@ -10,9 +10,9 @@
 use opentelemetry_proto::tonic::common::v1::{any_value::Value as Any, AnyValue};
 use opentelemetry_proto::tonic::trace::v1::Span as OtlpSpan;
 use runtrace::TracerProvider;
-use runtrace_examples::help_requested;
 use runtrace_examples::receiver::{Fault, Receiver};
 use runtrace_examples::workload::{batch_threads, handle_request};
+use runtrace_examples::{endpoint_configured, help_requested};
 use runtrace_otlp_http::OtlpHttpExporter;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -33,13 +33,7 @@ fn main() {
         return;
     }
     let requests = parse_requests();
-    let endpoint_configured = [
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    ]
-    .iter()
-    .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()));
-    let receiver = if endpoint_configured {
+    let receiver = if endpoint_configured() {
         None
     } else {
         Some(Receiver::start(Fault::Healthy, true).expect("bind 127.0.0.1"))
