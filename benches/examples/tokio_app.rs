@@ -91,16 +91,7 @@ mod rt {
             .build();
         let tracer = provider.tracer("tokio_app");
         let cpu = process_cpu();
-        for _ in 0..REPEAT {
-            runtime.block_on(async {
-                let tasks: Vec<_> = (0..REQUESTS)
-                    .map(|i| tokio::spawn(request(tracer.clone(), i)))
-                    .collect();
-                for t in tasks {
-                    t.await.unwrap();
-                }
-            });
-        }
+        serve(runtime, |i| request(tracer.clone(), i));
         provider.force_flush().unwrap();
         let cpu = process_cpu() - cpu;
         provider.shutdown().unwrap();
@@ -168,20 +159,27 @@ mod otel {
             .build();
         let tracer = provider.tracer("tokio_app");
         let cpu = process_cpu();
-        for _ in 0..REPEAT {
-            runtime.block_on(async {
-                let tasks: Vec<_> = (0..REQUESTS)
-                    .map(|i| tokio::spawn(request(tracer.clone(), i)))
-                    .collect();
-                for t in tasks {
-                    t.await.unwrap();
-                }
-            });
-        }
+        serve(runtime, |i| request(tracer.clone(), i));
         provider.force_flush().unwrap();
         let cpu = process_cpu() - cpu;
         provider.shutdown().unwrap();
         (cpu, exported.load(Ordering::Relaxed))
+    }
+}
+
+/// Serves the requests `REPEAT` times: `REQUESTS` tasks at once, each made by
+/// `request` from its number.
+fn serve<F: std::future::Future<Output = ()> + Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    request: impl Fn(u64) -> F,
+) {
+    for _ in 0..REPEAT {
+        runtime.block_on(async {
+            let tasks: Vec<_> = (0..REQUESTS).map(|i| tokio::spawn(request(i))).collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
     }
 }
 
