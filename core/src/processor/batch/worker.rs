@@ -9,7 +9,7 @@ use crate::export::{ExportError, SpanExporter};
 use crate::processor::{list_pool, FlushError};
 use crate::sync::Marks;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -223,33 +223,23 @@ impl Worker {
                 Ok(())
             }
             Err(ExportError::PartialSuccess { rejected, message }) => {
-                let rejected = rejected.min(n);
-                shared.exported.fetch_add(n - rejected, Ordering::Release);
-                shared
-                    .dropped_rejected
-                    .fetch_add(rejected, Ordering::Release);
-                shared.batches_exported.fetch_add(1, Ordering::Relaxed);
+                let (rejected, total) =
+                    delivered_but(&shared, n, rejected, &shared.dropped_rejected);
                 if self.export_warnings.allow() {
                     diagnostics::warn(&format!(
-                        "the backend rejected {rejected} of {n} spans: {message} ({} rejected in total)",
-                        shared.dropped_rejected.load(Ordering::Relaxed)
+                        "the backend rejected {rejected} of {n} spans: {message} ({total} rejected in total)"
                     ));
                 }
                 Ok(())
             }
             Err(ExportError::TooLarge { dropped, message }) => {
-                let dropped = dropped.min(n);
-                shared.exported.fetch_add(n - dropped, Ordering::Release);
-                shared
-                    .dropped_too_large
-                    .fetch_add(dropped, Ordering::Release);
-                shared.batches_exported.fetch_add(1, Ordering::Relaxed);
+                let (dropped, total) =
+                    delivered_but(&shared, n, dropped, &shared.dropped_too_large);
                 if self.export_warnings.allow() {
                     diagnostics::warn(&format!(
                         "dropped {dropped} of {n} spans, too large to send: {message}; \
                          OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT caps attribute values \
-                         ({} dropped for their size in total)",
-                        shared.dropped_too_large.load(Ordering::Relaxed)
+                         ({total} dropped for their size in total)"
                     ));
                 }
                 Ok(())
@@ -443,6 +433,17 @@ fn time_to_fill(elapsed: Duration, arrived: u64, missing: usize) -> Option<Durat
     let nanos = elapsed.as_nanos().saturating_mul(missing as u128) / u128::from(arrived);
     let nap = Duration::from_nanos(u64::try_from(nanos).ok()?);
     (nap <= MAX_NAP).then_some(nap)
+}
+
+/// Counts a batch of `n` spans delivered but for `lost` (at most `n`), which
+/// `counter` counts: the batch is exported. Returns the lost spans and the
+/// counter's new total.
+fn delivered_but(shared: &Shared, n: u64, lost: u64, counter: &AtomicU64) -> (u64, u64) {
+    let lost = lost.min(n);
+    shared.exported.fetch_add(n - lost, Ordering::Release);
+    let total = counter.fetch_add(lost, Ordering::Release) + lost;
+    shared.batches_exported.fetch_add(1, Ordering::Relaxed);
+    (lost, total)
 }
 
 #[cfg(test)]
