@@ -5,10 +5,11 @@
 //! when the returned [`ContextGuard`] drops. To carry a parent to another
 //! thread, take [`Context::current`] and pass it explicitly.
 
-use crate::data::SpanContext;
+use crate::data::{SpanContext, SpanData};
 use crate::diagnostics::{self, OnceFlag};
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// An immutable execution context: the active span's context, if any.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -16,10 +17,22 @@ pub struct Context {
     span: Option<SpanContext>,
 }
 
-/// The attached contexts of a thread, innermost last, each with its guard's
-/// id. The current context is the last one: a guard dropped out of order takes
-/// its own entry out and leaves the others as they are.
-struct Stack(Vec<(u64, Context)>);
+/// The attached contexts of a thread, innermost last. The current context is
+/// the last one: a guard dropped out of order takes its own entry out and
+/// leaves the others as they are.
+struct Stack(Vec<Entry>);
+
+/// One attached context.
+struct Entry {
+    /// The id of the guard that detaches it, unique in the process.
+    id: u64,
+    cx: Context,
+    /// The data of a recording span made current together with its context
+    /// (by `Tracer::in_span`, `FutureExt::in_span` or `Span::make_current`):
+    /// parked here, so that `with_current_span` can reach it. Only the SDK's
+    /// own guards park data, and they take it back before they detach.
+    span: Option<SpanData>,
+}
 
 impl Drop for Stack {
     /// Thread exit: spans started later by other thread-locals' destructors
@@ -34,8 +47,28 @@ thread_local! {
     /// `STACK`'s length. While 0 the current context is empty, and reading it
     /// costs one plain thread-local load (no borrow, no clone).
     static ATTACHED: Cell<usize> = const { Cell::new(0) };
-    /// The id of the next guard made on this thread.
+    /// The id of the next guard made on this thread; 0 until the first one.
     static NEXT_GUARD: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Guard ids are `thread tag << TAG_SHIFT | count`: unique in the process, so
+/// that a parked span's handle carried to another thread finds nothing there
+/// (rather than another span with the same count).
+const TAG_SHIFT: u32 = 40;
+/// The next thread's tag; tags start at 1, so no id is 0.
+static NEXT_THREAD_TAG: AtomicU64 = AtomicU64::new(1);
+
+/// A new guard id for this thread.
+fn next_guard_id() -> u64 {
+    NEXT_GUARD.with(|next| {
+        let mut id = next.get();
+        if id == 0 {
+            // This thread's first guard.
+            id = NEXT_THREAD_TAG.fetch_add(1, Ordering::Relaxed) << TAG_SHIFT;
+        }
+        next.set(id.wrapping_add(1));
+        id
+    })
 }
 
 static WARN_OUT_OF_ORDER: OnceFlag = OnceFlag::new();
@@ -75,7 +108,7 @@ impl Context {
         let mut f = Some(f);
         let mut call = |cx: &Context| f.take().map(|f| f(cx));
         let seen = STACK.try_with(|stack| match stack.borrow().0.last() {
-            Some((_, cx)) => call(cx),
+            Some(entry) => call(&entry.cx),
             None => call(&Context::new()),
         });
         // The stack is gone (thread exit) only if the closure did not run.
@@ -109,16 +142,19 @@ impl Context {
     /// assert_eq!(Context::current(), Context::new());
     /// ```
     pub fn attach(self) -> ContextGuard {
-        let id = NEXT_GUARD.with(|n| {
-            let id = n.get();
-            n.set(id.wrapping_add(1));
-            id
-        });
+        self.attach_parking(None)
+    }
+
+    /// Attaches this context, with `span` parked in its entry (the data of a
+    /// recording span whose context this is). Take the data back with
+    /// [`ContextGuard::detach_parked`].
+    pub(crate) fn attach_parking(self, span: Option<SpanData>) -> ContextGuard {
+        let id = next_guard_id();
         // At thread exit (the stack destroyed) nothing is attached, and the
         // guard's drop finds nothing to remove.
         let _ = STACK.try_with(|stack| {
             let mut stack = stack.borrow_mut();
-            stack.0.push((id, self));
+            stack.0.push(Entry { id, cx: self, span });
             ATTACHED.set(stack.0.len());
         });
         ContextGuard {
@@ -129,20 +165,58 @@ impl Context {
 
     /// Runs `f` with this context attached, and takes it back afterwards:
     /// no clone (the futures' adapters attach their context at every poll).
-    pub(crate) fn attached_while<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        if self.span.is_none() && !Self::any_attached() {
+    /// A recording span's data in `span` is parked with it meanwhile, and
+    /// put back after (even if `f` panics, or ended there: then `None`).
+    pub(crate) fn attached_while<R>(
+        &mut self,
+        span: &mut Option<SpanData>,
+        f: impl FnOnce() -> R,
+    ) -> R {
+        if self.span.is_none() && span.is_none() && !Self::any_attached() {
             // Empty over empty: nothing would change (a no-op provider's
             // `with_current_context` costs one thread-local load per poll).
             return f();
         }
-        let guard = std::mem::take(self).attach();
+        let guard = std::mem::take(self).attach_parking(span.take());
         // Takes the context back even if `f` panics (a future polled again
         // after a caught panic keeps its context).
         let _restore = Restore {
             guard: Some(guard),
-            slot: self,
+            cx: self,
+            span,
         };
         f()
+    }
+
+    /// The id of the current entry and its span's context, if a recording
+    /// span's data is parked there.
+    pub(crate) fn current_parked() -> Option<(u64, SpanContext)> {
+        if !Self::any_attached() {
+            return None;
+        }
+        STACK
+            .try_with(|stack| {
+                let stack = stack.borrow();
+                let entry = stack.0.last()?;
+                entry.span.as_ref()?;
+                Some((entry.id, entry.cx.span.clone()?))
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Runs `f` on the parked span data of guard `id`'s entry, if that entry
+    /// is still attached on this thread. `f` must not attach, detach or read
+    /// contexts (it runs with the stack borrowed).
+    pub(crate) fn with_parked<R>(id: u64, f: impl FnOnce(&mut Option<SpanData>) -> R) -> Option<R> {
+        STACK
+            .try_with(|stack| {
+                let mut stack = stack.borrow_mut();
+                let entry = stack.0.iter_mut().rev().find(|entry| entry.id == id)?;
+                Some(f(&mut entry.span))
+            })
+            .ok()
+            .flatten()
     }
 }
 
@@ -156,44 +230,53 @@ pub struct ContextGuard {
 }
 
 impl ContextGuard {
-    /// Takes this guard's context off the thread's stack and returns it.
-    fn detach(self) -> Option<Context> {
+    /// The id that [`Context::with_parked`] finds this guard's entry by.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Takes this guard's context off the thread's stack, and returns it with
+    /// the span data parked there (if the span did not end meanwhile).
+    pub(crate) fn detach_parked(self) -> Option<(Context, Option<SpanData>)> {
         let id = self.id;
         std::mem::forget(self);
         remove(id)
     }
 }
 
-/// Detaches a guard's context and puts it back in its slot, when dropped.
+/// Detaches a guard's context and puts it and its parked span data back in
+/// their slots, when dropped.
 struct Restore<'a> {
     guard: Option<ContextGuard>,
-    slot: &'a mut Context,
+    cx: &'a mut Context,
+    span: &'a mut Option<SpanData>,
 }
 
 impl Drop for Restore<'_> {
     fn drop(&mut self) {
-        if let Some(cx) = self.guard.take().and_then(ContextGuard::detach) {
-            *self.slot = cx;
+        if let Some((cx, span)) = self.guard.take().and_then(ContextGuard::detach_parked) {
+            *self.cx = cx;
+            *self.span = span;
         }
     }
 }
 
 /// Removes the entry of guard `id`: the last one, or (warning once) one
 /// further down, which leaves the current context as it is.
-fn remove(id: u64) -> Option<Context> {
+fn remove(id: u64) -> Option<(Context, Option<SpanData>)> {
     // try_with: the stack may already be gone during thread teardown.
     let removed = STACK.try_with(|stack| {
         let mut stack = stack.borrow_mut();
-        let removed = if stack.0.last().is_some_and(|&(last, _)| last == id) {
-            stack.0.pop().map(|(_, cx)| (cx, false))
+        let removed = if stack.0.last().is_some_and(|last| last.id == id) {
+            stack.0.pop().map(|entry| (entry, false))
         } else {
-            let position = stack.0.iter().rposition(|&(entry, _)| entry == id)?;
-            Some((stack.0.remove(position).1, true))
+            let position = stack.0.iter().rposition(|entry| entry.id == id)?;
+            Some((stack.0.remove(position), true))
         };
         ATTACHED.set(stack.0.len());
         removed
     });
-    let (cx, out_of_order) = removed.ok().flatten()?;
+    let (entry, out_of_order) = removed.ok().flatten()?;
     // After the stack is released: the handler may read the current context.
     if out_of_order && WARN_OUT_OF_ORDER.first() {
         diagnostics::warn(
@@ -201,7 +284,7 @@ fn remove(id: u64) -> Option<Context> {
              the current context stays the most recent one still attached",
         );
     }
-    Some(cx)
+    Some((entry.cx, entry.span))
 }
 
 impl Drop for ContextGuard {
@@ -259,7 +342,7 @@ mod tests {
     fn attached_while_gives_the_context_back() {
         let mut mine = cx(5);
         let _outer = cx(6).attach();
-        let seen = mine.attached_while(Context::current);
+        let seen = mine.attached_while(&mut None, Context::current);
         assert_eq!(seen, cx(5));
         assert_eq!(mine, cx(5));
         assert_eq!(Context::current(), cx(6));

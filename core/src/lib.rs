@@ -97,7 +97,7 @@ pub use processor::{
 };
 pub use propagation::{Extractor, Injector, TraceContextPropagator};
 pub use sdk::{
-    FutureExt, InSpan, Span, SpanBuilder, SpanScope, Tracer, TracerProvider, TracerProviderBuilder,
-    WithContext,
+    with_current_span, FutureExt, InSpan, Span, SpanBuilder, SpanGuard, SpanScope, Tracer,
+    TracerProvider, TracerProviderBuilder, WithContext,
 };
 pub use sync::Instrumented;

@@ -14,5 +14,5 @@ mod tracer;
 
 pub use future::{FutureExt, InSpan, SpanScope, WithContext};
 pub use provider::{TracerProvider, TracerProviderBuilder};
-pub use span::{Span, SpanBuilder};
+pub use span::{with_current_span, Span, SpanBuilder, SpanGuard};
 pub use tracer::Tracer;

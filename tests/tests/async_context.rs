@@ -1,9 +1,10 @@
 //! Spans across `.await` on a multi-thread tokio runtime: `FutureExt`,
-//! `Tracer::in_span_async`, and tasks spawned with the caller's context.
+//! `Tracer::in_span_async`, `with_current_span`, and tasks spawned with the
+//! caller's context.
 
 use runtrace::{
-    BatchConfig, Context, FutureExt, InMemoryExporter, SpanData, SpanId, TraceId, Tracer,
-    TracerProvider,
+    with_current_span, BatchConfig, Context, FutureExt, InMemoryExporter, SpanData, SpanId,
+    TraceId, Tracer, TracerProvider, Value,
 };
 use std::collections::HashMap;
 use std::future::Future;
@@ -33,6 +34,8 @@ async fn request(tracer: Tracer, i: usize) {
         let db = async {
             tokio::task::yield_now().await;
             tracer.span("row").start().end();
+            // After an await, maybe on another thread: still "db".
+            with_current_span(|span| span.set_attribute("db.rows", i as i64)).unwrap();
         };
         db.in_span(tracer.span("db").start()).await;
         let background = {
@@ -52,6 +55,7 @@ async fn request(tracer: Tracer, i: usize) {
         render.await;
         // Still the request's context after all those awaits.
         tracer.span("respond").start().end();
+        with_current_span(|span| span.add_event("responded", vec![])).unwrap();
     };
     handler.in_span(tracer.span("request").start()).await;
 }
@@ -105,6 +109,19 @@ fn every_span_has_the_right_parent_on_a_multi_thread_runtime() {
             assert_eq!(parent_of(child), request, "{child}'s parent");
         }
         assert_eq!(parent_of("row"), db);
+        // `with_current_span` recorded on the span polled, after awaits.
+        let span = |name: &str| *trace.iter().find(|s| s.name == name).unwrap();
+        let rows = &span("db").attributes;
+        let render = &span("render").attributes;
+        assert!(
+            matches!(rows[..], [ref kv] if kv.key == "db.rows"),
+            "{rows:?}"
+        );
+        assert_eq!(render[0].value, rows[0].value, "the same request's i");
+        assert!(matches!(rows[0].value, Value::I64(_)));
+        let events = span("request").events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].name, "responded");
         // Nothing ended after its parent.
         let request_end = trace
             .iter()

@@ -17,6 +17,10 @@ use crate::sampling::SamplingDecision;
 use std::mem::ManuallyDrop;
 use std::time::SystemTime;
 
+mod current;
+
+pub use current::{with_current_span, SpanGuard};
+
 /// Configures a span before it starts. Made by [`Tracer::span`].
 ///
 /// ```
@@ -227,6 +231,10 @@ pub struct Span {
     /// anything left to drop here: not having its drop glue keeps dropping a
     /// non-recording span a few instructions.
     data: ManuallyDrop<Option<SpanData>>,
+    /// On a handle to a span whose data is parked in this thread's context
+    /// stack (see [`current`]): the id of its entry, which the methods record
+    /// on. 0 on every other span.
+    parked: u64,
 }
 
 impl Span {
@@ -235,6 +243,7 @@ impl Span {
         Span {
             context,
             data: ManuallyDrop::new(None),
+            parked: 0,
         }
     }
 
@@ -242,6 +251,26 @@ impl Span {
         Span {
             context: SpanContext::INVALID,
             data: ManuallyDrop::new(Some(data)),
+            parked: 0,
+        }
+    }
+
+    /// Whether there may be data to record on, its own or parked: checked
+    /// before converting a method's arguments.
+    #[inline]
+    fn may_record(&self) -> bool {
+        self.data.is_some() || self.parked != 0
+    }
+
+    /// Runs `f` on the span's data, its own or the parked data of its entry.
+    #[inline]
+    fn with_data<R>(&mut self, f: impl FnOnce(&mut SpanData) -> R) -> Option<R> {
+        match self.data.as_mut() {
+            Some(data) => Some(f(data)),
+            None if self.parked != 0 => {
+                Context::with_parked(self.parked, |slot| slot.as_mut().map(f)).flatten()
+            }
+            None => None,
         }
     }
 
@@ -256,10 +285,17 @@ impl Span {
     /// Whether mutations are recorded (the sampler kept it and it has not ended).
     pub fn is_recording(&self) -> bool {
         self.data.is_some()
+            || (self.parked != 0
+                && Context::with_parked(self.parked, |slot| slot.is_some()) == Some(true))
     }
 
     /// Makes this span the thread's current span until the guard drops, so spans
     /// started meanwhile become its children.
+    ///
+    /// The caller keeps the span and records on it directly:
+    /// [`with_current_span`] does not reach it. To hand the span over, so
+    /// that code called meanwhile can annotate it, use
+    /// [`make_current`](Self::make_current) or [`Tracer::in_span`].
     pub fn enter(&self) -> ContextGuard {
         Context::from_span_context(self.span_context().clone()).attach()
     }
@@ -275,9 +311,12 @@ impl Span {
 
     /// Sets an attribute (a new key beyond the limit is dropped and counted).
     pub fn set_attribute(&mut self, key: impl Into<Str>, value: impl Into<Value>) {
-        if let Some(data) = self.data.as_mut() {
+        if !self.may_record() {
+            return;
+        }
+        let mut kv = KeyValue::new(key, value);
+        self.with_data(|data| {
             let limits = Self::limits(data);
-            let mut kv = KeyValue::new(key, value);
             if let Some(max) = limits.max_attribute_value_length {
                 kv.value.truncate(max);
             }
@@ -287,12 +326,12 @@ impl Span {
             if !upsert(&mut data.attributes, kv, limits.max_attributes_per_span) {
                 data.dropped_attributes_count += 1;
             }
-        }
+        });
     }
 
     /// Adds an event now.
     pub fn add_event(&mut self, name: impl Into<Str>, attributes: Vec<KeyValue>) {
-        if self.data.is_some() {
+        if self.may_record() {
             // The span's own clock, so the event falls between its start and end.
             self.push_event(name.into(), attributes, clock::now_unix_nanos());
         }
@@ -305,7 +344,7 @@ impl Span {
         attributes: Vec<KeyValue>,
         at: SystemTime,
     ) {
-        if self.data.is_some() {
+        if self.may_record() {
             self.push_event(
                 name.into(),
                 attributes,
@@ -315,7 +354,7 @@ impl Span {
     }
 
     fn push_event(&mut self, name: Str, attributes: Vec<KeyValue>, time_unix_nano: u64) {
-        if let Some(data) = self.data.as_mut() {
+        self.with_data(|data| {
             let limits = Self::limits(data);
             let details = data.details_mut();
             if details.events.len() >= limits.max_events_per_span {
@@ -333,15 +372,15 @@ impl Span {
                 attributes,
                 dropped_attributes_count: dropped,
             });
-        }
+        });
     }
 
     /// Adds a link to another span context.
     pub fn add_link(&mut self, span_context: SpanContext, attributes: Vec<KeyValue>) {
-        if let Some(data) = self.data.as_mut() {
-            if !span_context.is_valid() {
-                return;
-            }
+        if !span_context.is_valid() {
+            return;
+        }
+        self.with_data(|data| {
             let limits = Self::limits(data);
             let details = data.details_mut();
             if details.links.len() >= limits.max_links_per_span {
@@ -358,23 +397,21 @@ impl Span {
                 attributes,
                 dropped_attributes_count: dropped,
             });
-        }
+        });
     }
 
     /// Sets the status: `Ok` is final, `Unset` is ignored, otherwise the last call wins.
     pub fn set_status(&mut self, status: Status) {
-        if let Some(data) = self.data.as_mut() {
-            match (data.status(), &status) {
-                (Status::Ok, _) | (_, Status::Unset) => {}
-                _ => data.details_mut().status = status,
-            }
-        }
+        self.with_data(|data| match (data.status(), &status) {
+            (Status::Ok, _) | (_, Status::Unset) => {}
+            _ => data.details_mut().status = status,
+        });
     }
 
     /// Records an error as an `exception` event with `exception.type` and
     /// `exception.message`. Does not change the status: call `set_status` too.
     pub fn record_error<E: std::error::Error + ?Sized>(&mut self, error: &E) {
-        if self.data.is_some() {
+        if self.may_record() {
             self.add_event(
                 "exception",
                 vec![
@@ -387,8 +424,9 @@ impl Span {
 
     /// Renames the span.
     pub fn update_name(&mut self, name: impl Into<Str>) {
-        if let Some(data) = self.data.as_mut() {
-            data.name = name.into();
+        if self.may_record() {
+            let name = name.into();
+            self.with_data(|data| data.name = name);
         }
     }
 
@@ -397,6 +435,8 @@ impl Span {
     pub fn end(&mut self) {
         if self.data.is_some() {
             self.finish(clock::now_unix_nanos());
+        } else if self.parked != 0 {
+            self.finish_parked(clock::now_unix_nanos());
         }
     }
 
@@ -404,6 +444,18 @@ impl Span {
     pub fn end_at(&mut self, t: SystemTime) {
         if self.data.is_some() {
             self.finish(clock::system_time_to_unix_nanos(t));
+        } else if self.parked != 0 {
+            self.finish_parked(clock::system_time_to_unix_nanos(t));
+        }
+    }
+
+    /// Ends a parked span: takes its data out of its entry (which stays
+    /// attached, so the context is current while the processors run).
+    #[inline(never)]
+    fn finish_parked(&mut self, end_time_unix_nano: u64) {
+        if let Some(Some(data)) = Context::with_parked(self.parked, Option::take) {
+            *self.data = Some(data);
+            self.finish(end_time_unix_nano);
         }
     }
 
@@ -432,9 +484,13 @@ impl Drop for Ended<'_> {
 }
 
 impl Drop for Span {
+    /// Ends the span. A handle to a parked span does not end it: its owner
+    /// (the guard that parked it) does.
     #[inline]
     fn drop(&mut self) {
-        self.end();
+        if self.data.is_some() {
+            self.finish(clock::now_unix_nanos());
+        }
     }
 }
 

@@ -65,7 +65,8 @@ impl Tracer {
     }
 
     /// Runs `f` inside a new span that is the thread's current span meanwhile,
-    /// and ends it afterwards.
+    /// and ends it afterwards. Code that `f` calls can record on the span with
+    /// [`with_current_span`](crate::with_current_span).
     ///
     /// ```
     /// let tracer = runtrace::TracerProvider::noop().tracer("t");
@@ -76,13 +77,8 @@ impl Tracer {
     /// assert_eq!(answer, 42);
     /// ```
     pub fn in_span<R>(&self, name: impl Into<Str>, f: impl FnOnce(&mut Span) -> R) -> R {
-        let mut span = self.span(name).start();
-        let result = {
-            let _guard = span.enter();
-            f(&mut span)
-        };
-        span.end();
-        result
+        let mut current = self.span(name).start().make_current();
+        f(current.span())
     }
 
     /// The async form of [`in_span`](Self::in_span): starts a span, builds the
@@ -105,12 +101,9 @@ impl Tracer {
         name: impl Into<Str>,
         f: impl FnOnce(&mut Span) -> F,
     ) -> InSpan<F> {
-        let mut span = self.span(name).start();
-        let future = {
-            let _guard = span.enter();
-            f(&mut span)
-        };
-        future.in_span(span)
+        let mut current = self.span(name).start().make_current();
+        let future = f(current.span());
+        future.in_span(current.into_span())
     }
 
     /// The sampler's decisions by kind of parent, if it decides without being
