@@ -138,6 +138,9 @@ mod rt {
                     .start()
                     .end();
             }),
+            "in_span" => time(n, || {
+                black_box(&tracer).in_span("span", |span| black_box(span).set_attribute("n", 1));
+            }),
             "async_child" => {
                 use runtrace::FutureExt;
                 use std::future::Future;

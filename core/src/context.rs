@@ -7,6 +7,7 @@
 
 use crate::data::{SpanContext, SpanData};
 use crate::diagnostics::{self, OnceFlag};
+use crate::sync::{lend, Lent};
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,10 +29,28 @@ struct Entry {
     id: u64,
     cx: Context,
     /// The data of a recording span made current together with its context
-    /// (by `Tracer::in_span`, `FutureExt::in_span` or `Span::make_current`):
-    /// parked here, so that `with_current_span` can reach it. Only the SDK's
-    /// own guards park data, and they take it back before they detach.
-    span: Option<SpanData>,
+    /// (by `Tracer::in_span`, `FutureExt::in_span` or `Span::make_current`),
+    /// so that `with_current_span` can reach it.
+    span: Option<Parked>,
+}
+
+/// Where the data of the span of an entry is.
+enum Parked {
+    /// Moved here, by `Span::make_current` (whose guard moves): boxed, so
+    /// that entries stay small to push and pop.
+    Owned(Box<Option<SpanData>>),
+    /// Lent by the running `in_span` call or poll, where it lies.
+    Lent(Lent<Option<SpanData>>),
+}
+
+impl Parked {
+    /// The span's data; `None` once it ended.
+    fn get(&mut self) -> &mut Option<SpanData> {
+        match self {
+            Parked::Owned(data) => data,
+            Parked::Lent(data) => data.get(),
+        }
+    }
 }
 
 impl Drop for Stack {
@@ -145,10 +164,14 @@ impl Context {
         self.attach_parking(None)
     }
 
-    /// Attaches this context, with `span` parked in its entry (the data of a
-    /// recording span whose context this is). Take the data back with
-    /// [`ContextGuard::detach_parked`].
-    pub(crate) fn attach_parking(self, span: Option<SpanData>) -> ContextGuard {
+    /// Attaches this context, with the data of its recording span moved into
+    /// its entry. Take the data back with [`ContextGuard::detach_owned`].
+    pub(crate) fn attach_owning(self, span: SpanData) -> ContextGuard {
+        self.attach_parking(Some(Parked::Owned(Box::new(Some(span)))))
+    }
+
+    /// Attaches this context, with `span` in its entry.
+    fn attach_parking(self, span: Option<Parked>) -> ContextGuard {
         let id = next_guard_id();
         // At thread exit (the stack destroyed) nothing is attached, and the
         // guard's drop finds nothing to remove.
@@ -165,27 +188,48 @@ impl Context {
 
     /// Runs `f` with this context attached, and takes it back afterwards:
     /// no clone (the futures' adapters attach their context at every poll).
-    /// A recording span's data in `span` is parked with it meanwhile, and
-    /// put back after (even if `f` panics, or ended there: then `None`).
-    pub(crate) fn attached_while<R>(
-        &mut self,
-        span: &mut Option<SpanData>,
-        f: impl FnOnce() -> R,
-    ) -> R {
-        if self.span.is_none() && span.is_none() && !Self::any_attached() {
+    pub(crate) fn attached_while<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        if self.span.is_none() && !Self::any_attached() {
             // Empty over empty: nothing would change (a no-op provider's
             // `with_current_context` costs one thread-local load per poll).
             return f();
         }
-        let guard = std::mem::take(self).attach_parking(span.take());
+        let guard = std::mem::take(self).attach();
         // Takes the context back even if `f` panics (a future polled again
         // after a caught panic keeps its context).
         let _restore = Restore {
             guard: Some(guard),
-            cx: self,
-            span,
+            slot: self,
         };
         f()
+    }
+
+    /// Runs `f` with this context attached (as [`attached_while`]) and the
+    /// data of its recording span lent to its entry, so that
+    /// [`with_parked`](Self::with_parked) reaches it where it lies. `f` gets
+    /// the entry's id. The data is `None` afterwards if the span ended
+    /// meanwhile.
+    ///
+    /// [`attached_while`]: Self::attached_while
+    pub(crate) fn attached_lending<R>(
+        &mut self,
+        span: &mut Option<SpanData>,
+        f: impl FnOnce(u64) -> R,
+    ) -> R {
+        let cx = std::mem::take(self);
+        lend(
+            span,
+            |lent| cx.attach_parking(Some(Parked::Lent(lent))),
+            |guard| f(guard.id),
+            |guard| {
+                let (cx, parked) = guard.detach()?;
+                *self = cx;
+                match parked? {
+                    Parked::Lent(lent) => Some(lent),
+                    Parked::Owned(_) => None,
+                }
+            },
+        )
     }
 
     /// The id of the current entry and its span's context, if a recording
@@ -196,9 +240,9 @@ impl Context {
         }
         STACK
             .try_with(|stack| {
-                let stack = stack.borrow();
-                let entry = stack.0.last()?;
-                entry.span.as_ref()?;
+                let mut stack = stack.borrow_mut();
+                let entry = stack.0.last_mut()?;
+                entry.span.as_mut()?.get().as_ref()?;
                 Some((entry.id, entry.cx.span.clone()?))
             })
             .ok()
@@ -213,14 +257,14 @@ impl Context {
             .try_with(|stack| {
                 let mut stack = stack.borrow_mut();
                 let entry = stack.0.iter_mut().rev().find(|entry| entry.id == id)?;
-                Some(f(&mut entry.span))
+                Some(f(entry.span.as_mut()?.get()))
             })
             .ok()
             .flatten()
     }
 }
 
-/// Restores the previous current context when dropped. Not `Send`: it must drop
+/// Restores the previous context when dropped. Not `Send`: it must drop
 /// on the thread that attached it.
 #[derive(Debug)]
 #[must_use = "the context is detached as soon as the guard drops"]
@@ -230,40 +274,41 @@ pub struct ContextGuard {
 }
 
 impl ContextGuard {
-    /// The id that [`Context::with_parked`] finds this guard's entry by.
-    pub(crate) fn id(&self) -> u64 {
-        self.id
+    /// Takes this guard's context off the thread's stack, and returns the
+    /// span data moved there by [`Context::attach_owning`] (if the span did
+    /// not end meanwhile).
+    pub(crate) fn detach_owned(self) -> Option<SpanData> {
+        match self.detach()?.1? {
+            Parked::Owned(data) => *data,
+            Parked::Lent(_) => None,
+        }
     }
 
-    /// Takes this guard's context off the thread's stack, and returns it with
-    /// the span data parked there (if the span did not end meanwhile).
-    pub(crate) fn detach_parked(self) -> Option<(Context, Option<SpanData>)> {
+    /// Takes this guard's entry off the thread's stack.
+    fn detach(self) -> Option<(Context, Option<Parked>)> {
         let id = self.id;
         std::mem::forget(self);
         remove(id)
     }
 }
 
-/// Detaches a guard's context and puts it and its parked span data back in
-/// their slots, when dropped.
+/// Detaches a guard's context and puts it back in its slot, when dropped.
 struct Restore<'a> {
     guard: Option<ContextGuard>,
-    cx: &'a mut Context,
-    span: &'a mut Option<SpanData>,
+    slot: &'a mut Context,
 }
 
 impl Drop for Restore<'_> {
     fn drop(&mut self) {
-        if let Some((cx, span)) = self.guard.take().and_then(ContextGuard::detach_parked) {
-            *self.cx = cx;
-            *self.span = span;
+        if let Some((cx, _)) = self.guard.take().and_then(ContextGuard::detach) {
+            *self.slot = cx;
         }
     }
 }
 
 /// Removes the entry of guard `id`: the last one, or (warning once) one
 /// further down, which leaves the current context as it is.
-fn remove(id: u64) -> Option<(Context, Option<SpanData>)> {
+fn remove(id: u64) -> Option<(Context, Option<Parked>)> {
     // try_with: the stack may already be gone during thread teardown.
     let removed = STACK.try_with(|stack| {
         let mut stack = stack.borrow_mut();
@@ -342,7 +387,7 @@ mod tests {
     fn attached_while_gives_the_context_back() {
         let mut mine = cx(5);
         let _outer = cx(6).attach();
-        let seen = mine.attached_while(&mut None, Context::current);
+        let seen = mine.attached_while(Context::current);
         assert_eq!(seen, cx(5));
         assert_eq!(mine, cx(5));
         assert_eq!(Context::current(), cx(6));

@@ -10,6 +10,8 @@
 //!   batched release, for the one reference every span holds to its scope.
 //! - [`pinned`]: [`Instrumented`], a future with a state acting around each
 //!   poll: the pin projection of `FutureExt`'s adapters.
+//! - [`lent`]: [`Lent`], a `&mut` lent for the length of a call to a
+//!   thread-local registry: how the context stack reaches a running span.
 //!
 //! Their protocols are model-checked with loom (`loom_tests`, and the batch
 //! processor's wake-up protocol beside it) and their tests run under miri; the
@@ -18,11 +20,13 @@
 pub(crate) mod atomics;
 pub(crate) mod counted;
 pub(crate) mod lanes;
+pub(crate) mod lent;
 pub(crate) mod pinned;
 pub(crate) mod queue;
 
 pub(crate) use counted::{CountedRef, RefRun};
 pub(crate) use lanes::{LanePush, Lanes, Marks};
+pub(crate) use lent::{lend, Lent};
 pub(crate) use pinned::AroundPoll;
 pub use pinned::Instrumented;
 pub(crate) use queue::BoundedQueue;

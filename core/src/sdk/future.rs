@@ -36,7 +36,7 @@ impl AroundPoll for Context {
         future: Pin<&mut F>,
         cx: &mut TaskContext<'_>,
     ) -> Poll<F::Output> {
-        self.attached_while(&mut None, || future.poll(cx))
+        self.attached_while(|| future.poll(cx))
     }
 }
 
@@ -48,7 +48,10 @@ impl AroundPoll for SpanScope {
         cx: &mut TaskContext<'_>,
     ) -> Poll<F::Output> {
         let poll = match &mut self.cx {
-            Some(span_cx) => self.span.current_while(span_cx, || future.poll(cx)),
+            Some(span_cx) if self.span.is_recording() => {
+                self.span.current_while(span_cx, |_| future.poll(cx))
+            }
+            Some(span_cx) => span_cx.poll_around(future, cx),
             None => future.poll(cx),
         };
         if poll.is_ready() {

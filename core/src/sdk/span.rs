@@ -232,8 +232,8 @@ pub struct Span {
     /// non-recording span a few instructions.
     data: ManuallyDrop<Option<SpanData>>,
     /// On a handle to a span whose data is parked in this thread's context
-    /// stack (see [`current`]): the id of its entry, which the methods record
-    /// on. 0 on every other span.
+    /// stack (see [`current`]): the id of its entry, where the methods record.
+    /// 0 on every other span.
     parked: u64,
 }
 
@@ -252,25 +252,6 @@ impl Span {
             context: SpanContext::INVALID,
             data: ManuallyDrop::new(Some(data)),
             parked: 0,
-        }
-    }
-
-    /// Whether there may be data to record on, its own or parked: checked
-    /// before converting a method's arguments.
-    #[inline]
-    fn may_record(&self) -> bool {
-        self.data.is_some() || self.parked != 0
-    }
-
-    /// Runs `f` on the span's data, its own or the parked data of its entry.
-    #[inline]
-    fn with_data<R>(&mut self, f: impl FnOnce(&mut SpanData) -> R) -> Option<R> {
-        match self.data.as_mut() {
-            Some(data) => Some(f(data)),
-            None if self.parked != 0 => {
-                Context::with_parked(self.parked, |slot| slot.as_mut().map(f)).flatten()
-            }
-            None => None,
         }
     }
 
@@ -311,27 +292,17 @@ impl Span {
 
     /// Sets an attribute (a new key beyond the limit is dropped and counted).
     pub fn set_attribute(&mut self, key: impl Into<Str>, value: impl Into<Value>) {
-        if !self.may_record() {
-            return;
+        if let Some(data) = self.data.as_mut() {
+            set_attribute_on(data, KeyValue::new(key, value));
+        } else if self.parked != 0 {
+            let kv = KeyValue::new(key, value);
+            self.on_parked(|data| set_attribute_on(data, kv));
         }
-        let mut kv = KeyValue::new(key, value);
-        self.with_data(|data| {
-            let limits = Self::limits(data);
-            if let Some(max) = limits.max_attribute_value_length {
-                kv.value.truncate(max);
-            }
-            if data.attributes.capacity() == 0 {
-                data.attributes = list_pool::take();
-            }
-            if !upsert(&mut data.attributes, kv, limits.max_attributes_per_span) {
-                data.dropped_attributes_count += 1;
-            }
-        });
     }
 
     /// Adds an event now.
     pub fn add_event(&mut self, name: impl Into<Str>, attributes: Vec<KeyValue>) {
-        if self.may_record() {
+        if self.data.is_some() || self.parked != 0 {
             // The span's own clock, so the event falls between its start and end.
             self.push_event(name.into(), attributes, clock::now_unix_nanos());
         }
@@ -344,7 +315,7 @@ impl Span {
         attributes: Vec<KeyValue>,
         at: SystemTime,
     ) {
-        if self.may_record() {
+        if self.data.is_some() || self.parked != 0 {
             self.push_event(
                 name.into(),
                 attributes,
@@ -354,50 +325,20 @@ impl Span {
     }
 
     fn push_event(&mut self, name: Str, attributes: Vec<KeyValue>, time_unix_nano: u64) {
-        self.with_data(|data| {
-            let limits = Self::limits(data);
-            let details = data.details_mut();
-            if details.events.len() >= limits.max_events_per_span {
-                details.dropped_events_count += 1;
-                return;
-            }
-            let (attributes, dropped) = limit_list(
-                attributes,
-                limits.max_attributes_per_event,
-                limits.max_attribute_value_length,
-            );
-            details.events.push(Event {
-                name,
-                time_unix_nano,
-                attributes,
-                dropped_attributes_count: dropped,
-            });
-        });
+        if let Some(data) = self.data.as_mut() {
+            push_event_on(data, name, attributes, time_unix_nano);
+        } else if self.parked != 0 {
+            self.on_parked(|data| push_event_on(data, name, attributes, time_unix_nano));
+        }
     }
 
     /// Adds a link to another span context.
     pub fn add_link(&mut self, span_context: SpanContext, attributes: Vec<KeyValue>) {
-        if !span_context.is_valid() {
-            return;
+        if let Some(data) = self.data.as_mut() {
+            add_link_on(data, span_context, attributes);
+        } else if self.parked != 0 {
+            self.on_parked(|data| add_link_on(data, span_context, attributes));
         }
-        self.with_data(|data| {
-            let limits = Self::limits(data);
-            let details = data.details_mut();
-            if details.links.len() >= limits.max_links_per_span {
-                details.dropped_links_count += 1;
-                return;
-            }
-            let (attributes, dropped) = limit_list(
-                attributes,
-                limits.max_attributes_per_link,
-                limits.max_attribute_value_length,
-            );
-            details.links.push(Link {
-                span_context,
-                attributes,
-                dropped_attributes_count: dropped,
-            });
-        });
     }
 
     /// Sets the status: `Ok` is final, `Unset` is ignored, otherwise the last call wins.
@@ -411,7 +352,7 @@ impl Span {
     /// Records an error as an `exception` event with `exception.type` and
     /// `exception.message`. Does not change the status: call `set_status` too.
     pub fn record_error<E: std::error::Error + ?Sized>(&mut self, error: &E) {
-        if self.may_record() {
+        if self.data.is_some() || self.parked != 0 {
             self.add_event(
                 "exception",
                 vec![
@@ -424,10 +365,27 @@ impl Span {
 
     /// Renames the span.
     pub fn update_name(&mut self, name: impl Into<Str>) {
-        if self.may_record() {
+        if self.data.is_some() || self.parked != 0 {
             let name = name.into();
             self.with_data(|data| data.name = name);
         }
+    }
+
+    /// Runs `f` on the span's data (a rare method's: the frequent ones keep
+    /// their own path without a closure).
+    fn with_data(&mut self, f: impl FnOnce(&mut SpanData)) {
+        match self.data.as_mut() {
+            Some(data) => f(data),
+            None if self.parked != 0 => self.on_parked(f),
+            None => {}
+        }
+    }
+
+    /// Runs `f` on the data of a handle's span, where it is parked.
+    #[cold]
+    #[inline(never)]
+    fn on_parked(&self, f: impl FnOnce(&mut SpanData)) {
+        Context::with_parked(self.parked, |slot| slot.as_mut().map(f));
     }
 
     /// Ends the span now. Later calls (and the drop) do nothing.
@@ -449,8 +407,9 @@ impl Span {
         }
     }
 
-    /// Ends a parked span: takes its data out of its entry (which stays
-    /// attached, so the context is current while the processors run).
+    /// Ends a handle's span: takes its data out of its entry (which stays
+    /// attached: its context is current while the processors run).
+    #[cold]
     #[inline(never)]
     fn finish_parked(&mut self, end_time_unix_nano: u64) {
         if let Some(Some(data)) = Context::with_parked(self.parked, Option::take) {
@@ -485,13 +444,72 @@ impl Drop for Ended<'_> {
 
 impl Drop for Span {
     /// Ends the span. A handle to a parked span does not end it: its owner
-    /// (the guard that parked it) does.
+    /// (the guard or call that parked it) does.
     #[inline]
     fn drop(&mut self) {
         if self.data.is_some() {
             self.finish(clock::now_unix_nanos());
         }
     }
+}
+
+/// Sets an attribute on a recording span's data.
+#[inline(always)]
+fn set_attribute_on(data: &mut SpanData, mut kv: KeyValue) {
+    let limits = Span::limits(data);
+    if let Some(max) = limits.max_attribute_value_length {
+        kv.value.truncate(max);
+    }
+    if data.attributes.capacity() == 0 {
+        data.attributes = list_pool::take();
+    }
+    if !upsert(&mut data.attributes, kv, limits.max_attributes_per_span) {
+        data.dropped_attributes_count += 1;
+    }
+}
+
+/// Adds an event to a recording span's data.
+fn push_event_on(data: &mut SpanData, name: Str, attributes: Vec<KeyValue>, time_unix_nano: u64) {
+    let limits = Span::limits(data);
+    let details = data.details_mut();
+    if details.events.len() >= limits.max_events_per_span {
+        details.dropped_events_count += 1;
+        return;
+    }
+    let (attributes, dropped) = limit_list(
+        attributes,
+        limits.max_attributes_per_event,
+        limits.max_attribute_value_length,
+    );
+    details.events.push(Event {
+        name,
+        time_unix_nano,
+        attributes,
+        dropped_attributes_count: dropped,
+    });
+}
+
+/// Adds a link to a recording span's data.
+fn add_link_on(data: &mut SpanData, span_context: SpanContext, attributes: Vec<KeyValue>) {
+    if !span_context.is_valid() {
+        return;
+    }
+    let limits = Span::limits(data);
+    let details = data.details_mut();
+    if details.links.len() >= limits.max_links_per_span {
+        details.dropped_links_count += 1;
+        return;
+    }
+    let (attributes, dropped) = limit_list(
+        attributes,
+        limits.max_attributes_per_link,
+        limits.max_attribute_value_length,
+    );
+    details.links.push(Link {
+        span_context,
+        attributes,
+        dropped_attributes_count: dropped,
+    });
 }
 
 /// Applies a count limit (first `max` kept) and the value length limit.

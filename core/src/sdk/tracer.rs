@@ -77,8 +77,10 @@ impl Tracer {
     /// assert_eq!(answer, 42);
     /// ```
     pub fn in_span<R>(&self, name: impl Into<Str>, f: impl FnOnce(&mut Span) -> R) -> R {
-        let mut current = self.span(name).start().make_current();
-        f(current.span())
+        let mut span = self.span(name).start();
+        let result = span.handed_over_while(f);
+        span.end();
+        result
     }
 
     /// The async form of [`in_span`](Self::in_span): starts a span, builds the
@@ -101,9 +103,9 @@ impl Tracer {
         name: impl Into<Str>,
         f: impl FnOnce(&mut Span) -> F,
     ) -> InSpan<F> {
-        let mut current = self.span(name).start().make_current();
-        let future = f(current.span());
-        future.in_span(current.into_span())
+        let mut span = self.span(name).start();
+        let future = span.handed_over_while(f);
+        future.in_span(span)
     }
 
     /// The sampler's decisions by kind of parent, if it decides without being

@@ -1,13 +1,14 @@
 //! The current span: handing a span to the thread's context, so that code
 //! called meanwhile can record on it without being passed it.
 //!
-//! [`Span::make_current`] (and, through it, [`Tracer::in_span`] and
-//! [`FutureExt::in_span`](crate::FutureExt::in_span) at each poll) parks the
-//! span's data in the context stack entry that makes it current. The `&mut
-//! Span` handles given out meanwhile ([`with_current_span`]'s, `in_span`'s)
-//! carry only that entry's id, and each method borrows the entry for the
-//! time of its own update: there is never a second `&mut` to the same data,
-//! and nested calls are fine.
+//! The context stack entry that makes such a span current holds its data:
+//! moved there by [`Span::make_current`] (whose guard moves, so the data
+//! cannot stay in it), or lent, where it lies, by [`Tracer::in_span`] and
+//! [`FutureExt::in_span`](crate::FutureExt::in_span) for the length of the
+//! call or poll. The `&mut Span` handles given out meanwhile
+//! ([`with_current_span`]'s, `in_span`'s) carry only that entry's id, and
+//! each method borrows the entry for the time of its own update: there is
+//! never a second `&mut` to the same data, and nested calls are fine.
 //!
 //! [`Tracer::in_span`]: crate::Tracer::in_span
 
@@ -56,9 +57,8 @@ pub fn with_current_span<R>(f: impl FnOnce(&mut Span) -> R) -> Option<R> {
 #[derive(Debug)]
 #[must_use = "the span ends as soon as the guard drops"]
 pub struct SpanGuard {
+    /// The guard of the context entry that holds the span's data (taken on drop).
     guard: Option<ContextGuard>,
-    /// A handle to the parked span; the span itself when it is not recording.
-    span: Span,
 }
 
 impl Span {
@@ -86,60 +86,43 @@ impl Span {
     /// } // "request" ends here
     /// ```
     pub fn make_current(mut self) -> SpanGuard {
-        match self.data.take() {
-            Some(data) => {
-                let context = data.span_context.clone();
-                let guard = Context::from_span_context(context.clone()).attach_parking(Some(data));
-                let span = Span::handle(context, guard.id());
-                SpanGuard {
-                    guard: Some(guard),
-                    span,
-                }
-            }
-            None => SpanGuard {
-                guard: Some(self.enter()),
-                span: self,
-            },
-        }
+        let guard = match self.data.take() {
+            Some(data) => Context::from_span_context(data.span_context.clone()).attach_owning(data),
+            None => self.enter(),
+        };
+        SpanGuard { guard: Some(guard) }
     }
 
-    /// Runs `f` with this span current under `cx` (its context) and its data
-    /// parked meanwhile: what [`FutureExt::in_span`](crate::FutureExt::in_span)
-    /// does at each poll. The data comes back afterwards, unless the span
-    /// ended meanwhile.
+    /// Runs `f` with this recording span current under `cx` (its context)
+    /// and its data lent to the context stack meanwhile, where `f`'s handle
+    /// (made from the entry id it gets) and [`with_current_span`] record on
+    /// it: what [`Tracer::in_span`](crate::Tracer::in_span) does, and
+    /// [`FutureExt::in_span`](crate::FutureExt::in_span) at each poll.
     #[inline]
-    pub(crate) fn current_while<R>(&mut self, cx: &mut Context, f: impl FnOnce() -> R) -> R {
-        cx.attached_while(&mut self.data, f)
-    }
-}
-
-impl SpanGuard {
-    /// The handle to the span, for the closure of [`Tracer::in_span`](crate::Tracer::in_span).
-    pub(crate) fn span(&mut self) -> &mut Span {
-        &mut self.span
+    pub(crate) fn current_while<R>(&mut self, cx: &mut Context, f: impl FnOnce(u64) -> R) -> R {
+        cx.attached_lending(&mut self.data, f)
     }
 
-    /// Takes the span back, still running, and restores the previous context.
-    pub(crate) fn into_span(mut self) -> Span {
-        match self.take_parked() {
-            Some(span) => span,
-            None => std::mem::replace(&mut self.span, Span::non_recording(SpanContext::INVALID)),
+    /// Runs `f` with this span current, on a handle to it: what
+    /// [`Tracer::in_span`](crate::Tracer::in_span) does. A non-recording span
+    /// is only entered, and `f` gets the span itself.
+    pub(crate) fn handed_over_while<R>(&mut self, f: impl FnOnce(&mut Span) -> R) -> R {
+        if !self.is_recording() {
+            let _guard = self.enter();
+            return f(self);
         }
-    }
-
-    /// Detaches the context, and returns the parked span if it did not end
-    /// meanwhile.
-    fn take_parked(&mut self) -> Option<Span> {
-        let (_, data) = self.guard.take()?.detach_parked()?;
-        data.map(Span::recording)
+        let mut cx = self.context();
+        let context = self.span_context().clone();
+        self.current_while(&mut cx, |id| f(&mut Span::handle(context, id)))
     }
 }
 
 impl Drop for SpanGuard {
-    /// Restores the previous context, then ends the span (processors see the
-    /// caller's context). Whatever the handle's place holds then ends too:
-    /// the span itself when it is not recording, or one swapped in there.
+    /// Restores the previous context, then ends the span, unless it ended
+    /// already through a handle (processors see the caller's context).
     fn drop(&mut self) {
-        drop(self.take_parked());
+        if let Some(data) = self.guard.take().and_then(ContextGuard::detach_owned) {
+            drop(Span::recording(data));
+        }
     }
 }
