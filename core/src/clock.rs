@@ -184,7 +184,8 @@ fn tsc_clock() -> Option<&'static TscClock> {
         .as_ref()
 }
 
-#[cfg(target_arch = "x86_64")]
+// Miri cannot run `rdtsc`: under it the clock is the system's.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 #[inline]
 fn rdtsc() -> u64 {
     // SAFETY: `rdtsc` exists on every x86-64 CPU and only reads the time-stamp
@@ -192,14 +193,14 @@ fn rdtsc() -> u64 {
     unsafe { std::arch::x86_64::_rdtsc() }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(all(target_arch = "x86_64", not(miri))))]
 fn rdtsc() -> u64 {
     0
 }
 
 /// The kernel's own clock source is the TSC, and the CPU says it is invariant.
 fn tsc_is_reliable() -> bool {
-    if !cfg!(target_arch = "x86_64") {
+    if !cfg!(all(target_arch = "x86_64", not(miri))) {
         return false;
     }
     let source =

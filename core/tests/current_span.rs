@@ -186,3 +186,39 @@ fn a_handle_carried_out_of_its_scope_records_nothing() {
     );
     assert!(spans.iter().all(|s| s.attributes.is_empty()));
 }
+
+#[test]
+fn reaches_the_span_of_an_in_span_future_at_each_poll() {
+    use runtrace::FutureExt;
+    use std::future::Future;
+    use std::task::{Context as TaskContext, Poll, Waker};
+
+    let exporter = InMemoryExporter::default();
+    let provider = simple(&exporter);
+    let tracer = provider.tracer("t");
+    let mut polls = 0;
+    let work = std::future::poll_fn(|_| {
+        polls += 1;
+        with_current_span(|span| span.set_attribute(format!("poll.{polls}"), polls)).unwrap();
+        if polls < 3 {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    });
+    let mut task = std::pin::pin!(work.in_span(tracer.span("task").start()));
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    while task.as_mut().poll(&mut cx).is_pending() {
+        // Between polls the span is not current, and its data is back home.
+        assert_eq!(with_current_span(|_| ()), None);
+        assert!(exporter.finished_spans().is_empty());
+    }
+    let spans = exporter.finished_spans();
+    assert_eq!(spans.len(), 1);
+    let keys: Vec<_> = spans[0]
+        .attributes
+        .iter()
+        .map(|kv| kv.key.to_string())
+        .collect();
+    assert_eq!(keys, ["poll.1", "poll.2", "poll.3"]);
+}
