@@ -126,6 +126,23 @@ fn proc_status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time so far of this process's `runtrace-batch` threads (0 before one
+/// starts), in nanoseconds, from `/proc/self/task/*/schedstat` (`None` where
+/// unreadable).
+fn batch_thread_cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != "runtrace-batch" {
+            continue;
+        }
+        let schedstat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        let on_cpu_ns: u64 = schedstat.split_whitespace().next()?.parse().ok()?;
+        total += on_cpu_ns;
+    }
+    Some(total)
+}
+
 /// One application thread: spans at `rate / threads` per second until `end`.
 fn app_thread(
     tracer: runtrace::Tracer,
@@ -242,6 +259,7 @@ fn main() {
     let tracer = provider.tracer("soak");
     let hists: Vec<Histogram> = (0..args.threads).map(|_| Histogram::new()).collect();
     let baseline_rss_kib = proc_status_kib("VmRSS:");
+    let worker_cpu_start = batch_thread_cpu_ns();
 
     // The load.
     let start = Instant::now();
@@ -265,6 +283,15 @@ fn main() {
         (created, merged)
     });
     let run_secs = start.elapsed().as_secs_f64();
+    // The worker's CPU per span it exported while the load ran (shutdown's
+    // final drain aside).
+    let exported_in_run = provider.stats().spans_exported;
+    let worker_cpu_ns_per_span = match (worker_cpu_start, batch_thread_cpu_ns()) {
+        (Some(before), Some(after)) if exported_in_run > 0 => {
+            Some(((after - before) as f64 / exported_in_run as f64).round() as u64)
+        }
+        _ => None,
+    };
 
     // Shutdown, bounded.
     let shutdown_start = Instant::now();
@@ -423,6 +450,7 @@ fn main() {
         "baseline_rss_kib": baseline_rss_kib,
         "peak_rss_kib": peak_rss_kib,
         "rss_bound_kib": rss_bound_kib,
+        "worker_cpu_ns_per_exported_span": worker_cpu_ns_per_span,
         "shutdown_ms": ms(shutdown_time),
         "shutdown_ok": shutdown.is_ok(),
         "shutdown_timed_out": timed_out,
