@@ -4,8 +4,9 @@
 //!
 //! `--threads` application threads create spans at `--rate` spans/s in total (0:
 //! as fast as they can) for `--seconds`, through `TracerProvider::from_env()`
-//! (so `OTEL_BSP_*` apply) and an `OtlpHttpExporter` pointed at a receiver on
-//! 127.0.0.1 that this program starts with a fault:
+//! (so `OTEL_BSP_*` apply) and an `OtlpHttpExporter` (with the
+//! `OTEL_EXPORTER_OTLP_*` settings, such as compression) pointed at a receiver
+//! on 127.0.0.1 that this program starts with a fault:
 //!
 //! | scenario | backend |
 //! |---|---|
@@ -244,7 +245,11 @@ fn main() {
 
     // The pipeline: OTEL_BSP_* (and the sampler variables) from the environment.
     let bsp = BatchConfig::from_env();
-    let mut builder = OtlpHttpExporter::builder().with_endpoint(&endpoint);
+    // The exporter's OTEL_EXPORTER_OTLP_* settings too (compression, headers),
+    // but always the scenario's receiver.
+    let mut builder = OtlpHttpExporter::builder()
+        .with_env_lookup(|k| std::env::var(k).ok())
+        .with_endpoint(&endpoint);
     if let Some(t) = args.export_timeout {
         builder = builder.with_timeout(t);
     }
