@@ -10,6 +10,7 @@
 pub mod histogram;
 pub mod http;
 pub mod receiver;
+pub mod receiver_process;
 pub mod w3c_service;
 pub mod workload;
 

@@ -31,6 +31,7 @@ use runtrace::{BatchConfig, FlushError, TracerProvider};
 use runtrace_examples::help_requested;
 use runtrace_examples::histogram::Histogram;
 use runtrace_examples::receiver::{Fault, Receiver, ReceiverStats};
+use runtrace_examples::receiver_process::{serve_child, ChildReceiver};
 use runtrace_otlp_http::OtlpHttpExporter;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -58,9 +59,70 @@ struct Args {
     shutdown: Duration,
     export_timeout: Option<Duration>,
     linger: Duration,
+    /// The receiver runs in a child process (`--receiver process`).
+    receiver_process: bool,
 }
 
-fn parse_args() -> Result<Args, String> {
+/// The scenario's backend: the receiver's fault, `None` when it is down.
+fn fault_of(scenario: &str) -> Option<Fault> {
+    match scenario {
+        "slow" => Some(Fault::Slow(Duration::from_secs(2))),
+        "hang" => Some(Fault::Hang),
+        "flaky" => Some(Fault::Flaky),
+        "reject" => Some(Fault::Reject),
+        "partial" => Some(Fault::Partial),
+        "down" => None,
+        _ => Some(Fault::Healthy),
+    }
+}
+
+/// The receiver, in this process or a child one.
+enum Backend {
+    InProcess(Receiver),
+    Child(ChildReceiver),
+}
+
+impl Backend {
+    fn start(fault: Fault, args: &Args) -> std::io::Result<Backend> {
+        if !args.receiver_process {
+            return Receiver::start(fault, false).map(Backend::InProcess);
+        }
+        let mut command = std::process::Command::new(std::env::current_exe()?);
+        command.args(["--serve-receiver", "--scenario", args.scenario]);
+        ChildReceiver::spawn(command).map(Backend::Child)
+    }
+
+    fn endpoint(&self) -> String {
+        match self {
+            Backend::InProcess(r) => r.endpoint(),
+            Backend::Child(r) => r.endpoint(),
+        }
+    }
+
+    fn stats(&self) -> ReceiverStats {
+        match self {
+            Backend::InProcess(r) => r.stats(),
+            Backend::Child(r) => r.stats(),
+        }
+    }
+
+    fn requests(&self) -> u64 {
+        match self {
+            Backend::InProcess(r) => r.requests(),
+            Backend::Child(r) => r.requests(),
+        }
+    }
+
+    /// Memory of the receiver in this process, per span it holds.
+    fn bytes_per_span_here(&self) -> u64 {
+        match self {
+            Backend::InProcess(_) => RECEIVER_BYTES_PER_SPAN,
+            Backend::Child(_) => 0,
+        }
+    }
+}
+
+fn parse_args(argv: &[String]) -> Result<Args, String> {
     let mut args = Args {
         scenario: "healthy",
         seconds: 10.0,
@@ -69,8 +131,8 @@ fn parse_args() -> Result<Args, String> {
         shutdown: Duration::from_millis(5000),
         export_timeout: None,
         linger: Duration::ZERO,
+        receiver_process: false,
     };
-    let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut it = argv.iter();
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -92,6 +154,18 @@ fn parse_args() -> Result<Args, String> {
                 args.export_timeout = Some(Duration::from_millis(value.parse().map_err(|_| bad())?))
             }
             "--linger-ms" => args.linger = Duration::from_millis(value.parse().map_err(|_| bad())?),
+            "--receiver" => {
+                args.receiver_process = match value.as_str() {
+                    "process" => true,
+                    "in-process" => false,
+                    _ => {
+                        return Err(format!(
+                            "{bad}; one of \"in-process\", \"process\"",
+                            bad = bad()
+                        ))
+                    }
+                }
+            }
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -191,11 +265,13 @@ fn app_thread(
 fn usage() -> String {
     format!(
         "usage: soak [--scenario {}] [--seconds S] [--threads T] [--rate SPANS_PER_S] \
-         [--shutdown-ms MS] [--export-timeout-ms MS] [--linger-ms MS]
+         [--shutdown-ms MS] [--export-timeout-ms MS] [--linger-ms MS] \
+         [--receiver in-process|process]
 
 Runs --threads application threads (default 2) ending spans at --rate spans/s in
 total (default 50000; 0: as fast as they can) for --seconds (default 10) against
-an embedded OTLP/HTTP receiver with the scenario's fault (default healthy), then
+an embedded OTLP/HTTP receiver with the scenario's fault (default healthy; in a
+child process with --receiver process), then
 shuts down within --shutdown-ms (default 5000), checks the invariants and prints
 one JSON line. Exits 1 if an invariant is broken, 2 on a bad argument.
 ",
@@ -208,23 +284,28 @@ fn main() {
         print!("{}", usage());
         return;
     }
-    let args = parse_args().unwrap_or_else(|e| {
+    let mut argv: Vec<String> = std::env::args().skip(1).collect();
+    // The child of `--receiver process`: serves the scenario's receiver only.
+    let serve_receiver = argv.first().is_some_and(|a| a == "--serve-receiver");
+    if serve_receiver {
+        argv.remove(0);
+    }
+    let args = parse_args(&argv).unwrap_or_else(|e| {
         eprint!("soak: {e}\n{}", usage());
         std::process::exit(2);
     });
+    if serve_receiver {
+        if let Err(e) = fault_of(args.scenario).map_or(Ok(()), serve_child) {
+            eprintln!("soak: receiver process: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
 
     // The backend.
-    let fault = match args.scenario {
-        "slow" => Some(Fault::Slow(Duration::from_secs(2))),
-        "hang" => Some(Fault::Hang),
-        "flaky" => Some(Fault::Flaky),
-        "reject" => Some(Fault::Reject),
-        "partial" => Some(Fault::Partial),
-        "down" => None,
-        _ => Some(Fault::Healthy),
-    };
+    let fault = fault_of(args.scenario);
     let receiver = fault.map(|f| {
-        Receiver::start(f, false).unwrap_or_else(|e| {
+        Backend::start(f, &args).unwrap_or_else(|e| {
             eprintln!("soak: cannot start the receiver: {e}");
             std::process::exit(1);
         })
@@ -344,6 +425,7 @@ fn main() {
             "receiver_requests": receiver.as_ref().map_or(0, |r| r.requests()),
         })
     });
+    let receiver_bytes_per_span = receiver.as_ref().map_or(0, Backend::bytes_per_span_here);
     drop(receiver); // releases hanging requests
     let peak_rss_kib = proc_status_kib("VmHWM:");
 
@@ -353,7 +435,7 @@ fn main() {
     let rss_bound_kib = baseline_rss_kib
         // The shared queue and the lanes made for the producer threads.
         + (stats.queue_capacity * PER_SPAN_BYTES).div_ceil(1024)
-        + (rx.unique_spans + rx.duplicate_spans) * RECEIVER_BYTES_PER_SPAN / 1024
+        + (rx.unique_spans + rx.duplicate_spans) * receiver_bytes_per_span / 1024
         + RSS_MARGIN_KIB;
     let export_calls = stats.batches_exported + stats.export_failures;
     let retries_seen = rx_requests.saturating_sub(export_calls);
