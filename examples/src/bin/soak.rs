@@ -405,10 +405,7 @@ fn main() {
             stats = provider.stats();
         }
     }
-    let rx = receiver
-        .as_ref()
-        .map(|r| r.stats())
-        .unwrap_or(ReceiverStats::default());
+    let rx = receiver.as_ref().map(|r| r.stats()).unwrap_or_default();
     let rx_requests = receiver.as_ref().map_or(0, |r| r.requests());
     // Optionally watch what the (possibly detached) worker does after shutdown.
     let after_linger = (!args.linger.is_zero()).then(|| {
