@@ -22,7 +22,12 @@ const SHUTDOWN_SLACK_MS: f64 = 500.0;
 const BATCH: u64 = 512;
 
 fn soak(scenario: &str, seconds: &str) -> Value {
+    soak_with(scenario, seconds, &[])
+}
+
+fn soak_with(scenario: &str, seconds: &str, more_args: &[&str]) -> Value {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_soak"));
+    cmd.args(more_args);
     cmd.args([
         "--scenario",
         scenario,
@@ -133,6 +138,22 @@ fn hang_keeps_app_latency_and_shutdown_bounded() {
         hang_p999 <= 5 * healthy_p999.max(2000),
         "p99.9 with a hung backend {hang_p999} ns vs healthy {healthy_p999} ns"
     );
+}
+
+/// `--receiver process`: the receiver in a child process receives and counts
+/// what the exporter sends, as the in-process one does (and the worker's CPU
+/// per exported span is reported).
+#[test]
+fn receiver_in_a_child_process() {
+    let _cpu = CPU.read().unwrap_or_else(|e| e.into_inner());
+    let v = soak_with("healthy", "2", &["--receiver", "process"]);
+    common(&v);
+    assert_eq!(u(&v, "exported"), u(&v, "received"), "{v}");
+    assert!(
+        u(&v, "receiver_requests") >= u(&v, "batches_exported"),
+        "{v}"
+    );
+    assert!(u(&v, "worker_cpu_ns_per_exported_span") > 0, "{v}");
 }
 
 #[test]
