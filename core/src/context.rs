@@ -161,23 +161,33 @@ impl Context {
     /// assert_eq!(Context::current(), Context::new());
     /// ```
     pub fn attach(self) -> ContextGuard {
-        self.attach_parking(None)
+        self.attach_parking(&mut None)
     }
 
     /// Attaches this context, with the data of its recording span moved into
-    /// its entry. Take the data back with [`ContextGuard::detach_owned`].
-    pub(crate) fn attach_owning(self, span: SpanData) -> ContextGuard {
-        self.attach_parking(Some(Parked::Owned(Box::new(Some(span)))))
+    /// its entry. Take the data back with [`ContextGuard::detach_owned`]. At
+    /// thread exit, when nothing can be attached, gives the data back.
+    pub(crate) fn attach_owning(self, span: SpanData) -> Result<ContextGuard, SpanData> {
+        let mut parked = Some(Parked::Owned(Box::new(Some(span))));
+        let guard = self.attach_parking(&mut parked);
+        match parked {
+            Some(Parked::Owned(data)) => Err(data.expect("put there above")),
+            _ => Ok(guard),
+        }
     }
 
-    /// Attaches this context, with `span` in its entry.
-    fn attach_parking(self, span: Option<Parked>) -> ContextGuard {
+    /// Attaches this context, with `span` taken into its entry.
+    fn attach_parking(self, span: &mut Option<Parked>) -> ContextGuard {
         let id = next_guard_id();
-        // At thread exit (the stack destroyed) nothing is attached, and the
-        // guard's drop finds nothing to remove.
+        // At thread exit (the stack destroyed) nothing is attached, `span`
+        // stays where it is, and the guard's drop finds nothing to remove.
         let _ = STACK.try_with(|stack| {
             let mut stack = stack.borrow_mut();
-            stack.0.push(Entry { id, cx: self, span });
+            stack.0.push(Entry {
+                id,
+                cx: self,
+                span: span.take(),
+            });
             ATTACHED.set(stack.0.len());
         });
         ContextGuard {
@@ -207,8 +217,8 @@ impl Context {
     /// Runs `f` with this context attached (as [`attached_while`]) and the
     /// data of its recording span lent to its entry, so that
     /// [`with_parked`](Self::with_parked) reaches it where it lies. `f` gets
-    /// the entry's id. The data is `None` afterwards if the span ended
-    /// meanwhile.
+    /// the entry's id (0 at thread exit, when nothing can be attached). The
+    /// data is `None` afterwards if the span ended meanwhile.
     ///
     /// [`attached_while`]: Self::attached_while
     pub(crate) fn attached_lending<R>(
@@ -219,8 +229,15 @@ impl Context {
         let cx = std::mem::take(self);
         lend(
             span,
-            |lent| cx.attach_parking(Some(Parked::Lent(lent))),
-            |guard| f(guard.id),
+            |lent| {
+                let mut parked = Some(Parked::Lent(lent));
+                let guard = cx.attach_parking(&mut parked);
+                match parked {
+                    Some(Parked::Lent(lent)) => Err(lent),
+                    _ => Ok(guard),
+                }
+            },
+            |guard| f(guard.map_or(0, |guard| guard.id)),
             |guard| {
                 let (cx, parked) = guard.detach()?;
                 *self = cx;

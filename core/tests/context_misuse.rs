@@ -64,6 +64,19 @@ impl Drop for LateGuard {
             // The stack is gone: an empty context, no panic.
             let span = tracer.span("after the stack").start();
             assert!(!span.span_context().trace_id().to_bytes().is_empty());
+            // Nothing can be made current: `in_span` runs and ends its span,
+            // and its handle records nothing (no abort over the lent data).
+            let ran = tracer.in_span("in_span after the stack", |span| {
+                span.set_attribute("lost", 1);
+                runtrace::with_current_span(|_| ()).is_none()
+            });
+            assert!(ran);
+            drop(
+                tracer
+                    .span("made current after the stack")
+                    .start()
+                    .make_current(),
+            );
         }
     }
 }
@@ -89,6 +102,20 @@ fn guards_and_spans_in_thread_local_destructors_do_not_abort() {
     })
     .join()
     .expect("the thread exits cleanly");
+    let names: Vec<_> = exporter
+        .finished_spans()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "parent",
+            "in_span after the stack",
+            "made current after the stack",
+            "after the stack"
+        ]
+    );
 }
 
 #[test]

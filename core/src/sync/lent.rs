@@ -29,25 +29,35 @@ impl<T> Lent<T> {
 
 /// Lends `slot`: gives `register` a [`Lent`] of it (to store, returning a
 /// key), runs `run` with the key, then has `unregister` give the `Lent` back,
-/// also when `run` panics. Aborts the process if the `Lent` does not come
+/// also when `run` panics. A `register` that cannot store it gives it back at
+/// once, and `run` gets no key. Aborts the process if the `Lent` does not come
 /// back: it might otherwise outlive the borrow of `slot`.
 pub(crate) fn lend<T, K, R>(
     slot: &mut T,
-    register: impl FnOnce(Lent<T>) -> K,
-    run: impl FnOnce(&K) -> R,
+    register: impl FnOnce(Lent<T>) -> Result<K, Lent<T>>,
+    run: impl FnOnce(Option<&K>) -> R,
     unregister: impl FnOnce(K) -> Option<Lent<T>>,
 ) -> R {
     let target = NonNull::from(slot);
-    let key = register(Lent {
+    let lent = Lent {
         target,
         _not_send: PhantomData,
-    });
-    let back = GiveBack {
-        key: Some(key),
-        unregister: Some(unregister),
-        target,
     };
-    run(back.key.as_ref().expect("the key is taken only on drop"))
+    match register(lent) {
+        Ok(key) => {
+            let back = GiveBack {
+                key: Some(key),
+                unregister: Some(unregister),
+                target,
+            };
+            run(back.key.as_ref())
+        }
+        Err(lent) => {
+            assert_eq!(lent.target, target, "another `Lent` came back");
+            drop(lent);
+            run(None)
+        }
+    }
 }
 
 /// Takes the `Lent` back when dropped.
@@ -88,8 +98,9 @@ mod tests {
         let mut list = vec![1];
         let len = lend(
             &mut list,
-            |lent| REGISTRY.with(|r| r.borrow_mut().push(lent)),
-            |()| {
+            |lent| Ok(REGISTRY.with(|r| r.borrow_mut().push(lent))),
+            |key| {
+                assert!(key.is_some());
                 push_through_registry(2);
                 push_through_registry(3);
                 REGISTRY.with(|r| r.borrow().len())
@@ -107,8 +118,8 @@ mod tests {
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             lend(
                 &mut list,
-                |lent| REGISTRY.with(|r| r.borrow_mut().push(lent)),
-                |()| {
+                |lent| Ok(REGISTRY.with(|r| r.borrow_mut().push(lent))),
+                |_| {
                     push_through_registry(7);
                     panic!("in the call");
                 },
@@ -118,5 +129,14 @@ mod tests {
         assert!(caught.is_err());
         assert!(REGISTRY.with(|r| r.borrow().is_empty()));
         assert_eq!(list, [7]);
+    }
+
+    #[test]
+    fn a_registry_that_cannot_store_it_gives_it_back_at_once() {
+        let mut list = vec![1];
+        let ran = lend(&mut list, Err, |key: Option<&()>| key.is_none(), |()| None);
+        assert!(ran);
+        list.push(2);
+        assert_eq!(list, [1, 2]);
     }
 }

@@ -59,6 +59,9 @@ pub fn with_current_span<R>(f: impl FnOnce(&mut Span) -> R) -> Option<R> {
 pub struct SpanGuard {
     /// The guard of the context entry that holds the span's data (taken on drop).
     guard: Option<ContextGuard>,
+    /// The span, when its data is not in the entry: not recording (only
+    /// entered), or at thread exit (when nothing can be made current).
+    span: Option<Span>,
 }
 
 impl Span {
@@ -86,11 +89,22 @@ impl Span {
     /// } // "request" ends here
     /// ```
     pub fn make_current(mut self) -> SpanGuard {
-        let guard = match self.data.take() {
-            Some(data) => Context::from_span_context(data.span_context.clone()).attach_owning(data),
-            None => self.enter(),
+        let Some(data) = self.data.take() else {
+            return SpanGuard {
+                guard: Some(self.enter()),
+                span: Some(self),
+            };
         };
-        SpanGuard { guard: Some(guard) }
+        match Context::from_span_context(data.span_context.clone()).attach_owning(data) {
+            Ok(guard) => SpanGuard {
+                guard: Some(guard),
+                span: None,
+            },
+            Err(data) => SpanGuard {
+                guard: None,
+                span: Some(Span::recording(data)),
+            },
+        }
     }
 
     /// Runs `f` with this recording span current under `cx` (its context)
@@ -119,7 +133,8 @@ impl Span {
 
 impl Drop for SpanGuard {
     /// Restores the previous context, then ends the span, unless it ended
-    /// already through a handle (processors see the caller's context).
+    /// already through a handle (processors see the caller's context). A span
+    /// kept here ends as the field drops.
     fn drop(&mut self) {
         if let Some(data) = self.guard.take().and_then(ContextGuard::detach_owned) {
             drop(Span::recording(data));
