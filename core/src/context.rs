@@ -164,16 +164,17 @@ impl Context {
         self.attach_parking(&mut None)
     }
 
-    /// Attaches this context, with the data of its recording span moved into
-    /// its entry. Take the data back with [`ContextGuard::detach_owned`]. At
-    /// thread exit, when nothing can be attached, gives the data back.
-    pub(crate) fn attach_owning(self, span: SpanData) -> Result<ContextGuard, SpanData> {
-        let mut parked = Some(Parked::Owned(Box::new(Some(span))));
+    /// Attaches this context, with the data of its recording span taken from
+    /// `span` into its entry. Take the data back with
+    /// [`ContextGuard::detach_owned`]. At thread exit, when nothing can be
+    /// attached, the data stays in `span`.
+    pub(crate) fn attach_owning(self, span: &mut Option<SpanData>) -> ContextGuard {
+        let mut parked = span.take().map(|data| Parked::Owned(Box::new(Some(data))));
         let guard = self.attach_parking(&mut parked);
-        match parked {
-            Some(Parked::Owned(data)) => Err(data.expect("put there above")),
-            _ => Ok(guard),
+        if let Some(Parked::Owned(data)) = parked {
+            *span = *data;
         }
+        guard
     }
 
     /// Attaches this context, with `span` taken into its entry.

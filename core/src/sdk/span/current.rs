@@ -89,21 +89,17 @@ impl Span {
     /// } // "request" ends here
     /// ```
     pub fn make_current(mut self) -> SpanGuard {
-        let Some(data) = self.data.take() else {
+        let Some(context) = self.data.as_ref().map(|d| d.span_context.clone()) else {
             return SpanGuard {
                 guard: Some(self.enter()),
                 span: Some(self),
             };
         };
-        match Context::from_span_context(data.span_context.clone()).attach_owning(data) {
-            Ok(guard) => SpanGuard {
-                guard: Some(guard),
-                span: None,
-            },
-            Err(data) => SpanGuard {
-                guard: None,
-                span: Some(Span::recording(data)),
-            },
+        let guard = Context::from_span_context(context).attach_owning(&mut self.data);
+        SpanGuard {
+            guard: Some(guard),
+            // Still here only at thread exit.
+            span: self.data.is_some().then_some(self),
         }
     }
 
@@ -139,5 +135,6 @@ impl Drop for SpanGuard {
         if let Some(data) = self.guard.take().and_then(ContextGuard::detach_owned) {
             drop(Span::recording(data));
         }
+        drop(self.span.take());
     }
 }
