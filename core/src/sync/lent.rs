@@ -98,7 +98,10 @@ mod tests {
         let mut list = vec![1];
         let len = lend(
             &mut list,
-            |lent| Ok(REGISTRY.with(|r| r.borrow_mut().push(lent))),
+            |lent| {
+                REGISTRY.with(|r| r.borrow_mut().push(lent));
+                Ok(())
+            },
             |key| {
                 assert!(key.is_some());
                 push_through_registry(2);
@@ -118,7 +121,10 @@ mod tests {
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             lend(
                 &mut list,
-                |lent| Ok(REGISTRY.with(|r| r.borrow_mut().push(lent))),
+                |lent| {
+                    REGISTRY.with(|r| r.borrow_mut().push(lent));
+                    Ok(())
+                },
                 |_| {
                     push_through_registry(7);
                     panic!("in the call");
