@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context as LayerContext, Layer};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 /// A [`Layer`] that exports `tracing` spans through a runtrace [`Tracer`].
 ///
@@ -147,10 +147,27 @@ fn code_attributes(meta: &'static Metadata<'static>) -> impl Iterator<Item = Key
     namespace.into_iter().chain(file).chain(line)
 }
 
+/// The runtrace parent of a span whose `tracing` parent is `parent`: for a
+/// contextual span, the current runtrace context (the innermost entered
+/// `tracing` span's, or a native span's started inside it); for an explicit
+/// parent, that span's context.
+fn parent_context<'a, R>(attrs: &Attributes<'_>, parent: SpanRef<'a, R>) -> Option<Context>
+where
+    R: LookupSpan<'a>,
+{
+    if attrs.is_contextual() {
+        let current = Context::current();
+        if current.span_context().is_some() {
+            return Some(current);
+        }
+    }
+    context_of(parent)
+}
+
 /// Whether the layer keeps a recording span for `id` (read-locked briefly,
 /// so that converting fields afterwards runs without the span's lock: a
 /// field's `Debug` may itself emit `tracing` events).
-fn is_recorded<S>(span: &tracing_subscriber::registry::SpanRef<'_, S>) -> bool
+fn is_recorded<S>(span: &SpanRef<'_, S>) -> bool
 where
     S: for<'a> LookupSpan<'a>,
 {
@@ -170,7 +187,7 @@ where
             return;
         }
         let Some(span) = ctx.span(id) else { return };
-        let state = match span.parent().and_then(context_of) {
+        let state = match span.parent().and_then(|p| parent_context(attrs, p)) {
             Some(parent) => self.start_child(attrs, &parent),
             None if attrs.is_root() => Some(self.pending_root(attrs, Context::new())),
             None => Some(self.pending_root(attrs, Context::current())),
