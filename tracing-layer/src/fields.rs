@@ -52,7 +52,11 @@ impl Conventions {
     pub(crate) fn status(&self) -> Option<Status> {
         let described = || {
             let description = self.status_message.clone();
-            Status::error(description.or_else(|| self.exception.clone()).unwrap_or_default())
+            Status::error(
+                description
+                    .or_else(|| self.exception.clone())
+                    .unwrap_or_default(),
+            )
         };
         match self.status_ok {
             Some(true) => Some(Status::Ok),
@@ -123,7 +127,8 @@ impl<S: AttributeSink> Visit for SpanFields<'_, S> {
         self.sink.attribute(KeyValue::new(field.name(), value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.sink.attribute(KeyValue::new(field.name(), unsigned(value)));
+        self.sink
+            .attribute(KeyValue::new(field.name(), unsigned(value)));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.sink.attribute(KeyValue::new(field.name(), value));

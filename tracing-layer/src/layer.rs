@@ -254,7 +254,9 @@ where
         fields
             .attributes
             .push(KeyValue::new("level", meta.level().as_str()));
-        fields.attributes.push(KeyValue::new("target", meta.target()));
+        fields
+            .attributes
+            .push(KeyValue::new("target", meta.target()));
         event.record(&mut fields);
         let EventFields {
             name,

@@ -159,7 +159,11 @@ fn otel_fields_set_name_kind_and_status() {
     });
     let root = named(&spans, "GET /items/{id}");
     assert_eq!(root.kind, SpanKind::Server);
-    assert_eq!(attribute(root, "otel.name"), None, "conventions are not attributes");
+    assert_eq!(
+        attribute(root, "otel.name"),
+        None,
+        "conventions are not attributes"
+    );
     let call = named(&spans, "call");
     assert_eq!((call.kind, call.status()), (SpanKind::Client, &Status::Ok));
     assert_eq!(named(&spans, "publish").kind, SpanKind::Producer);
@@ -290,7 +294,10 @@ fn native_spans_nest_in_tracing_spans_and_the_other_way_round() {
         assert_eq!(Context::current(), Context::new(), "left attached");
     });
     let id = |name| named(&spans, name).span_context.span_id();
-    assert_eq!(named(&spans, "tracing outer").parent_span_id, SpanId::INVALID);
+    assert_eq!(
+        named(&spans, "tracing outer").parent_span_id,
+        SpanId::INVALID
+    );
     assert_eq!(
         named(&spans, "native middle").parent_span_id,
         id("tracing outer")
