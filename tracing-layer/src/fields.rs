@@ -8,7 +8,9 @@
 //! an `exception` event and an error status.
 
 use runtrace::{KeyValue, SpanKind, Status, Str, Value};
-use std::fmt;
+use std::cell::RefCell;
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
 use tracing::field::{Field, Visit};
 
 /// Where a visitor puts the plain attributes.
@@ -87,9 +89,31 @@ pub(crate) fn span_kind(text: &str) -> Option<SpanKind> {
     .map(|(_, kind)| kind)
 }
 
+thread_local! {
+    /// Where `Debug` text is written before it is copied into its one
+    /// allocation (formatting straight into a `String` and converting would
+    /// allocate twice).
+    static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
 /// The `Debug` text of a value as an attribute string.
 fn debug_text(value: &dyn fmt::Debug) -> Str {
-    Str::from(format!("{value:?}"))
+    // A value's `Debug` may itself emit `tracing` events, and so land here
+    // again while the buffer is in use: then it gets its own.
+    TEXT.try_with(|text| {
+        let mut text = text.try_borrow_mut().ok()?;
+        text.clear();
+        write!(text, "{value:?}").ok()?;
+        Some(shared(&text))
+    })
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| Str::from(format!("{value:?}")))
+}
+
+/// A copy of `text` in one allocation.
+fn shared(text: &str) -> Str {
+    Str::Shared(Arc::from(text))
 }
 
 /// Reads a span's fields: plain ones into `sink`, the conventions aside.
@@ -134,7 +158,7 @@ impl<S: AttributeSink> Visit for SpanFields<'_, S> {
         self.sink.attribute(KeyValue::new(field.name(), value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.text(field, Str::from(value.to_owned()));
+        self.text(field, shared(value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         let text = Str::from(value.to_string());
@@ -209,7 +233,7 @@ impl Visit for EventFields {
         self.attributes.push(KeyValue::new(field.name(), value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.text(field, Str::from(value.to_owned()));
+        self.text(field, shared(value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         let text = Str::from(value.to_string());
