@@ -146,9 +146,10 @@ pub(crate) fn context_of<'a, R>(span: SpanRef<'a, R>) -> Option<Context>
 where
     R: LookupSpan<'a>,
 {
-    span.scope().find_map(|s| {
+    let own = |s: &SpanRef<'a, R>| {
         let mut extensions = s.extensions_mut();
-        let state = extensions.get_mut::<SpanState>()?;
-        Some(state.start().context())
-    })
+        Some(extensions.get_mut::<SpanState>()?.start().context())
+    };
+    // The span's own first: walking its scope would look it up again.
+    own(&span).or_else(|| span.scope().skip(1).find_map(|s| own(&s)))
 }
