@@ -187,7 +187,8 @@ fn tracing_benches(c: &mut Criterion) {
         rt::bench(&mut g, case);
         otel::bench(&mut g, case);
         let registry = Dispatch::new(tracing_subscriber::registry());
-        case.run(&mut g, "none", &registry);
+        let ended = case.run(&mut g, "none", &registry);
+        eprintln!("[none/{}] spans ended {ended}", case.name());
     }
     g.finish();
 }

@@ -13,12 +13,13 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 /// A [`Layer`] that exports `tracing` spans through a runtrace [`Tracer`].
 ///
-/// - A `tracing` span becomes a runtrace span whose parent is its `tracing`
-///   parent (explicit or contextual) or, without one, the runtrace context
-///   current where it was created (so a `tracing` span inside a native span
-///   joins its trace). It ends when the `tracing` span closes (its last
-///   handle drops), so `.instrument(span)` across `.await`s and into spawned
-///   tasks works.
+/// - A `tracing` span becomes a runtrace span. Its parent is its explicit
+///   `tracing` parent, else the runtrace context current where it was
+///   created: the innermost entered `tracing` span's, or a native span's
+///   entered inside it (so `tracing` and native spans nest in each other, and
+///   a `tracing` root inside a native span joins its trace). It ends when the
+///   `tracing` span closes (its last handle drops), so `.instrument(span)`
+///   across `.await`s and into spawned tasks works.
 /// - Fields become typed attributes, also when recorded later with
 ///   `Span::record`, plus `code.namespace`, `code.filepath` and `code.lineno`.
 ///   `otel.name`, `otel.kind`, `otel.status_code` (`ok`/`error`) and
