@@ -147,6 +147,12 @@ where
     R: LookupSpan<'a>,
 {
     let own = |s: &SpanRef<'a, R>| {
+        // A started span's context needs only the read lock (a span entered
+        // by several tasks at once, each poll an enter).
+        match s.extensions().get::<SpanState>()? {
+            SpanState::Started { span, .. } => return Some(span.context()),
+            SpanState::Pending(_) => {}
+        }
         let mut extensions = s.extensions_mut();
         Some(extensions.get_mut::<SpanState>()?.start().context())
     };
