@@ -3,7 +3,7 @@
 
 use crate::current;
 use crate::fields::{Conventions, EventFields, KindField, SpanFields};
-use crate::state::{context_of, Pending, SpanState};
+use crate::state::{context_of, starting, Pending, SpanState};
 use runtrace::{Context, KeyValue, Span, SpanKind, Status, Str, Tracer};
 use std::time::SystemTime;
 use tracing::span::{Attributes, Id, Record};
@@ -199,6 +199,9 @@ where
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: LayerContext<'_, S>) {
+        if starting() {
+            return;
+        }
         let Some(span) = ctx.span(id) else { return };
         if !is_recorded(&span) {
             return;
@@ -240,6 +243,9 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: LayerContext<'_, S>) {
+        if starting() {
+            return;
+        }
         let Some(span) = ctx.event_span(event) else {
             return;
         };

@@ -12,6 +12,7 @@
 
 use crate::fields::Conventions;
 use runtrace::{Context, KeyValue, Span, SpanContext, SpanKind, Status, Str, Tracer};
+use std::cell::Cell;
 use std::time::SystemTime;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
@@ -83,7 +84,10 @@ impl SpanState {
             for link in links {
                 builder = builder.link(link, Vec::new());
             }
-            let mut span = builder.start();
+            let mut span = {
+                let _starting = Starting::enter();
+                builder.start()
+            };
             let status_set = status.is_some();
             if span.is_recording() {
                 for KeyValue { key, value } in attributes {
@@ -158,4 +162,31 @@ where
     };
     // The span's own first: walking its scope would look it up again.
     own(&span).or_else(|| span.scope().skip(1).find_map(|s| own(&s)))
+}
+
+thread_local! {
+    static STARTING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread is starting a pending root, holding its span's lock:
+/// an event or record emitted meanwhile (by a processor, or a diagnostics
+/// handler that logs through `tracing`) must not wait for that lock.
+pub(crate) fn starting() -> bool {
+    STARTING.try_with(Cell::get).unwrap_or(false)
+}
+
+/// Marks this thread as [`starting`] until dropped (also when unwinding).
+struct Starting;
+
+impl Starting {
+    fn enter() -> Starting {
+        let _ = STARTING.try_with(|s| s.set(true));
+        Starting
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        let _ = STARTING.try_with(|s| s.set(false));
+    }
 }
