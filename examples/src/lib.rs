@@ -4,6 +4,9 @@
 //! - [`workload`]: the simulated inference request the programs trace.
 //! - [`histogram`]: a fixed-size log-linear latency histogram (the soak).
 //! - [`http`]: a tiny blocking HTTP/1.1 server side and client (examples only).
+//! - [`trace_tree`]: prints received spans as one tree per trace.
+//! - [`tracing_service`]: an HTTP service instrumented with `tracing`, whose
+//!   spans export through `runtrace-tracing`.
 //! - [`w3c_service`]: the W3C trace-context test-suite service, as a library so
 //!   that `runtrace-tests` can drive it in-process.
 
@@ -11,6 +14,8 @@ pub mod histogram;
 pub mod http;
 pub mod receiver;
 pub mod receiver_process;
+pub mod trace_tree;
+pub mod tracing_service;
 pub mod w3c_service;
 pub mod workload;
 

@@ -1,0 +1,197 @@
+//! `tracing` spans exported through runtrace-tracing, against the same spans
+//! through tracing-opentelemetry over opentelemetry_sdk, and through the
+//! `tracing-subscriber` registry alone (what `tracing` itself costs).
+//!
+//! Run with `cargo bench -p runtrace-benches --bench tracing -- --warm-up-time 1
+//! --measurement-time 3`. Each case runs for the three subscribers back to
+//! back (the shared VM drifts between a fast and a slow phase over minutes):
+//!
+//! - `span_4fields`: an `info_span!` with 4 fields of mixed types (u64, str,
+//!   bool, f64), entered, exited and closed: a local root, sampled;
+//! - `child_span_with_event`: a child span of an entered parent, with one
+//!   event (a message and one field) inside it.
+//!
+//! Sampled spans go through each library's std-thread batch processor (queue
+//! 65536) into an exporter that counts and discards; the counts are printed
+//! after each case. Both layers run with their defaults (tracing-opentelemetry
+//! adds the code location and thread attributes, runtrace-tracing the code
+//! location). Each subscriber is the thread's default for its case
+//! (`with_default`), so every `tracing` call looks up the thread's dispatcher,
+//! as for the three alike.
+
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{info, info_span, Dispatch};
+use tracing_subscriber::layer::SubscriberExt;
+
+const MAX_QUEUE_SIZE: usize = 65536;
+const SCHEDULED_DELAY: Duration = Duration::from_millis(100);
+
+/// Runs `op` `iters` times and returns the elapsed time; adds `iters` to
+/// `count` (warm-up included: every span the case ended).
+fn timed(count: &Cell<u64>, iters: u64, mut op: impl FnMut()) -> Duration {
+    count.set(count.get() + iters);
+    let start = Instant::now();
+    for _ in 0..iters {
+        op();
+    }
+    start.elapsed()
+}
+
+#[inline(always)]
+fn span_4fields() {
+    let span = info_span!(
+        "request",
+        request.id = 42_u64,
+        http.route = "/v1/infer",
+        cache.hit = true,
+        load = 0.75
+    );
+    let entered = span.enter();
+    drop(entered);
+}
+
+#[inline(always)]
+fn child_span_with_event() {
+    let span = info_span!("child");
+    let _entered = span.enter();
+    info!(rows = 3, "fetched");
+}
+
+/// The cases, each measured for every subscriber in turn.
+#[derive(Clone, Copy)]
+enum Case {
+    Span4Fields,
+    ChildSpanWithEvent,
+}
+
+impl Case {
+    fn name(self) -> &'static str {
+        match self {
+            Case::Span4Fields => "span_4fields",
+            Case::ChildSpanWithEvent => "child_span_with_event",
+        }
+    }
+
+    /// Spans the case ends per iteration (the child case's parent is one per
+    /// sample, counted by [`run`]).
+    fn run(self, g: &mut BenchmarkGroup<'_, WallTime>, lib: &str, dispatch: &Dispatch) -> u64 {
+        let count = Cell::new(0);
+        tracing::dispatcher::with_default(dispatch, || {
+            g.bench_function(format!("{lib}/{}", self.name()), |b| match self {
+                Case::Span4Fields => b.iter_custom(|n| timed(&count, n, span_4fields)),
+                Case::ChildSpanWithEvent => b.iter_custom(|n| {
+                    // One parent per sample, entered outside the timing.
+                    count.set(count.get() + 1);
+                    let parent = info_span!("parent");
+                    let _entered = parent.enter();
+                    timed(&count, n, child_span_with_event)
+                }),
+            });
+        });
+        count.take()
+    }
+}
+
+mod rt {
+    use super::*;
+    use runtrace::{BatchConfig, ExportError, SpanData, SpanExporter, TracerProvider};
+    use runtrace_tracing::RuntraceLayer;
+
+    /// Drops exported spans (the provider's stats count them).
+    #[derive(Debug, Default)]
+    struct Discard;
+
+    impl SpanExporter for Discard {
+        fn export(&mut self, _: &[SpanData], _deadline: Instant) -> Result<(), ExportError> {
+            Ok(())
+        }
+    }
+
+    pub(super) fn bench(g: &mut BenchmarkGroup<'_, WallTime>, case: Case) {
+        let config = BatchConfig::builder()
+            .with_max_queue_size(MAX_QUEUE_SIZE)
+            .with_scheduled_delay(SCHEDULED_DELAY)
+            .build();
+        let provider = TracerProvider::builder()
+            .with_batch_config(config)
+            .with_batch_exporter(Discard)
+            .build();
+        let layer = RuntraceLayer::new(provider.tracer("bench"));
+        let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+        let ended = case.run(g, "runtrace", &dispatch);
+        let _ = provider.force_flush();
+        let s = provider.stats();
+        eprintln!(
+            "[runtrace/{}] spans ended {ended}, exported {}, dropped {}",
+            case.name(),
+            s.spans_exported,
+            s.dropped_total()
+        );
+        let _ = provider.shutdown();
+    }
+}
+
+mod otel {
+    use super::*;
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::trace::{
+        BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter,
+    };
+    use std::future::Future;
+
+    /// Counts exported spans and drops them.
+    #[derive(Debug, Default)]
+    struct Discard(Arc<AtomicU64>);
+
+    impl SpanExporter for Discard {
+        fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+            self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            std::future::ready(Ok(()))
+        }
+    }
+
+    pub(super) fn bench(g: &mut BenchmarkGroup<'_, WallTime>, case: Case) {
+        let exported = Arc::new(AtomicU64::new(0));
+        let config = BatchConfigBuilder::default()
+            .with_max_queue_size(MAX_QUEUE_SIZE)
+            .with_scheduled_delay(SCHEDULED_DELAY)
+            .build();
+        let processor = BatchSpanProcessor::builder(Discard(exported.clone()))
+            .with_batch_config(config)
+            .build();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .build();
+        let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"));
+        let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+        let ended = case.run(g, "otel", &dispatch);
+        let _ = provider.force_flush();
+        eprintln!(
+            "[otel/{}] spans ended {ended}, exported {}",
+            case.name(),
+            exported.load(Ordering::Relaxed)
+        );
+        let _ = provider.shutdown();
+    }
+}
+
+fn tracing_benches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tracing");
+    for case in [Case::Span4Fields, Case::ChildSpanWithEvent] {
+        rt::bench(&mut g, case);
+        otel::bench(&mut g, case);
+        let registry = Dispatch::new(tracing_subscriber::registry());
+        let ended = case.run(&mut g, "none", &registry);
+        eprintln!("[none/{}] spans ended {ended}", case.name());
+    }
+    g.finish();
+}
+
+criterion_group!(benches, tracing_benches);
+criterion_main!(benches);

@@ -1,0 +1,327 @@
+//! [`RuntraceLayer`]: the `tracing-subscriber` layer that turns `tracing`
+//! spans into runtrace spans.
+
+use crate::current;
+use crate::fields::{Conventions, EventFields, KindField, SpanFields};
+use crate::state::{context_of, starting, Pending, SpanState};
+use runtrace::{Context, KeyValue, Span, SpanKind, Status, Str, Tracer};
+use std::time::SystemTime;
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::layer::{Context as LayerContext, Layer};
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+/// A [`Layer`] that exports `tracing` spans through a runtrace [`Tracer`].
+///
+/// - A `tracing` span becomes a runtrace span. Its parent is its explicit
+///   `tracing` parent, else the runtrace context current where it was
+///   created: the innermost entered `tracing` span's, or a native span's
+///   entered inside it (so `tracing` and native spans nest in each other, and
+///   a `tracing` root inside a native span joins its trace). It ends when the
+///   `tracing` span closes (its last handle drops), so `.instrument(span)`
+///   across `.await`s and into spawned tasks works.
+/// - Fields become typed attributes, also when recorded later with
+///   `Span::record`, plus `code.namespace`, `code.filepath` and `code.lineno`.
+///   `otel.name`, `otel.kind`, `otel.status_code` (`ok`/`error`) and
+///   `otel.status_message` set the name, kind and status (a kind only at
+///   creation); an `error` or `exception` field adds an `exception` event and
+///   an error status. `follows_from` adds a link.
+/// - Events become span events named by their `message`, with their fields
+///   and `level` and `target` as attributes; an `ERROR` event sets an error
+///   status, and one with an `error` field is an `exception` event. Events
+///   outside any span are ignored.
+/// - Entering a `tracing` span makes its context current, so runtrace spans
+///   started inside are its children; exits in any order keep the innermost
+///   span still entered current.
+/// - A span the sampler drops keeps nothing and converts no fields; a local
+///   root converts its fields before it starts, because
+///   [`set_parent`](crate::TracingSpanExt::set_parent) may still change its
+///   sampling. The sampler sees a span's name, kind and parent (and a local
+///   root's links), not its fields.
+///
+/// Per-layer filters (`layer.with_filter(..)`) apply: a span the filter
+/// disables is skipped, and its children attach to the nearest ancestor the
+/// filter keeps.
+///
+/// ```
+/// use runtrace::{InMemoryExporter, TracerProvider};
+/// use runtrace_tracing::RuntraceLayer;
+/// use tracing_subscriber::layer::SubscriberExt;
+///
+/// let exporter = InMemoryExporter::default();
+/// let provider = TracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+/// let subscriber =
+///     tracing_subscriber::registry().with(RuntraceLayer::new(provider.tracer("app")));
+/// tracing::subscriber::with_default(subscriber, || {
+///     let request = tracing::info_span!("request", user.id = 7, otel.kind = "server");
+///     let _entered = request.enter();
+///     tracing::info_span!("db.query").in_scope(|| tracing::info!(rows = 3, "fetched"));
+/// });
+/// let spans = exporter.finished_spans();
+/// assert_eq!(spans[0].name, "db.query");
+/// assert_eq!(spans[0].events()[0].name, "fetched");
+/// assert_eq!(spans[0].parent_span_id, spans[1].span_context.span_id());
+/// assert_eq!(spans[1].kind, runtrace::SpanKind::Server);
+/// ```
+#[derive(Clone, Debug)]
+pub struct RuntraceLayer {
+    tracer: Tracer,
+}
+
+impl RuntraceLayer {
+    /// A layer whose spans `tracer` starts (its scope names the spans'
+    /// instrumentation scope). With a no-op tracer the layer keeps nothing.
+    pub fn new(tracer: Tracer) -> Self {
+        RuntraceLayer { tracer }
+    }
+
+    /// A span with a `tracing` parent, started now under `parent`.
+    fn start_child(&self, attrs: &Attributes<'_>, parent: &Context) -> Option<SpanState> {
+        let meta = attrs.metadata();
+        let mut kind = KindField(None);
+        if meta.fields().field("otel.kind").is_some() {
+            attrs.record(&mut kind);
+        }
+        let mut span = self
+            .tracer
+            .span(meta.name())
+            .kind(kind.0.unwrap_or_default())
+            .parent(parent)
+            .start();
+        if !span.is_recording() {
+            // Dropped under a dropped parent: nothing to keep, its context is
+            // the parent's. Under a sampled one, its own (unsampled) context
+            // must reach its children.
+            let parent_sampled = parent.span_context().is_some_and(|p| p.is_sampled());
+            return parent_sampled.then(|| SpanState::started(span));
+        }
+        for kv in code_attributes(meta) {
+            span.set_attribute(kv.key, kv.value);
+        }
+        let mut conventions = Conventions::default();
+        attrs.record(&mut SpanFields {
+            sink: &mut span,
+            conventions: &mut conventions,
+        });
+        let mut state = SpanState::started(span);
+        state.apply(conventions);
+        Some(state)
+    }
+
+    /// A local root: it starts when first used, under `parent` unless
+    /// `set_parent` replaces it.
+    fn pending_root(&self, attrs: &Attributes<'_>, parent: Context) -> SpanState {
+        let meta = attrs.metadata();
+        let mut attributes = Vec::with_capacity(attrs.fields().len() + 3);
+        attributes.extend(code_attributes(meta));
+        let mut conventions = Conventions::default();
+        attrs.record(&mut SpanFields {
+            sink: &mut attributes,
+            conventions: &mut conventions,
+        });
+        let mut state = SpanState::Pending(Box::new(Pending {
+            tracer: self.tracer.clone(),
+            name: meta.name().into(),
+            kind: SpanKind::Internal,
+            parent,
+            start_time: SystemTime::now(),
+            attributes,
+            links: Vec::new(),
+            status: None,
+            exception: None,
+        }));
+        state.apply(conventions);
+        state
+    }
+}
+
+/// Where the span or event is in the source, as the semantic conventions
+/// name it.
+fn code_attributes(meta: &'static Metadata<'static>) -> impl Iterator<Item = KeyValue> {
+    let namespace = meta
+        .module_path()
+        .map(|m| KeyValue::new("code.namespace", m));
+    let file = meta.file().map(|f| KeyValue::new("code.filepath", f));
+    let line = meta
+        .line()
+        .map(|l| KeyValue::new("code.lineno", i64::from(l)));
+    namespace.into_iter().chain(file).chain(line)
+}
+
+/// The runtrace parent of a span whose `tracing` parent is `parent`: for a
+/// contextual span, the current runtrace context (the innermost entered
+/// `tracing` span's, or a native span's started inside it); for an explicit
+/// parent, that span's context.
+fn parent_context<'a, R>(attrs: &Attributes<'_>, parent: SpanRef<'a, R>) -> Option<Context>
+where
+    R: LookupSpan<'a>,
+{
+    if attrs.is_contextual() {
+        let current = Context::current();
+        if current.span_context().is_some() {
+            return Some(current);
+        }
+    }
+    context_of(parent)
+}
+
+/// Whether the layer keeps a recording span for `id` (read-locked briefly,
+/// so that converting fields afterwards runs without the span's lock: a
+/// field's `Debug` may itself emit `tracing` events).
+fn is_recorded<S>(span: &SpanRef<'_, S>) -> bool
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    match span.extensions().get::<SpanState>() {
+        Some(SpanState::Started { span, .. }) => span.is_recording(),
+        Some(SpanState::Pending(_)) => true,
+        None => false,
+    }
+}
+
+impl<S> Layer<S> for RuntraceLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: LayerContext<'_, S>) {
+        if !self.tracer.is_enabled() {
+            return;
+        }
+        let Some(span) = ctx.span(id) else { return };
+        let state = match span.parent().and_then(|p| parent_context(attrs, p)) {
+            Some(parent) => self.start_child(attrs, &parent),
+            None if attrs.is_root() => Some(self.pending_root(attrs, Context::new())),
+            None => Some(self.pending_root(attrs, Context::current())),
+        };
+        if let Some(state) = state {
+            span.extensions_mut().insert(state);
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: LayerContext<'_, S>) {
+        if starting() {
+            return;
+        }
+        let Some(span) = ctx.span(id) else { return };
+        if !is_recorded(&span) {
+            return;
+        }
+        let mut attributes = Vec::new();
+        let mut conventions = Conventions::default();
+        values.record(&mut SpanFields {
+            sink: &mut attributes,
+            conventions: &mut conventions,
+        });
+        let mut extensions = span.extensions_mut();
+        let Some(state) = extensions.get_mut::<SpanState>() else {
+            return;
+        };
+        match state {
+            SpanState::Pending(pending) => pending.attributes.extend(attributes),
+            SpanState::Started { span, .. } => {
+                for KeyValue { key, value } in attributes {
+                    span.set_attribute(key, value);
+                }
+            }
+        }
+        state.apply(conventions);
+    }
+
+    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: LayerContext<'_, S>) {
+        let Some(follows) = ctx.span(follows).and_then(context_of) else {
+            return;
+        };
+        let (Some(linked), Some(span)) = (follows.span_context(), ctx.span(id)) else {
+            return;
+        };
+        let mut extensions = span.extensions_mut();
+        match extensions.get_mut::<SpanState>() {
+            Some(SpanState::Pending(pending)) => pending.links.push(linked.clone()),
+            Some(SpanState::Started { span, .. }) => span.add_link(linked.clone(), Vec::new()),
+            None => {}
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: LayerContext<'_, S>) {
+        if starting() {
+            return;
+        }
+        let Some(span) = ctx.event_span(event) else {
+            return;
+        };
+        if !is_recorded(&span) {
+            return;
+        }
+        let meta = event.metadata();
+        let mut fields = EventFields {
+            name: None,
+            attributes: Vec::with_capacity(meta.fields().len() + 2),
+            exception: None,
+        };
+        fields
+            .attributes
+            .push(KeyValue::new("level", meta.level().as_str()));
+        fields
+            .attributes
+            .push(KeyValue::new("target", meta.target()));
+        event.record(&mut fields);
+        let EventFields {
+            name,
+            mut attributes,
+            exception,
+        } = fields;
+        let name: Str = match (&exception, name) {
+            (Some(_), Some(message)) => {
+                attributes.push(KeyValue::new("message", message));
+                "exception".into()
+            }
+            (Some(_), None) => "exception".into(),
+            (None, Some(message)) => message,
+            (None, None) => meta.name().into(),
+        };
+        let mut extensions = span.extensions_mut();
+        let Some(state) = extensions.get_mut::<SpanState>() else {
+            return;
+        };
+        state.start().add_event(name, attributes);
+        if let SpanState::Started { span, status_set } = state {
+            set_event_status(span, status_set, exception, *meta.level());
+        }
+    }
+
+    fn on_enter(&self, id: &Id, ctx: LayerContext<'_, S>) {
+        if !self.tracer.is_enabled() {
+            return;
+        }
+        if let Some(cx) = ctx.span(id).and_then(context_of) {
+            current::enter(id, cx);
+        }
+    }
+
+    fn on_exit(&self, id: &Id, _ctx: LayerContext<'_, S>) {
+        if self.tracer.is_enabled() {
+            current::exit(id);
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: LayerContext<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        // Taken out first: ending the span runs the processors without the
+        // span's lock held.
+        let state = span.extensions_mut().remove::<SpanState>();
+        if let Some(mut state) = state {
+            state.start().end();
+        }
+    }
+}
+
+/// An error field sets an error status described by it; an `ERROR` event
+/// sets one without a description unless a field or event set the status.
+fn set_event_status(span: &mut Span, status_set: &mut bool, exception: Option<Str>, level: Level) {
+    if let Some(description) = exception {
+        *status_set = true;
+        span.set_status(Status::error(description));
+    } else if level == Level::ERROR && !*status_set {
+        span.set_status(Status::error(""));
+    }
+}

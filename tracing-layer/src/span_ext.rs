@@ -1,0 +1,124 @@
+//! [`TracingSpanExt`]: a `tracing::Span`'s runtrace side, for propagation.
+
+use crate::state::{context_of, SpanState};
+use runtrace::{Context, SpanContext};
+use std::fmt;
+use tracing_subscriber::registry::{LookupSpan, Registry};
+
+/// Why [`TracingSpanExt::set_parent`] did not set the parent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SetParentError {
+    /// The span is disabled, its subscriber is not a
+    /// [`Registry`](tracing_subscriber::Registry) with a
+    /// [`RuntraceLayer`](crate::RuntraceLayer), or the layer keeps nothing
+    /// (a no-op tracer).
+    NotTraced,
+    /// The span has already started: it has a `tracing` parent, or it was
+    /// already used (entered, given an event or a child, asked for its
+    /// context).
+    AlreadyStarted,
+}
+
+impl fmt::Display for SetParentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SetParentError::NotTraced => "the span is not traced by a RuntraceLayer",
+            SetParentError::AlreadyStarted => {
+                "the span has already started (it has a tracing parent or was already entered)"
+            }
+        })
+    }
+}
+
+impl std::error::Error for SetParentError {}
+
+/// The runtrace side of a [`tracing::Span`] traced by a
+/// [`RuntraceLayer`](crate::RuntraceLayer) over a
+/// [`Registry`](tracing_subscriber::Registry).
+///
+/// ```
+/// use runtrace::{InMemoryExporter, TraceContextPropagator, TracerProvider};
+/// use runtrace_tracing::{RuntraceLayer, TracingSpanExt};
+/// use std::collections::HashMap;
+/// use tracing_subscriber::layer::SubscriberExt;
+///
+/// let exporter = InMemoryExporter::default();
+/// let provider = TracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+/// let subscriber =
+///     tracing_subscriber::registry().with(RuntraceLayer::new(provider.tracer("app")));
+/// let propagator = TraceContextPropagator;
+/// tracing::subscriber::with_default(subscriber, || {
+///     // An incoming request's headers.
+///     let incoming = HashMap::from([(
+///         "traceparent".to_string(),
+///         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string(),
+///     )]);
+///     let request = tracing::info_span!("GET /items", otel.kind = "server");
+///     request.set_parent(&propagator.extract(&incoming)).unwrap();
+///     // An outgoing request's headers.
+///     let mut outgoing = HashMap::new();
+///     propagator.inject(&request.context(), &mut outgoing);
+///     assert!(outgoing["traceparent"].starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+/// });
+/// let spans = exporter.finished_spans();
+/// assert_eq!(spans[0].parent_span_id.to_string(), "00f067aa0ba902b7");
+/// ```
+pub trait TracingSpanExt {
+    /// Makes `cx` (for example a remote parent from
+    /// [`TraceContextPropagator::extract`](runtrace::TraceContextPropagator::extract))
+    /// the span's parent. Call it before the span is first used (entered,
+    /// given an event or a child, asked for its context): a span starts then,
+    /// and a span with a `tracing` parent starts when created.
+    fn set_parent(&self, cx: &Context) -> Result<(), SetParentError>;
+
+    /// The span's runtrace context, to inject into an outgoing request: its
+    /// own, or for a span the sampler dropped its trace's (unsampled); empty
+    /// when the span is not traced.
+    fn context(&self) -> Context;
+
+    /// Adds a link to `span_context` (ignored for a span not recorded).
+    fn add_link(&self, span_context: SpanContext);
+}
+
+impl TracingSpanExt for tracing::Span {
+    fn set_parent(&self, cx: &Context) -> Result<(), SetParentError> {
+        self.with_subscriber(|(id, dispatch)| {
+            let registry = dispatch.downcast_ref::<Registry>()?;
+            let span = registry.span(id)?;
+            let mut extensions = span.extensions_mut();
+            Some(match extensions.get_mut::<SpanState>() {
+                Some(SpanState::Pending(pending)) => {
+                    pending.parent = cx.clone();
+                    Ok(())
+                }
+                Some(SpanState::Started { .. }) => Err(SetParentError::AlreadyStarted),
+                None if span.parent().is_some() => Err(SetParentError::AlreadyStarted),
+                None => Err(SetParentError::NotTraced),
+            })
+        })
+        .flatten()
+        .unwrap_or(Err(SetParentError::NotTraced))
+    }
+
+    fn context(&self) -> Context {
+        self.with_subscriber(|(id, dispatch)| {
+            let registry = dispatch.downcast_ref::<Registry>()?;
+            context_of(registry.span(id)?)
+        })
+        .flatten()
+        .unwrap_or_default()
+    }
+
+    fn add_link(&self, span_context: SpanContext) {
+        self.with_subscriber(|(id, dispatch)| {
+            let span = dispatch.downcast_ref::<Registry>()?.span(id)?;
+            let mut extensions = span.extensions_mut();
+            match extensions.get_mut::<SpanState>()? {
+                SpanState::Pending(pending) => pending.links.push(span_context),
+                SpanState::Started { span, .. } => span.add_link(span_context, Vec::new()),
+            }
+            Some(())
+        });
+    }
+}

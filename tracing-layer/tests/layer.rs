@@ -1,0 +1,413 @@
+//! The layer's behaviours on one thread: fields, late records, events, the
+//! `otel.*` conventions, remote parents, nesting with native spans, exits out
+//! of order, links and per-layer filters.
+
+use runtrace::{
+    diagnostics, Context, InMemoryExporter, SpanContext, SpanData, SpanId, SpanKind, Status,
+    TraceContextPropagator, TracerProvider, Value,
+};
+use runtrace_tracing::{RuntraceLayer, SetParentError, TracingSpanExt};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tracing::{info_span, Span};
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::Layer;
+
+/// Runs `f` with a registry and a runtrace layer as the thread's subscriber;
+/// returns the spans exported, in end order.
+fn traced(f: impl FnOnce(&runtrace::Tracer)) -> Vec<SpanData> {
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let tracer = provider.tracer("test");
+    let subscriber = tracing_subscriber::registry().with(RuntraceLayer::new(tracer.clone()));
+    tracing::subscriber::with_default(subscriber, || f(&tracer));
+    exporter.finished_spans()
+}
+
+fn named<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
+    let found: Vec<_> = spans.iter().filter(|s| s.name == name).collect();
+    assert_eq!(found.len(), 1, "one {name:?} in {spans:#?}");
+    found[0]
+}
+
+fn attribute<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .map(|kv| &kv.value)
+}
+
+#[test]
+fn fields_become_typed_attributes_with_the_code_location() {
+    #[derive(Debug)]
+    #[allow(dead_code)] // read by its Debug
+    struct Model(&'static str);
+    let spans = traced(|_| {
+        let parent = info_span!("parent");
+        let _p = parent.enter();
+        let child = info_span!(
+            "child",
+            count = 3i64,
+            big = u64::MAX,
+            small = 7u64,
+            ratio = 0.5,
+            ok = true,
+            route = "/v1/infer",
+            model = ?Model("llama"),
+            shown = %"text",
+        );
+        child.in_scope(|| {});
+    });
+    for span in [named(&spans, "parent"), named(&spans, "child")] {
+        assert_eq!(
+            attribute(span, "code.namespace"),
+            Some(&Value::from(module_path!()))
+        );
+        assert_eq!(
+            attribute(span, "code.filepath"),
+            Some(&Value::from(file!()))
+        );
+        assert!(matches!(attribute(span, "code.lineno"), Some(Value::I64(l)) if *l > 0));
+    }
+    let child = named(&spans, "child");
+    assert_eq!(attribute(child, "count"), Some(&Value::I64(3)));
+    assert_eq!(
+        attribute(child, "big"),
+        Some(&Value::from(u64::MAX.to_string()))
+    );
+    assert_eq!(attribute(child, "small"), Some(&Value::I64(7)));
+    assert_eq!(attribute(child, "ratio"), Some(&Value::F64(0.5)));
+    assert_eq!(attribute(child, "ok"), Some(&Value::Bool(true)));
+    assert_eq!(attribute(child, "route"), Some(&Value::from("/v1/infer")));
+    assert_eq!(
+        attribute(child, "model"),
+        Some(&Value::from("Model(\"llama\")"))
+    );
+    assert_eq!(attribute(child, "shown"), Some(&Value::from("text")));
+}
+
+#[test]
+fn fields_recorded_later_are_added_to_roots_and_children() {
+    let spans = traced(|_| {
+        let root = info_span!("root", status = tracing::field::Empty);
+        root.record("status", 200);
+        let _r = root.enter();
+        root.record("late", "after enter"); // not declared: ignored by tracing
+        let child = info_span!("child", rows = tracing::field::Empty, cached = false);
+        child.record("rows", 12u64);
+        child.record("cached", true);
+        drop(child);
+        root.record("status", 503);
+    });
+    let root = named(&spans, "root");
+    assert_eq!(attribute(root, "status"), Some(&Value::I64(503)));
+    assert_eq!(attribute(root, "late"), None);
+    let child = named(&spans, "child");
+    assert_eq!(attribute(child, "rows"), Some(&Value::I64(12)));
+    assert_eq!(attribute(child, "cached"), Some(&Value::Bool(true)));
+}
+
+#[test]
+fn events_become_span_events_and_events_outside_spans_are_ignored() {
+    let spans = traced(|_| {
+        tracing::info!(ignored = true, "outside any span");
+        let span = info_span!("work");
+        let _e = span.enter();
+        tracing::info!(rows = 3, "fetched");
+        tracing::warn!(retry = 1u64);
+        let other = info_span!("other");
+        tracing::info!(parent: &other, "explicit parent");
+    });
+    let work = named(&spans, "work");
+    let events = work.events();
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert_eq!(events[0].name, "fetched");
+    let attrs: HashMap<_, _> = events[0]
+        .attributes
+        .iter()
+        .map(|kv| (kv.key.to_string(), kv.value.clone()))
+        .collect();
+    assert_eq!(attrs["rows"], Value::I64(3));
+    assert_eq!(attrs["level"], Value::from("INFO"));
+    assert_eq!(attrs["target"], Value::from(module_path!()));
+    // No message: the event's own name (file and line).
+    assert!(events[1].name.starts_with("event "), "{}", events[1].name);
+    assert_eq!(work.status(), &Status::Unset);
+    assert_eq!(named(&spans, "other").events()[0].name, "explicit parent");
+}
+
+#[test]
+fn otel_fields_set_name_kind_and_status() {
+    let spans = traced(|_| {
+        let root = info_span!("root", otel.name = "GET /items", otel.kind = "server");
+        let _r = root.enter();
+        info_span!("call", otel.kind = "client", otel.status_code = "ok").in_scope(|| {});
+        info_span!("publish", otel.kind = "Producer").in_scope(|| {});
+        let failing = info_span!(
+            "failing",
+            otel.kind = "consumer",
+            otel.status_code = tracing::field::Empty,
+            otel.status_message = tracing::field::Empty
+        );
+        failing.record("otel.status_code", "error");
+        failing.record("otel.status_message", "queue closed");
+        drop(failing);
+        root.record("otel.name", "GET /items/{id}");
+    });
+    let root = named(&spans, "GET /items/{id}");
+    assert_eq!(root.kind, SpanKind::Server);
+    assert_eq!(
+        attribute(root, "otel.name"),
+        None,
+        "conventions are not attributes"
+    );
+    let call = named(&spans, "call");
+    assert_eq!((call.kind, call.status()), (SpanKind::Client, &Status::Ok));
+    assert_eq!(named(&spans, "publish").kind, SpanKind::Producer);
+    let failing = named(&spans, "failing");
+    assert_eq!(failing.kind, SpanKind::Consumer);
+    assert_eq!(failing.status(), &Status::error("queue closed"));
+}
+
+#[derive(Debug)]
+struct Timeout;
+
+impl std::fmt::Display for Timeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("upstream timed out")
+    }
+}
+
+impl std::error::Error for Timeout {}
+
+#[tracing::instrument(err)]
+fn fetch() -> Result<(), Timeout> {
+    Err(Timeout)
+}
+
+#[test]
+fn error_fields_and_events_record_exceptions_and_error_status() {
+    let spans = traced(|_| {
+        let _ = fetch();
+        let error: &(dyn std::error::Error + 'static) = &Timeout;
+        info_span!("field", error).in_scope(|| {});
+        info_span!("logged").in_scope(|| tracing::error!("disk full"));
+        info_span!("described").in_scope(|| {
+            tracing::error!(exception = %"parse failed", "while reading");
+            tracing::error!("later, without a description");
+        });
+    });
+    let fetch = named(&spans, "fetch");
+    assert_eq!(fetch.status(), &Status::error("upstream timed out"));
+    let exception = &fetch.events()[0];
+    assert_eq!(exception.name, "exception");
+    assert!(exception
+        .attributes
+        .iter()
+        .any(|kv| kv.key == "exception.message" && kv.value == Value::from("upstream timed out")));
+
+    let field = named(&spans, "field");
+    assert_eq!(field.status(), &Status::error("upstream timed out"));
+    assert_eq!(field.events()[0].name, "exception");
+
+    assert_eq!(named(&spans, "logged").status(), &Status::error(""));
+    let described = named(&spans, "described");
+    assert_eq!(described.status(), &Status::error("parse failed"));
+    assert_eq!(described.events()[0].name, "exception");
+    assert!(described.events()[0]
+        .attributes
+        .iter()
+        .any(|kv| kv.key == "message" && kv.value == Value::from("while reading")));
+}
+
+#[test]
+fn a_remote_parent_set_before_entering_is_the_root_s_parent() {
+    let propagator = TraceContextPropagator;
+    let incoming = HashMap::from([(
+        "traceparent".to_string(),
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string(),
+    )]);
+    let mut outgoing = HashMap::new();
+    let spans = traced(|_| {
+        let request = info_span!("request", otel.kind = "server");
+        assert_eq!(request.set_parent(&propagator.extract(&incoming)), Ok(()));
+        let _r = request.enter();
+        assert_eq!(
+            request.set_parent(&Context::new()),
+            Err(SetParentError::AlreadyStarted)
+        );
+        let call = info_span!("call", otel.kind = "client");
+        assert_eq!(
+            call.set_parent(&Context::new()),
+            Err(SetParentError::AlreadyStarted)
+        );
+        propagator.inject(&call.context(), &mut outgoing);
+    });
+    let request = named(&spans, "request");
+    let call = named(&spans, "call");
+    assert_eq!(
+        request.span_context.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(request.parent_span_id.to_string(), "00f067aa0ba902b7");
+    assert_eq!(call.parent_span_id, request.span_context.span_id());
+    assert_eq!(
+        outgoing["traceparent"],
+        format!(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01",
+            call.span_context.span_id()
+        )
+    );
+}
+
+#[test]
+fn set_parent_without_a_runtrace_layer_is_an_error() {
+    let subscriber = tracing_subscriber::registry();
+    tracing::subscriber::with_default(subscriber, || {
+        let span = info_span!("untraced");
+        assert_eq!(
+            span.set_parent(&Context::new()),
+            Err(SetParentError::NotTraced)
+        );
+        assert_eq!(span.context(), Context::new());
+    });
+    assert_eq!(
+        Span::none().set_parent(&Context::new()),
+        Err(SetParentError::NotTraced)
+    );
+}
+
+#[test]
+fn native_spans_nest_in_tracing_spans_and_the_other_way_round() {
+    let spans = traced(|tracer| {
+        let outer = info_span!("tracing outer");
+        outer.in_scope(|| {
+            tracer.in_span("native middle", |_| {
+                info_span!("tracing inner").in_scope(|| {
+                    tracer.span("native leaf").start().end();
+                });
+            });
+        });
+        assert_eq!(Context::current(), Context::new(), "left attached");
+    });
+    let id = |name| named(&spans, name).span_context.span_id();
+    assert_eq!(
+        named(&spans, "tracing outer").parent_span_id,
+        SpanId::INVALID
+    );
+    assert_eq!(
+        named(&spans, "native middle").parent_span_id,
+        id("tracing outer")
+    );
+    assert_eq!(
+        named(&spans, "tracing inner").parent_span_id,
+        id("native middle")
+    );
+    assert_eq!(
+        named(&spans, "native leaf").parent_span_id,
+        id("tracing inner")
+    );
+}
+
+#[test]
+fn exits_out_of_order_keep_the_innermost_entered_span_current_without_a_warning() {
+    let warnings = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = warnings.clone();
+    diagnostics::set_handler(move |_, message| seen.lock().unwrap().push(message.to_string()));
+    let spans = traced(|tracer| {
+        let a = info_span!("a");
+        let b = info_span!("b");
+        let c = info_span!("c");
+        let ea = a.enter();
+        let eb = b.enter();
+        let ec = c.enter();
+        drop(eb); // b exits while c is still entered
+        tracer.span("under c").start().end();
+        drop(ea);
+        tracer.span("still under c").start().end();
+        let eb = b.enter();
+        drop(ec);
+        tracer.span("under b").start().end();
+        drop(eb);
+        tracer.span("root").start().end();
+    });
+    diagnostics::reset_handler();
+    let id = |name| named(&spans, name).span_context.span_id();
+    assert_eq!(named(&spans, "under c").parent_span_id, id("c"));
+    assert_eq!(named(&spans, "still under c").parent_span_id, id("c"));
+    assert_eq!(named(&spans, "under b").parent_span_id, id("b"));
+    assert_eq!(named(&spans, "root").parent_span_id, SpanId::INVALID);
+    let warnings = warnings.lock().unwrap();
+    assert!(
+        !warnings.iter().any(|w| w.contains("out of order")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn follows_from_and_add_link_become_links() {
+    let spans = traced(|_| {
+        let cause = info_span!("cause");
+        let effect = info_span!("effect");
+        effect.follows_from(&cause);
+        let remote = SpanContext::new(
+            runtrace::TraceId::from_bytes([7; 16]),
+            SpanId::from_bytes([8; 8]),
+            runtrace::TraceFlags::SAMPLED,
+            true,
+            runtrace::TraceState::EMPTY,
+        );
+        effect.add_link(remote.clone());
+        let _e = effect.enter();
+        let child = info_span!("child");
+        child.follows_from(&cause);
+        child.add_link(remote);
+    });
+    let cause = named(&spans, "cause").span_context.clone();
+    for name in ["effect", "child"] {
+        let links: Vec<_> = named(&spans, name)
+            .links()
+            .iter()
+            .map(|l| l.span_context.span_id())
+            .collect();
+        assert_eq!(
+            links,
+            [cause.span_id(), SpanId::from_bytes([8; 8])],
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_per_layer_filter_skips_spans_and_their_children_attach_above() {
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let layer = RuntraceLayer::new(provider.tracer("test"))
+        .with_filter(filter_fn(|meta| meta.target() != "noisy"));
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let _outer = info_span!("outer").entered();
+        let _skipped = info_span!(target: "noisy", "skipped").entered();
+        info_span!("inner").in_scope(|| tracing::info!(target: "noisy", "filtered out"));
+    });
+    let spans = exporter.finished_spans();
+    let names: Vec<_> = spans.iter().map(|s| s.name.to_string()).collect();
+    assert_eq!(names, ["inner", "outer"]);
+    assert_eq!(spans[0].parent_span_id, spans[1].span_context.span_id());
+    assert!(spans[0].events().is_empty());
+}
+
+#[test]
+fn a_root_never_entered_ends_on_close_with_its_creation_time() {
+    let spans = traced(|_| {
+        let span = info_span!("idle");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        drop(span);
+    });
+    let idle = named(&spans, "idle");
+    assert!(idle.end_time_unix_nano - idle.start_time_unix_nano >= 5_000_000);
+}
