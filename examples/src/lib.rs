@@ -1,6 +1,8 @@
 //! Shared code of the runtrace example programs.
 //!
 //! - [`receiver`]: an embedded OTLP/HTTP receiver with fault injection.
+//! - [`receiver_process`]: that receiver in a child process (the soak's
+//!   `--receiver process`).
 //! - [`workload`]: the simulated inference request the programs trace.
 //! - [`histogram`]: a fixed-size log-linear latency histogram (the soak).
 //! - [`http`]: a tiny blocking HTTP/1.1 server side and client (examples only).
