@@ -76,11 +76,14 @@ impl SpanState {
                 status,
                 exception,
             } = *pending;
+            // The fields as builder attributes: one duplicate-key pass, and
+            // the sampler sees them.
             let mut builder = tracer
                 .span(name)
                 .kind(kind)
                 .parent(&parent)
-                .start_time(start_time);
+                .start_time(start_time)
+                .attributes(attributes);
             for link in links {
                 builder = builder.link(link, Vec::new());
             }
@@ -90,9 +93,6 @@ impl SpanState {
             };
             let status_set = status.is_some();
             if span.is_recording() {
-                for KeyValue { key, value } in attributes {
-                    span.set_attribute(key, value);
-                }
                 if let Some(status) = status {
                     span.set_status(status);
                 }

@@ -70,6 +70,27 @@ impl<'t> SpanBuilder<'t> {
         self
     }
 
+    /// Adds attributes the sampler can see, in order (as [`attribute`] one by
+    /// one; a repeated key keeps its last value). Ignored by a disabled tracer.
+    ///
+    /// [`attribute`]: Self::attribute
+    ///
+    /// ```
+    /// use runtrace::{KeyValue, TracerProvider};
+    /// let tracer = TracerProvider::noop().tracer("t");
+    /// let fields = vec![KeyValue::new("http.route", "/items"), KeyValue::new("items", 3)];
+    /// let span = tracer.span("GET /items").attributes(fields).start();
+    /// # drop(span);
+    /// ```
+    pub fn attributes(mut self, attributes: impl IntoIterator<Item = KeyValue>) -> Self {
+        if self.tracer.is_enabled() {
+            for attribute in attributes {
+                self.push_attribute(attribute);
+            }
+        }
+        self
+    }
+
     /// Out of line, but by reference: `attribute` inlined moves no builder.
     #[inline(never)]
     fn push_attribute(&mut self, attribute: KeyValue) {
@@ -124,8 +145,8 @@ impl<'t> SpanBuilder<'t> {
             }
             return tracer.start_plain(name, kind, fixed);
         }
-        // Builder attributes or an explicit parent: the same decision, taken
-        // out of line.
+        // Builder attributes, an explicit parent or start time: the same
+        // decision, taken out of line.
         if let Some(fixed) = tracer.plain_decisions().filter(|_| self.is_fixed_shape()) {
             let SpanBuilder {
                 name,
@@ -133,20 +154,21 @@ impl<'t> SpanBuilder<'t> {
                 attributes,
                 links,
                 parent,
+                start_time,
                 ..
             } = self;
             // Empty (`is_fixed_shape`): nothing to drop.
             std::mem::forget(links);
-            return tracer.start_fixed(name, kind, attributes, parent, fixed);
+            return tracer.start_fixed(name, kind, attributes, parent, start_time, fixed);
         }
         self.start_general()
     }
 
-    /// No links and no start time: a span whose sampler decision, when fixed,
-    /// needs neither its attributes nor anything else of the builder.
+    /// No links: a span whose sampler decision, when fixed, needs neither its
+    /// attributes nor anything else of the builder.
     #[inline(always)]
     fn is_fixed_shape(&self) -> bool {
-        self.links.capacity() == 0 && self.start_time.is_none()
+        self.links.capacity() == 0
     }
 
     /// No explicit parent, builder attributes, links or start time: a span that

@@ -15,6 +15,7 @@ use crate::processor::list_pool;
 use crate::sampling::{FixedDecisions, SamplingDecision, SamplingParameters};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// Starts spans for one instrumentation scope. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -137,7 +138,7 @@ impl Tracer {
         if !Context::any_attached() {
             return match fixed.root {
                 SamplingDecision::RecordAndSample => {
-                    self.start_sampled_plain(name, kind, Vec::new(), None)
+                    self.start_sampled_plain(name, kind, Vec::new(), None, None)
                 }
                 _ => Span::non_recording(Self::plain_context(None, SamplingDecision::Drop)),
             };
@@ -146,7 +147,7 @@ impl Tracer {
         let parent = Context::with_current(|cx| cx.span_context().cloned());
         match fixed.for_parent(parent.as_ref()) {
             SamplingDecision::RecordAndSample => {
-                self.start_sampled_plain(name, kind, Vec::new(), parent.as_ref())
+                self.start_sampled_plain(name, kind, Vec::new(), parent.as_ref(), None)
             }
             _ => Span::non_recording(Self::plain_context(parent.as_ref(), SamplingDecision::Drop)),
         }
@@ -162,6 +163,7 @@ impl Tracer {
         kind: SpanKind,
         attributes: Vec<KeyValue>,
         parent: Option<Context>,
+        start_time: Option<SystemTime>,
         fixed: FixedDecisions,
     ) -> Span {
         let current;
@@ -176,7 +178,7 @@ impl Tracer {
         };
         match fixed.for_parent(parent) {
             SamplingDecision::RecordAndSample => {
-                self.start_sampled_plain(name, kind, attributes, parent)
+                self.start_sampled_plain(name, kind, attributes, parent, start_time)
             }
             _ => {
                 list_pool::give(attributes);
@@ -196,12 +198,16 @@ impl Tracer {
         kind: SpanKind,
         mut attributes: Vec<KeyValue>,
         parent: Option<&SpanContext>,
+        start_time: Option<SystemTime>,
     ) -> Span {
         let Some((inst, pipeline)) = self.inner.as_ref() else {
             return Span::non_recording(SpanContext::INVALID);
         };
         // The clock first: its latency overlaps with making the ids.
-        let start_time_unix_nano = clock::now_unix_nanos();
+        let start_time_unix_nano = match start_time {
+            Some(t) => clock::system_time_to_unix_nanos(t),
+            None => clock::now_unix_nanos(),
+        };
         let span_context = Self::plain_context(parent, SamplingDecision::RecordAndSample);
         if attributes.capacity() == 0 {
             // A plain span (known at compile time in `start_plain`).
