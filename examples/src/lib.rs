@@ -27,6 +27,19 @@ pub fn help_requested() -> bool {
     std::env::args().skip(1).any(|a| a == "--help" || a == "-h")
 }
 
+/// The example programs' one argument, `--requests N`: `N`, or `default`
+/// without arguments, or what is wrong with them (to print with the usage).
+pub fn requests_arg(default: u64) -> Result<u64, String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [] => Ok(default),
+        [flag, n] if flag == "--requests" => n
+            .parse()
+            .map_err(|_| format!("--requests takes a number, not {n:?}")),
+        _ => Err(format!("unexpected arguments {args:?}")),
+    }
+}
+
 /// Whether `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT` names an endpoint; the
 /// examples export to an embedded receiver otherwise.
 pub fn endpoint_configured() -> bool {

@@ -10,7 +10,7 @@
 
 use runtrace::{BatchConfig, FutureExt, SpanKind, Tracer, TracerProvider};
 use runtrace_examples::receiver::{Fault, Receiver};
-use runtrace_examples::{endpoint_configured, help_requested};
+use runtrace_examples::{endpoint_configured, help_requested, requests_arg};
 use runtrace_otlp_http::OtlpHttpExporter;
 use std::collections::HashMap;
 use std::io::Write;
@@ -158,18 +158,11 @@ fn check_trees(receiver: &Receiver, requests: u64) {
 }
 
 fn parse_args() -> u64 {
-    let args: Vec<String> = std::env::args().skip(1).collect();
     if help_requested() {
         let _ = writeln!(std::io::stdout(), "{USAGE}");
         std::process::exit(0);
     }
-    match args.as_slice() {
-        [] => 1000,
-        [flag, n] if flag == "--requests" => n
-            .parse()
-            .unwrap_or_else(|_| fail(&format!("--requests takes a number, not {n:?}\n{USAGE}"))),
-        _ => fail(USAGE),
-    }
+    requests_arg(1000).unwrap_or_else(|e| fail(&format!("{e}\n{USAGE}")))
 }
 
 fn fail(message: &str) -> ! {

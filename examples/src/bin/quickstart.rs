@@ -11,7 +11,7 @@ use runtrace::TracerProvider;
 use runtrace_examples::receiver::{Fault, Receiver};
 use runtrace_examples::trace_tree::print_traces;
 use runtrace_examples::workload::{batch_threads, handle_request};
-use runtrace_examples::{endpoint_configured, help_requested};
+use runtrace_examples::{endpoint_configured, help_requested, requests_arg};
 use runtrace_otlp_http::OtlpHttpExporter;
 use std::time::{Duration, Instant};
 
@@ -110,15 +110,8 @@ fn main() {
 }
 
 fn parse_requests() -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == "--requests") {
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| {
-                eprint!("{USAGE}");
-                std::process::exit(2)
-            }),
-        None => 20,
-    }
+    requests_arg(20).unwrap_or_else(|e| {
+        eprint!("quickstart: {e}\n{USAGE}");
+        std::process::exit(2)
+    })
 }

@@ -13,7 +13,7 @@ use runtrace::{InstrumentationScope, SpanKind, TraceContextPropagator, TracerPro
 use runtrace_examples::receiver::{Fault, Receiver};
 use runtrace_examples::trace_tree::print_traces;
 use runtrace_examples::tracing_service::{get, serve};
-use runtrace_examples::{endpoint_configured, help_requested};
+use runtrace_examples::{endpoint_configured, help_requested, requests_arg};
 use runtrace_otlp_http::OtlpHttpExporter;
 use runtrace_tracing::RuntraceLayer;
 use std::time::Duration;
@@ -97,14 +97,7 @@ fn main() {
 }
 
 fn parse_requests() -> u64 {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.as_slice() {
-        [] => 3,
-        [flag, n] if flag == "--requests" => n
-            .parse()
-            .unwrap_or_else(|_| fail(&format!("--requests takes a number, not {n:?}\n{USAGE}"))),
-        _ => fail(USAGE),
-    }
+    requests_arg(3).unwrap_or_else(|e| fail(&format!("{e}\n{USAGE}")))
 }
 
 fn fail(message: &str) -> ! {
