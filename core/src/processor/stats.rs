@@ -24,7 +24,10 @@ pub struct ProcessorStats {
     pub dropped_export_failed: u64,
     /// Spans the backend rejected in a partial success (`error.type=rejected`).
     pub dropped_rejected: u64,
-    /// Spans ended after shutdown (`error.type=already_shutdown`).
+    /// Spans ended after shutdown, or still queued when its last export
+    /// was over (`error.type=already_shutdown`). A span whose push raced
+    /// the shutdown and landed after it is counted here too, by the producer
+    /// or at the next `stats`: after shutdown nothing stays queued.
     pub dropped_after_shutdown: u64,
     /// Spans the exporter could not send because each alone encodes above
     /// its request size limit (`error.type=too_large`); the rest of their

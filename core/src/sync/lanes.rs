@@ -688,8 +688,7 @@ impl<T: Send + 'static> Lanes<T> {
     }
 
     /// The right to consume, if no other consumer holds it.
-    #[cfg(all(test, not(loom)))]
-    fn try_consumer(&self) -> Option<Consumer<'_, T>> {
+    pub(crate) fn try_consumer(&self) -> Option<Consumer<'_, T>> {
         let turn = match self.set.consumer.try_lock() {
             Ok(turn) => turn,
             Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),

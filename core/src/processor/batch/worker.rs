@@ -333,7 +333,7 @@ impl Worker {
                 );
             }
         }
-        self.shared.drop_queued_late();
+        self.shared.seal();
         self.report_drops();
         let mut c = self.shared.control();
         c.worker_done = true;
