@@ -230,6 +230,40 @@ fn spans_from_more_threads_than_lanes_arrive_exactly_once() {
         spans.iter().map(|d| d.span_context.span_id()).collect();
     assert_eq!((spans.len(), ids.len()), (total as usize, total as usize));
     assert!(s.queue_capacity > queue as u64, "lanes were made: {s:?}");
+    assert_eq!(s.spans_started, total, "{s:?}");
+    provider.shutdown().unwrap();
+}
+
+/// Spans that never end (forgotten, or still open) show as the difference
+/// between spans started and ended, counted per lane and on threads without
+/// one alike (more threads than lanes).
+#[test]
+fn spans_never_ended_show_as_started_minus_ended() {
+    let exporter = InMemoryExporter::default();
+    let provider = provider_with(exporter.clone(), config(1 << 14, 256, HOUR));
+    let threads = 2 * std::thread::available_parallelism().map_or(4, |n| n.get()) + 3;
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let p = provider.clone();
+            std::thread::spawn(move || {
+                end_spans(&p, 100);
+                std::mem::forget(p.tracer("t").span("leaked").start());
+                end_spans(&p, 100);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let open = provider.tracer("t").span("open").start();
+    provider.force_flush().unwrap();
+    let s = provider.stats();
+    let ended = (threads * 200) as u64;
+    assert_eq!(s.spans_ended, ended, "{s:?}");
+    assert_eq!(s.spans_started, ended + threads as u64 + 1, "{s:?}");
+    drop(open);
+    let s = provider.stats();
+    assert_eq!(s.spans_started - s.spans_ended, threads as u64, "{s:?}");
     provider.shutdown().unwrap();
 }
 
@@ -553,7 +587,8 @@ fn record_only_spans_are_not_exported() {
     drop(span);
     provider.force_flush().unwrap();
     assert!(exporter.finished_spans().is_empty());
-    assert_eq!(provider.stats().spans_ended, 0);
+    let s = provider.stats();
+    assert_eq!((s.spans_started, s.spans_ended), (0, 0), "{s:?}");
 }
 
 /// Records without sampling, and says so up front: the tracer's short paths

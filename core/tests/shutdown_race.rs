@@ -82,6 +82,7 @@ fn round(round: usize) {
         "round {round}: spans stranded in the queue: {s:?}"
     );
     assert_eq!(s.spans_ended, ended, "round {round}: {s:?}");
+    assert_eq!(s.spans_started, ended, "round {round}: {s:?}");
     assert_eq!(
         s.spans_exported + s.dropped_total() + s.spans_in_flight,
         ended,

@@ -104,7 +104,9 @@ struct Shared {
     control: Mutex<Control>,
     /// Wakes callers waiting for a flush or shutdown.
     caller_cv: Condvar,
-    // Counters written by application threads (only on drops).
+    // Counters written by application threads (only on drops, and for spans
+    // started on a thread without a lane here; the others count in lanes).
+    started_elsewhere: AtomicU64,
     dropped_queue_full: AtomicU64,
     dropped_after_shutdown: AtomicU64,
     // Counters written by the worker.
@@ -252,6 +254,7 @@ impl BatchSpanProcessor {
             flush_pending: AtomicBool::new(false),
             control: Mutex::new(Control::default()),
             caller_cv: Condvar::new(),
+            started_elsewhere: AtomicU64::new(0),
             dropped_queue_full: AtomicU64::new(0),
             dropped_after_shutdown: AtomicU64::new(0),
             dropped_late: AtomicU64::new(0),
@@ -372,6 +375,19 @@ impl BatchSpanProcessor {
 }
 
 impl BatchSpanProcessor {
+    /// Counts a sampled span started (for [`ProcessorStats::spans_started`]):
+    /// in the thread's lane, a line no other thread writes, or, on a thread
+    /// without a lane here (its first span, or more threads than lanes), in a
+    /// shared counter.
+    #[inline]
+    pub(crate) fn count_started(&self) {
+        if !self.shared.lanes.count_in_lane() {
+            self.shared
+                .started_elsewhere
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// [`SpanProcessor::on_end`] for a span that stays where it lies until it
     /// is copied into the queue: `span` is empty afterwards.
     #[inline]
@@ -498,12 +514,15 @@ impl SpanProcessor for BatchSpanProcessor {
         let spans_queued = popped + queue_size;
         let dropped_queue_full = r(&s.dropped_queue_full);
         let dropped_after_shutdown = r(&s.dropped_after_shutdown);
+        // Last: a span starts before it ends, so started >= ended.
+        let spans_started = r(&s.started_elsewhere) + s.lanes.counted() as u64;
         let settled = spans_exported
             + dropped_export_failed
             + dropped_rejected
             + dropped_too_large
             + dropped_late;
         Some(ProcessorStats {
+            spans_started,
             // Late drops were queued first: they are in `spans_queued` already.
             spans_ended: spans_queued + dropped_queue_full + dropped_after_shutdown,
             spans_queued,

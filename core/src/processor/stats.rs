@@ -12,6 +12,11 @@
 /// be off by the spans moving).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProcessorStats {
+    /// Sampled spans started in a pipeline with this processor.
+    /// `spans_started - spans_ended` is the spans not ended yet: in progress,
+    /// or never to end (leaked with `mem::forget`, or held by a value that is
+    /// never dropped), which are never exported.
+    pub spans_started: u64,
     /// Sampled spans that ended and reached the processor.
     pub spans_ended: u64,
     /// Spans accepted into the queue.
@@ -61,6 +66,7 @@ impl ProcessorStats {
 
     /// Adds `other`'s counters to these.
     pub fn add(&mut self, other: &ProcessorStats) {
+        self.spans_started += other.spans_started;
         self.spans_ended += other.spans_ended;
         self.spans_queued += other.spans_queued;
         self.spans_exported += other.spans_exported;

@@ -68,6 +68,9 @@ struct Producer {
     /// capacity`, and reading `head` again (a line the consumer writes) is
     /// only needed when that room seems used up.
     known_head: AtomicUsize,
+    /// Events the owners counted with [`Lanes::count_in_lane`] (spans
+    /// started): written by the owner only, read by anyone for the sum.
+    counted: AtomicUsize,
 }
 
 // SAFETY: the lane moves values between threads (`T: Send`); the positions
@@ -93,6 +96,7 @@ impl<T> Lane<T> {
             producer: CachePadded(Producer {
                 owned: AtomicBool::new(false),
                 known_head: AtomicUsize::new(0),
+                counted: AtomicUsize::new(0),
             }),
             buffer: Buffer::new(capacity),
             mask: capacity - 1,
@@ -559,6 +563,38 @@ impl<T: Send + 'static> Lanes<T> {
             Some(pushed) => LanePush::Pushed(pushed),
             None => LanePush::Full,
         }
+    }
+
+    /// Counts one event (a span started) in the calling thread's lane, if it
+    /// owns one here: a counter on a cache line only the owner writes, summed
+    /// by [`counted`](Self::counted), so threads counting at once share no
+    /// line. Returns `false` (nothing counted) if the thread has no lane here;
+    /// it does not bind for this.
+    #[inline]
+    pub(crate) fn count_in_lane(&self) -> bool {
+        let (id, lane) = BOUND.get();
+        if id != self.set.id {
+            return false;
+        }
+        // SAFETY: as in `push_from`: `BOUND` names a lane of this set only
+        // while this thread's binding owns it and keeps the set alive.
+        let lane = unsafe { &*lane.cast::<Lane<T>>() };
+        let counted = &lane.producer.counted;
+        // Only the owner writes it (the last owner's count is ours through
+        // `try_claim`): a plain store, no read-modify-write.
+        counted.store(
+            counted.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+        true
+    }
+
+    /// The events counted in the lanes so far (a recent value while threads
+    /// count).
+    pub(crate) fn counted(&self) -> usize {
+        self.made()
+            .map(|lane| lane.producer.counted.load(Ordering::Relaxed))
+            .fold(0, usize::wrapping_add)
     }
 
     /// Binds the calling thread to a free lane of this set, unless it is bound
