@@ -8,6 +8,8 @@
 //!   binds to one, so that threads ending spans at once share no cache line.
 //! - [`counted`]: [`CountedRef`], a shared reference with biased counting and
 //!   batched release, for the one reference every span holds to its scope.
+//! - [`zeroed`]: a zeroed buffer that costs memory only once written, for
+//!   the queue's slots.
 //! - [`pinned`]: [`Instrumented`], a future with a state acting around each
 //!   poll: the pin projection of `FutureExt`'s adapters.
 //!
@@ -20,6 +22,7 @@ pub(crate) mod counted;
 pub(crate) mod lanes;
 pub(crate) mod pinned;
 pub(crate) mod queue;
+mod zeroed;
 
 pub(crate) use counted::{CountedRef, RefRun};
 pub(crate) use lanes::{LanePush, Lanes, Marks};

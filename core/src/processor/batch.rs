@@ -21,6 +21,7 @@
 //! quarter of the queue has filled, at most 1 ms) and asks to be woken only at
 //! half the queue, so producers make no system call at all.
 
+mod budget;
 mod wake;
 mod worker;
 
@@ -30,6 +31,7 @@ use crate::data::SpanData;
 use crate::diagnostics::{self, Level};
 use crate::export::{ExportCancel, SpanExporter};
 use crate::sync::{BoundedQueue, LanePush, Lanes};
+use budget::Budget;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -55,18 +57,6 @@ fn wake_batch_size(config: &BatchConfig) -> usize {
     } else {
         config.max_export_batch_size
     }
-}
-
-/// Spans per lane: `max_queue_size`, so that a thread alone has the whole
-/// queue, and at least two export batches, so that it goes on while the worker
-/// exports one.
-///
-/// Less would save memory when many threads end spans, but a ring that the
-/// worker's core still caches when the thread comes round to write it again
-/// makes each write wait for that core to give the line up (measured in
-/// `docs/queue.md`, "Lanes").
-fn lane_capacity(config: &BatchConfig) -> usize {
-    config.max_queue_size.max(2 * config.max_export_batch_size)
 }
 
 /// Requests from callers to the worker, under `Shared::control`.
@@ -238,14 +228,15 @@ impl BatchSpanProcessor {
     pub fn new(exporter: impl SpanExporter + 'static, config: BatchConfig) -> Self {
         let config = config.validated();
         list_pool::provision(config.spans_in_flight());
-        let max = max_lanes();
-        let lanes = Lanes::new(lane_capacity(&config), max);
+        // One budget for the lanes and the shared queue together.
+        let budget = Budget::split(config.max_queue_size, max_lanes());
+        let lanes = Lanes::new(budget.lanes);
         // The first thread to end a span finds its lane ready; the worker
         // makes more when threads find none free.
         lanes.add_lane();
         let shared = Arc::new(Shared {
             lanes,
-            queue: BoundedQueue::with_capacity(config.max_queue_size),
+            queue: BoundedQueue::with_capacity(budget.queue),
             wake: WakeUp::new(wake_batch_size(&config)),
             config,
             cancel: ExportCancel::default(),
@@ -536,7 +527,7 @@ impl SpanProcessor for BatchSpanProcessor {
             batches_exported: r(&s.batches_exported),
             export_failures: r(&s.export_failures),
             queue_size,
-            queue_capacity: (s.queue.capacity() + s.lanes.capacity()) as u64,
+            queue_capacity: s.config.max_queue_size as u64,
             last_export_error: s
                 .last_export_error
                 .lock()

@@ -47,8 +47,8 @@ pub struct ProcessorStats {
     /// Spans waiting in the queue now: in the threads' lanes and the shared
     /// queue.
     pub queue_size: u64,
-    /// Spans the queue can hold now: `max_queue_size` in the shared queue,
-    /// plus the lanes made so far (see [`BatchConfig`](crate::BatchConfig)).
+    /// Spans the queue can hold: `max_queue_size`, for the threads' lanes and
+    /// the shared queue together (see [`BatchConfig`](crate::BatchConfig)).
     pub queue_capacity: u64,
     /// The last export error, if any.
     pub last_export_error: Option<String>,

@@ -349,14 +349,23 @@ struct Buffer<T> {
 }
 
 impl<T> Buffer<T> {
+    /// `capacity` empty cells, allocated without writing them: a large lane
+    /// costs only the pages its pushes have reached.
+    #[cfg(not(all(loom, test)))]
     fn new(capacity: usize) -> Self {
-        #[cfg(all(loom, test))]
-        use loom::cell::UnsafeCell;
-        #[cfg(not(all(loom, test)))]
-        use std::cell::UnsafeCell;
+        let cells = Box::new_uninit_slice(capacity);
+        // SAFETY: a cell is an `UnsafeCell<MaybeUninit<T>>`, for which any
+        // bytes, written or not, are valid.
+        let cells = unsafe { cells.assume_init() };
+        Buffer { cells }
+    }
+
+    /// Loom: cells made one by one (loom's cells track their accesses).
+    #[cfg(all(loom, test))]
+    fn new(capacity: usize) -> Self {
         Buffer {
             cells: (0..capacity)
-                .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+                .map(|_| loom::cell::UnsafeCell::new(MaybeUninit::uninit()))
                 .collect(),
         }
     }
@@ -448,7 +457,9 @@ struct LaneSet<T> {
     /// The lanes, made in order by the consumer: `made` of them so far.
     lanes: Box<[OnceLock<Lane<T>>]>,
     made: StdAtomicUsize,
-    lane_capacity: usize,
+    /// How many values each lane holds (powers of two), in the order they
+    /// are made.
+    capacities: Box<[usize]>,
     /// Moves on whenever a lane is made or given back, so that a thread that
     /// found none free looks again only then.
     generation: StdAtomicUsize,
@@ -520,15 +531,18 @@ impl Drop for Binding {
 }
 
 impl<T: Send + 'static> Lanes<T> {
-    /// Lanes of `lane_capacity` values (rounded up to a power of two), at most
-    /// `max_lanes` of them. None is made yet.
-    pub(crate) fn new(lane_capacity: usize, max_lanes: usize) -> Self {
+    /// Lanes holding `capacities` values (each rounded up to a power of
+    /// two), made in that order: one lane per entry at most. None is made yet.
+    pub(crate) fn new(capacities: Vec<usize>) -> Self {
         Lanes {
             set: Arc::new(LaneSet {
                 id: NEXT_SET_ID.fetch_add(1, Ordering::Relaxed),
-                lanes: (0..max_lanes).map(|_| OnceLock::new()).collect(),
+                lanes: capacities.iter().map(|_| OnceLock::new()).collect(),
                 made: StdAtomicUsize::new(0),
-                lane_capacity: lane_capacity.max(1).next_power_of_two(),
+                capacities: capacities
+                    .into_iter()
+                    .map(|c| c.max(1).next_power_of_two())
+                    .collect(),
                 generation: StdAtomicUsize::new(0),
                 wanted: StdAtomicBool::new(false),
                 closed: StdAtomicBool::new(false),
@@ -661,7 +675,11 @@ impl<T: Send + 'static> Lanes<T> {
         // Lanes are made one at a time, under the consumer's lock.
         let _consumer = set.consumer.lock().unwrap_or_else(|e| e.into_inner());
         let made = set.made.load(Ordering::Relaxed);
-        if made == set.lanes.len() || set.lanes[made].set(Lane::new(set.lane_capacity)).is_err() {
+        if made == set.lanes.len()
+            || set.lanes[made]
+                .set(Lane::new(set.capacities[made]))
+                .is_err()
+        {
             return false;
         }
         // Release: the lane is made before a thread that sees `made` uses it.
@@ -706,13 +724,15 @@ impl<T: Send + 'static> Lanes<T> {
     }
 
     /// How many values the lanes made so far can hold.
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn capacity(&self) -> usize {
-        self.made().count() * self.set.lane_capacity
+        self.made().map(Lane::capacity).sum()
     }
 
-    /// How many values one lane holds.
-    pub(crate) fn lane_capacity(&self) -> usize {
-        self.set.lane_capacity
+    /// How many values the largest lane holds (the first made; 0 if the set
+    /// has none).
+    pub(crate) fn largest_lane(&self) -> usize {
+        self.set.capacities.first().copied().unwrap_or(0)
     }
 
     /// The right to consume, waiting for another consumer to finish.
@@ -857,7 +877,7 @@ impl<T> fmt::Debug for Lanes<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lanes")
             .field("made", &self.set.made.load(Ordering::Relaxed))
-            .field("lane_capacity", &self.set.lane_capacity)
+            .field("capacities", &self.set.capacities)
             .finish()
     }
 }
