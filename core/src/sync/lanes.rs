@@ -25,8 +25,10 @@
 //! * A thread binds to a lane of one `Lanes` at a time (the first it pushes
 //!   into, until that one is closed).
 //!
-//! Memory: a lane holds a fixed number of values, allocated when the lane is
-//! made; lanes are freed with the `Lanes` and the last thread bound to them.
+//! Memory: a lane holds a fixed number of values (each lane its own number,
+//! given when the `Lanes` is set up), allocated without being written when the
+//! lane is made, so its pages cost memory only once values reach them; lanes
+//! are freed with the `Lanes` and the last thread bound to them.
 
 use super::atomics::{AtomicBool, AtomicUsize, Ordering};
 use super::queue::{copy_in_pieces, CachePadded};
