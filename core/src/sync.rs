@@ -22,6 +22,7 @@ pub(crate) mod counted;
 pub(crate) mod lanes;
 pub(crate) mod pinned;
 pub(crate) mod queue;
+#[cfg(not(all(loom, test)))]
 mod zeroed;
 
 pub(crate) use counted::{CountedRef, RefRun};
