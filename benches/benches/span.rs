@@ -34,8 +34,11 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 /// Queue size for the batch processors: far more than the spans produced in one
-/// schedule delay at the rate the discarding worker drains them.
-const MAX_QUEUE_SIZE: usize = 65536;
+/// schedule delay at the rate the discarding worker drains them. It bounds all
+/// the spans a processor buffers, in both SDKs; runtrace gives half of it to
+/// the lane of the first thread, so a thread alone has a lane of 65536 spans
+/// (as when each lane held `max_queue_size`, before #19, with 65536).
+const MAX_QUEUE_SIZE: usize = 131_072;
 const MAX_EXPORT_BATCH_SIZE: usize = 512;
 const SCHEDULED_DELAY: Duration = Duration::from_millis(100);
 

@@ -8,6 +8,8 @@
 //!   binds to one, so that threads ending spans at once share no cache line.
 //! - [`counted`]: [`CountedRef`], a shared reference with biased counting and
 //!   batched release, for the one reference every span holds to its scope.
+//! - [`zeroed`]: a zeroed buffer that costs memory only once written, for
+//!   the queue's slots.
 //! - [`pinned`]: [`Instrumented`], a future with a state acting around each
 //!   poll: the pin projection of `FutureExt`'s adapters.
 //! - [`lent`]: [`Lent`], a `&mut` lent for the length of a call to a
@@ -23,6 +25,8 @@ pub(crate) mod lanes;
 pub(crate) mod lent;
 pub(crate) mod pinned;
 pub(crate) mod queue;
+#[cfg(not(all(loom, test)))]
+mod zeroed;
 
 pub(crate) use counted::{CountedRef, RefRun};
 pub(crate) use lanes::{LanePush, Lanes, Marks};

@@ -201,7 +201,7 @@ fn exports_never_overlap_and_stats_add_up_under_stress() {
 
 /// More threads than the processor has lanes, in two waves (the second takes
 /// over the lanes the first gave back at exit): every span arrives once, and
-/// the lanes were used (they add to the queue's capacity).
+/// the lanes and the shared queue together hold `max_queue_size`.
 #[test]
 fn spans_from_more_threads_than_lanes_arrive_exactly_once() {
     let exporter = InMemoryExporter::default();
@@ -229,7 +229,41 @@ fn spans_from_more_threads_than_lanes_arrive_exactly_once() {
     let ids: std::collections::HashSet<_> =
         spans.iter().map(|d| d.span_context.span_id()).collect();
     assert_eq!((spans.len(), ids.len()), (total as usize, total as usize));
-    assert!(s.queue_capacity > queue as u64, "lanes were made: {s:?}");
+    assert_eq!(s.queue_capacity, queue as u64, "one budget for all: {s:?}");
+    assert_eq!(s.spans_started, total, "{s:?}");
+    provider.shutdown().unwrap();
+}
+
+/// Spans that never end (forgotten, or still open) show as the difference
+/// between spans started and ended, counted per lane and on threads without
+/// one alike (more threads than lanes).
+#[test]
+fn spans_never_ended_show_as_started_minus_ended() {
+    let exporter = InMemoryExporter::default();
+    let provider = provider_with(exporter.clone(), config(1 << 14, 256, HOUR));
+    let threads = 2 * std::thread::available_parallelism().map_or(4, |n| n.get()) + 3;
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let p = provider.clone();
+            std::thread::spawn(move || {
+                end_spans(&p, 100);
+                std::mem::forget(p.tracer("t").span("leaked").start());
+                end_spans(&p, 100);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let open = provider.tracer("t").span("open").start();
+    provider.force_flush().unwrap();
+    let s = provider.stats();
+    let ended = (threads * 200) as u64;
+    assert_eq!(s.spans_ended, ended, "{s:?}");
+    assert_eq!(s.spans_started, ended + threads as u64 + 1, "{s:?}");
+    drop(open);
+    let s = provider.stats();
+    assert_eq!(s.spans_started - s.spans_ended, threads as u64, "{s:?}");
     provider.shutdown().unwrap();
 }
 
@@ -463,6 +497,67 @@ fn full_queue_drops_are_counted_and_reported() {
         .any(|m| m.contains("queue") && m.contains("OTEL_BSP_MAX_QUEUE_SIZE")));
 }
 
+/// An export that waits until released: a hung backend.
+#[derive(Debug, Clone, Default)]
+struct Hung(Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+impl Hung {
+    fn release(&self) {
+        *self.0 .0.lock().unwrap() = true;
+        self.0 .1.notify_all();
+    }
+}
+
+impl SpanExporter for Hung {
+    fn export(&mut self, _: &[SpanData], _: Instant) -> Result<(), ExportError> {
+        let (released, cv) = &*self.0;
+        let mut released = released.lock().unwrap();
+        while !*released {
+            released = cv.wait(released).unwrap();
+        }
+        Ok(())
+    }
+}
+
+/// `max_queue_size` bounds the spans buffered by all threads together (the
+/// lanes and the shared queue), with more threads than lanes and the backend
+/// hung; the batch stuck in the export comes on top. The rest are counted as
+/// queue-full drops.
+#[test]
+fn max_queue_size_bounds_the_spans_of_all_threads_together() {
+    let hung = Hung::default();
+    let (queue, batch) = (1024, 64);
+    let provider = provider_with(hung.clone(), config(queue, batch, HOUR));
+    let threads = 2 * std::thread::available_parallelism().map_or(4, |n| n.get()) + 3;
+    let per_thread = 2 * queue;
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let p = provider.clone();
+            std::thread::spawn(move || end_spans(&p, per_thread))
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let s = provider.stats();
+    let ended = (threads * per_thread) as u64;
+    assert_eq!(s.spans_ended, ended, "{s:?}");
+    assert!(s.queue_size <= queue as u64, "{s:?}");
+    assert!(s.spans_in_flight <= batch as u64, "{s:?}");
+    assert_eq!(s.queue_capacity, queue as u64, "{s:?}");
+    assert_eq!(
+        s.dropped_queue_full,
+        ended - s.queue_size - s.spans_in_flight,
+        "{s:?}"
+    );
+    hung.release();
+    provider
+        .shutdown_with_timeout(Duration::from_secs(10))
+        .unwrap();
+    let s = provider.stats();
+    assert_eq!(s.spans_ended, s.spans_exported + s.dropped_total(), "{s:?}");
+}
+
 #[derive(Debug, Default)]
 struct PanicsOnce {
     calls: usize,
@@ -553,7 +648,8 @@ fn record_only_spans_are_not_exported() {
     drop(span);
     provider.force_flush().unwrap();
     assert!(exporter.finished_spans().is_empty());
-    assert_eq!(provider.stats().spans_ended, 0);
+    let s = provider.stats();
+    assert_eq!((s.spans_started, s.spans_ended), (0, 0), "{s:?}");
 }
 
 /// Records without sampling, and says so up front: the tracer's short paths
@@ -667,8 +763,8 @@ fn batch_size_above_queue_size_is_clamped() {
         .build();
     assert_eq!(cfg.max_export_batch_size, 16);
     let bsp = BatchSpanProcessor::new(InMemoryExporter::default(), cfg);
-    // The shared queue, and the first lane: two batches.
-    assert_eq!(bsp.stats().unwrap().queue_capacity, 16 + 2 * 16);
+    // The lanes and the shared queue together.
+    assert_eq!(bsp.stats().unwrap().queue_capacity, 16);
     bsp.shutdown_with_timeout(Duration::from_secs(1)).unwrap();
 }
 

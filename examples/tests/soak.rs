@@ -22,10 +22,17 @@ const SHUTDOWN_SLACK_MS: f64 = 500.0;
 const BATCH: u64 = 512;
 
 fn soak(scenario: &str, seconds: &str) -> Value {
-    soak_with(scenario, seconds, &[])
+    soak_with(scenario, seconds, RATE, &[], &[])
 }
 
-fn soak_with(scenario: &str, seconds: &str, more_args: &[&str]) -> Value {
+/// A soak run at `rate`, with the defaults but for `env`, and `more_args`.
+fn soak_with(
+    scenario: &str,
+    seconds: &str,
+    rate: &str,
+    env: &[(&str, &str)],
+    more_args: &[&str],
+) -> Value {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_soak"));
     cmd.args(more_args);
     cmd.args([
@@ -36,7 +43,7 @@ fn soak_with(scenario: &str, seconds: &str, more_args: &[&str]) -> Value {
         "--threads",
         THREADS,
         "--rate",
-        RATE,
+        rate,
     ]);
     // The defaults, whatever the environment of the test run says.
     for (k, _) in std::env::vars() {
@@ -44,6 +51,7 @@ fn soak_with(scenario: &str, seconds: &str, more_args: &[&str]) -> Value {
             cmd.env_remove(k);
         }
     }
+    cmd.envs(env.iter().copied());
     let started = Instant::now();
     let out = cmd.output().expect("run soak");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -99,6 +107,8 @@ fn common(v: &Value) {
     assert!(u(v, "received") >= u(v, "exported"), "{v}");
     assert!(u(v, "received") <= ended, "{v}");
     assert!(u(v, "peak_rss_kib") <= u(v, "rss_bound_kib"), "{v}");
+    let bound = u(&v["bsp"], "max_queue_size") + u(&v["bsp"], "max_export_batch_size");
+    assert!(u(v, "max_buffered") <= bound, "{v}");
     assert!(
         f(v, "shutdown_ms") <= SHUTDOWN_MS + SHUTDOWN_SLACK_MS,
         "shutdown not bounded: {v}"
@@ -146,7 +156,7 @@ fn hang_keeps_app_latency_and_shutdown_bounded() {
 #[test]
 fn receiver_in_a_child_process() {
     let _cpu = CPU.read().unwrap_or_else(|e| e.into_inner());
-    let v = soak_with("healthy", "2", &["--receiver", "process"]);
+    let v = soak_with("healthy", "2", RATE, &[], &["--receiver", "process"]);
     common(&v);
     assert_eq!(u(&v, "exported"), u(&v, "received"), "{v}");
     assert!(
@@ -223,4 +233,32 @@ fn burst_on_healthy_backend() {
     assert!(u(&v, "ended") > 4 * rate, "the burst did not happen: {v}");
     assert_eq!(u(&v, "received"), u(&v, "exported"), "{v}");
     assert_eq!(v["shutdown_ok"], true, "{v}");
+}
+
+/// More threads than lanes (at least two per lane) against a hung backend:
+/// `max_queue_size` bounds what all of them buffer together, and memory with
+/// it. With 16384 spans allowed, a lane of that size per thread as before
+/// would hold five times as many on 2 CPUs (the program's own RSS bound is
+/// about 16 MiB of spans above a 64 MiB margin).
+#[test]
+fn crowd_of_threads_against_a_hung_backend_stays_within_one_budget() {
+    let _cpu = CPU.read().unwrap_or_else(|e| e.into_inner());
+    let queue = 16_384;
+    let v = soak_with(
+        "crowd",
+        "2",
+        "50000",
+        &[("OTEL_BSP_MAX_QUEUE_SIZE", &queue.to_string())],
+        &[],
+    );
+    common(&v);
+    let cpus = std::thread::available_parallelism().map_or(4, |n| n.get()) as u64;
+    assert!(u(&v, "threads") > 2 * (2 * cpus).clamp(2, 64), "{v}");
+    assert_eq!(u(&v["bsp"], "max_queue_size"), queue, "{v}");
+    assert!(u(&v, "max_buffered") <= queue + BATCH, "{v}");
+    // The budget filled up, and the rest were counted.
+    assert!(u(&v, "max_buffered") >= queue / 2, "{v}");
+    assert!(u(&v, "dropped_queue_full") > 0, "{v}");
+    assert_eq!(u(&v, "exported"), 0, "{v}");
+    assert_eq!(u(&v, "spans_started"), u(&v, "ended"), "{v}");
 }

@@ -6,25 +6,27 @@ use std::time::Duration;
 /// What "no limit" means for the export timeout (`OTEL_BSP_EXPORT_TIMEOUT=0`).
 pub const NO_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// The largest queue allowed. The shared queue's slots, 192 bytes each, are
-/// allocated when the processor starts; the threads' lanes, 144 bytes per
-/// span, when threads first need them (see [`BatchConfig::max_queue_size`]).
+/// The largest queue allowed. The memory is reserved when the processor
+/// starts (the shared queue) and when threads first need lanes, but pages cost
+/// memory only once spans reach them (see [`BatchConfig::max_queue_size`]).
 pub const MAX_QUEUE_SIZE: usize = 1 << 21;
 
 /// The batch processor's settings (OpenTelemetry defaults).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchConfig {
-    /// Spans the queue holds; more are dropped (default 2048).
+    /// Spans the processor buffers at most, for all threads together; more are
+    /// dropped (default 2048). The batch being exported comes on top.
     ///
-    /// This is the size of the queue that all threads share. Besides it, each
-    /// thread that ends spans gets a lane of its own (up to two lanes per CPU,
-    /// at most 64; the first is made with the processor, the others when
-    /// threads need them) that holds as many, rounded up to a power of two,
-    /// and at least two export batches. A thread has a lane in one batch
-    /// processor at a time (the first it ends spans into, until that one shuts
-    /// down); a thread without a lane, or whose lane is full, uses the shared
-    /// queue, and a span that finds that full too is dropped. Memory: 192
-    /// bytes per span of the shared queue, 144 per span of each lane made.
+    /// The budget is split between the threads' lanes and the queue they
+    /// share. The first thread that ends spans gets a lane of half of it; later
+    /// threads get lanes of an eighth, a sixteenth and so on (down to 64 spans,
+    /// up to two lanes per CPU, at most 64; made when threads need them), and
+    /// the shared queue holds the rest, at least a quarter. A thread has a lane
+    /// in one batch processor at a time (the first it ends spans into, until
+    /// that one shuts down); a thread without a lane, or whose lane is full,
+    /// uses the shared queue, and a span that finds that full too is dropped.
+    /// Memory: at most 192 bytes per span of the shared queue and 144 per span
+    /// of each lane made, each page only once spans have reached it.
     pub max_queue_size: usize,
     /// Spans per export (default 512, at most `max_queue_size`).
     pub max_export_batch_size: usize,
@@ -67,11 +69,10 @@ impl BatchConfig {
         BatchConfigBuilder(self).build()
     }
 
-    /// The spans a processor holds at once with one busy thread: a full
-    /// shared queue, a full lane and the batch being exported.
+    /// The spans a processor holds at once: a full queue (lanes and shared
+    /// queue) and the batch being exported.
     pub(crate) fn spans_in_flight(&self) -> usize {
         self.max_queue_size
-            .saturating_mul(2)
             .saturating_add(self.max_export_batch_size)
     }
 
@@ -113,7 +114,7 @@ impl BatchConfigBuilder {
         let mut c = self.0;
         c.max_queue_size = c.max_queue_size.max(1);
         if c.max_queue_size > MAX_QUEUE_SIZE {
-            // Every slot is allocated up front: a huge value would abort the process.
+            // The slots are reserved up front: a huge value would abort the process.
             diagnostics::warn(&format!(
                 "max_queue_size {} is above {MAX_QUEUE_SIZE}; clamped",
                 c.max_queue_size

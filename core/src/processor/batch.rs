@@ -21,6 +21,7 @@
 //! quarter of the queue has filled, at most 1 ms) and asks to be woken only at
 //! half the queue, so producers make no system call at all.
 
+mod budget;
 mod wake;
 mod worker;
 
@@ -30,6 +31,7 @@ use crate::data::SpanData;
 use crate::diagnostics::{self, Level};
 use crate::export::{ExportCancel, SpanExporter};
 use crate::sync::{BoundedQueue, LanePush, Lanes};
+use budget::Budget;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -55,18 +57,6 @@ fn wake_batch_size(config: &BatchConfig) -> usize {
     } else {
         config.max_export_batch_size
     }
-}
-
-/// Spans per lane: `max_queue_size`, so that a thread alone has the whole
-/// queue, and at least two export batches, so that it goes on while the worker
-/// exports one.
-///
-/// Less would save memory when many threads end spans, but a ring that the
-/// worker's core still caches when the thread comes round to write it again
-/// makes each write wait for that core to give the line up (measured in
-/// `docs/queue.md`, "Lanes").
-fn lane_capacity(config: &BatchConfig) -> usize {
-    config.max_queue_size.max(2 * config.max_export_batch_size)
 }
 
 /// Requests from callers to the worker, under `Shared::control`.
@@ -97,12 +87,16 @@ struct Shared {
     /// Brought forward at shutdown so an export waiting on retries gives up in time.
     cancel: ExportCancel,
     is_shutdown: AtomicBool,
+    /// The worker has made its last export: see [`Shared::seal`].
+    sealed: AtomicBool,
     /// A flush is waiting: the worker stops draining full batches to serve it.
     flush_pending: AtomicBool,
     control: Mutex<Control>,
     /// Wakes callers waiting for a flush or shutdown.
     caller_cv: Condvar,
-    // Counters written by application threads (only on drops).
+    // Counters written by application threads (only on drops, and for spans
+    // started on a thread without a lane here; the others count in lanes).
+    started_elsewhere: AtomicU64,
     dropped_queue_full: AtomicU64,
     dropped_after_shutdown: AtomicU64,
     // Counters written by the worker.
@@ -124,20 +118,42 @@ impl Shared {
         self.control.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Empties the queue after shutdown and counts those spans once: as popped
-    /// (they were queued) and as late drops (reported in `dropped_after_shutdown`,
-    /// which `spans_ended` otherwise adds for spans that never entered the queue).
-    /// A batch inside a hung export is not among them: it was taken already.
-    /// Returns how many there were.
-    fn drop_queued_late(&self) -> u64 {
+    /// The worker has made its last export (or never will): from now on
+    /// whatever is queued is dropped, counted as `dropped_after_shutdown`.
+    /// Empties the queue and returns how many spans it held.
+    fn seal(&self) -> u64 {
+        self.sealed.store(true, Ordering::SeqCst);
+        self.drop_late(true)
+    }
+
+    /// Empties the queue after [`seal`](Self::seal) and counts those spans
+    /// once: as popped (they were queued) and as late drops (reported in
+    /// `dropped_after_shutdown`, which `spans_ended` otherwise adds for spans
+    /// that never entered the queue). A batch inside a hung export is not
+    /// among them: it was taken already. Without `wait`, it gives up at once
+    /// if another thread is consuming. Returns how many there were.
+    ///
+    /// Besides the sealing itself, whoever finds spans queued after it drops
+    /// them: a producer whose push landed after the last drain, and `stats`.
+    /// So a span ended while shutdown runs is exported or counted, never left
+    /// queued, without a fence on the producers' path.
+    fn drop_late(&self, wait: bool) -> u64 {
         // In pieces: a hung backend's full queue copied out at once would
         // add its size to the process at the worst moment.
         const PIECE: usize = 256;
+        let consumer = if wait {
+            Some(self.lanes.consumer())
+        } else {
+            self.lanes.try_consumer()
+        };
+        let Some(consumer) = consumer else {
+            return 0;
+        };
         let mut late = Vec::with_capacity(PIECE);
         let mut total = 0;
         loop {
             let room = PIECE - self.queue.drain_into(&mut late, PIECE);
-            self.lanes.consumer().drain_into(&mut late, room, None);
+            consumer.drain_into(&mut late, room, None);
             if late.is_empty() {
                 break;
             }
@@ -148,6 +164,15 @@ impl Shared {
             late.clear();
         }
         total
+    }
+
+    /// A producer's push landed after the queue was sealed: nobody would
+    /// take it out. Out of line: this happens only while shutdown races
+    /// producers.
+    #[cold]
+    #[inline(never)]
+    fn pushed_after_seal(&self) {
+        self.drop_late(false);
     }
 
     /// Makes a lane if a thread asked for one; wake checks then come more
@@ -203,21 +228,24 @@ impl BatchSpanProcessor {
     pub fn new(exporter: impl SpanExporter + 'static, config: BatchConfig) -> Self {
         let config = config.validated();
         list_pool::provision(config.spans_in_flight());
-        let max = max_lanes();
-        let lanes = Lanes::new(lane_capacity(&config), max);
+        // One budget for the lanes and the shared queue together.
+        let budget = Budget::split(config.max_queue_size, max_lanes());
+        let lanes = Lanes::new(budget.lanes);
         // The first thread to end a span finds its lane ready; the worker
         // makes more when threads find none free.
         lanes.add_lane();
         let shared = Arc::new(Shared {
             lanes,
-            queue: BoundedQueue::with_capacity(config.max_queue_size),
+            queue: BoundedQueue::with_capacity(budget.queue),
             wake: WakeUp::new(wake_batch_size(&config)),
             config,
             cancel: ExportCancel::default(),
             is_shutdown: AtomicBool::new(false),
+            sealed: AtomicBool::new(false),
             flush_pending: AtomicBool::new(false),
             control: Mutex::new(Control::default()),
             caller_cv: Condvar::new(),
+            started_elsewhere: AtomicU64::new(0),
             dropped_queue_full: AtomicU64::new(0),
             dropped_after_shutdown: AtomicU64::new(0),
             dropped_late: AtomicU64::new(0),
@@ -252,7 +280,7 @@ impl BatchSpanProcessor {
                     );
                     shared.is_shutdown.store(true, Ordering::Release);
                     shared.lanes.close();
-                    shared.drop_queued_late();
+                    shared.seal();
                     let mut c = shared.control();
                     c.worker_done = true;
                     c.shutdown_result = Some(Err(FlushError::AlreadyShutdown));
@@ -274,6 +302,7 @@ impl BatchSpanProcessor {
                 );
                 shared.is_shutdown.store(true, Ordering::Release);
                 shared.lanes.close();
+                shared.seal();
                 let mut c = shared.control();
                 c.worker_done = true;
                 c.shutdown_result = Some(Ok(()));
@@ -337,6 +366,19 @@ impl BatchSpanProcessor {
 }
 
 impl BatchSpanProcessor {
+    /// Counts a sampled span started (for [`ProcessorStats::spans_started`]):
+    /// in the thread's lane, a line no other thread writes, or, on a thread
+    /// without a lane here (its first span, or more threads than lanes), in a
+    /// shared counter.
+    #[inline]
+    pub(crate) fn count_started(&self) {
+        if !self.shared.lanes.count_in_lane() {
+            self.shared
+                .started_elsewhere
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// [`SpanProcessor::on_end`] for a span that stays where it lies until it
     /// is copied into the queue: `span` is empty afterwards.
     #[inline]
@@ -353,10 +395,16 @@ impl BatchSpanProcessor {
                 .fetch_add(1, Ordering::Relaxed);
         } else if let LanePush::Pushed(count) = shared.lanes.push_from(span) {
             shared.wake.after_push(Pushed::Lane(count), shared);
+            if shared.sealed.load(Ordering::Relaxed) {
+                shared.pushed_after_seal();
+            }
             return;
         } else if shared.queue.push_from(span) {
             // No lane, or the lane is full.
             shared.wake.after_push(Pushed::Queue, shared);
+            if shared.sealed.load(Ordering::Relaxed) {
+                shared.pushed_after_seal();
+            }
             return;
         } else {
             shared.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
@@ -426,7 +474,7 @@ impl SpanProcessor for BatchSpanProcessor {
             // The exporter hangs: leave the worker detached (dropping the handle),
             // and count what it will never export. The queue takes several
             // consumers, so draining it here is safe even if the worker wakes up.
-            let left = self.shared.drop_queued_late();
+            let left = self.shared.seal();
             diagnostics::emit(
                 Level::Error,
                 &format!(
@@ -439,6 +487,11 @@ impl SpanProcessor for BatchSpanProcessor {
 
     fn stats(&self) -> Option<ProcessorStats> {
         let s = &*self.shared;
+        if s.sealed.load(Ordering::Acquire) {
+            // Spans pushed by producers racing the shutdown, after its last
+            // look: dropped and counted now rather than shown as queued.
+            s.drop_late(true);
+        }
         let r = |a: &AtomicU64| a.load(Ordering::Acquire);
         // Outcomes first, then what was taken from the queue, then the queue:
         // a batch finishing meanwhile is then never counted twice.
@@ -452,12 +505,15 @@ impl SpanProcessor for BatchSpanProcessor {
         let spans_queued = popped + queue_size;
         let dropped_queue_full = r(&s.dropped_queue_full);
         let dropped_after_shutdown = r(&s.dropped_after_shutdown);
+        // Last: a span starts before it ends, so started >= ended.
+        let spans_started = r(&s.started_elsewhere) + s.lanes.counted() as u64;
         let settled = spans_exported
             + dropped_export_failed
             + dropped_rejected
             + dropped_too_large
             + dropped_late;
         Some(ProcessorStats {
+            spans_started,
             // Late drops were queued first: they are in `spans_queued` already.
             spans_ended: spans_queued + dropped_queue_full + dropped_after_shutdown,
             spans_queued,
@@ -471,7 +527,7 @@ impl SpanProcessor for BatchSpanProcessor {
             batches_exported: r(&s.batches_exported),
             export_failures: r(&s.export_failures),
             queue_size,
-            queue_capacity: (s.queue.capacity() + s.lanes.capacity()) as u64,
+            queue_capacity: s.config.max_queue_size as u64,
             last_export_error: s
                 .last_export_error
                 .lock()
@@ -496,6 +552,44 @@ impl Drop for BatchSpanProcessor {
 mod tests {
     use super::*;
     use crate::{InMemoryExporter, TracerProvider};
+
+    /// A producer that read "not shut down" just before the shutdown and
+    /// pushes after the worker's last look (made deterministic here by
+    /// clearing the flag again): it drops its span itself, and what nobody
+    /// dropped is dropped by the next `stats`, so nothing stays queued.
+    #[test]
+    fn spans_pushed_after_the_last_drain_are_dropped_and_counted() {
+        let exporter = InMemoryExporter::default();
+        let bsp = BatchSpanProcessor::new(exporter.clone(), BatchConfig::default());
+        let shared = bsp.shared.clone();
+        let provider = TracerProvider::builder().with_span_processor(bsp).build();
+        let tracer = provider.tracer("t");
+        tracer.span("before").start().end();
+        provider.shutdown().unwrap();
+        let span = exporter.finished_spans().pop().unwrap();
+        assert!(shared.sealed.load(Ordering::Relaxed));
+
+        // The producer itself finds its span queued after the seal.
+        shared.is_shutdown.store(false, Ordering::Relaxed);
+        tracer.span("late").start().end();
+        assert_eq!(shared.queued_len(), 0);
+        assert_eq!(shared.dropped_late.load(Ordering::Relaxed), 1);
+
+        // Pushes whose producer missed the seal: `stats` drops them.
+        let mut lane_span = Some(span.clone());
+        assert!(matches!(
+            shared.lanes.push_from(&mut lane_span),
+            LanePush::Pushed(_)
+        ));
+        assert!(shared.queue.push_from(&mut Some(span)));
+        assert_eq!(shared.queued_len(), 2);
+        shared.is_shutdown.store(true, Ordering::Relaxed);
+        let s = provider.stats();
+        assert_eq!(s.queue_size, 0, "{s:?}");
+        assert_eq!(s.spans_ended, 4, "{s:?}");
+        assert_eq!(s.spans_exported, 1, "{s:?}");
+        assert_eq!(s.dropped_after_shutdown, 3, "{s:?}");
+    }
 
     #[test]
     fn producers_wake_the_worker_about_once_per_batch() {

@@ -23,7 +23,7 @@ use crate::sync::BoundedQueue;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-/// Lists parked at least (a default queue and batch of spans hold 4608).
+/// Lists parked at least (a default queue and batch of spans hold 2560).
 const MIN_CAPACITY: usize = 2048;
 /// Pool sizes: `MIN_CAPACITY << level`, up to the largest batch queue allowed.
 const LEVELS: usize = (MAX_QUEUE_SIZE / MIN_CAPACITY).ilog2() as usize + 1;

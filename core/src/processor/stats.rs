@@ -12,6 +12,11 @@
 /// be off by the spans moving).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProcessorStats {
+    /// Sampled spans started in a pipeline with this processor.
+    /// `spans_started - spans_ended` is the spans not ended yet: in progress,
+    /// or never to end (leaked with `mem::forget`, or held by a value that is
+    /// never dropped), which are never exported.
+    pub spans_started: u64,
     /// Sampled spans that ended and reached the processor.
     pub spans_ended: u64,
     /// Spans accepted into the queue.
@@ -24,7 +29,10 @@ pub struct ProcessorStats {
     pub dropped_export_failed: u64,
     /// Spans the backend rejected in a partial success (`error.type=rejected`).
     pub dropped_rejected: u64,
-    /// Spans ended after shutdown (`error.type=already_shutdown`).
+    /// Spans ended after shutdown, or still queued when its last export
+    /// was over (`error.type=already_shutdown`). A span whose push raced
+    /// the shutdown and landed after it is counted here too, by the producer
+    /// or at the next `stats`: after shutdown nothing stays queued.
     pub dropped_after_shutdown: u64,
     /// Spans the exporter could not send because each alone encodes above
     /// its request size limit (`error.type=too_large`); the rest of their
@@ -39,8 +47,8 @@ pub struct ProcessorStats {
     /// Spans waiting in the queue now: in the threads' lanes and the shared
     /// queue.
     pub queue_size: u64,
-    /// Spans the queue can hold now: `max_queue_size` in the shared queue,
-    /// plus the lanes made so far (see [`BatchConfig`](crate::BatchConfig)).
+    /// Spans the queue can hold: `max_queue_size`, for the threads' lanes and
+    /// the shared queue together (see [`BatchConfig`](crate::BatchConfig)).
     pub queue_capacity: u64,
     /// The last export error, if any.
     pub last_export_error: Option<String>,
@@ -58,6 +66,7 @@ impl ProcessorStats {
 
     /// Adds `other`'s counters to these.
     pub fn add(&mut self, other: &ProcessorStats) {
+        self.spans_started += other.spans_started;
         self.spans_ended += other.spans_ended;
         self.spans_queued += other.spans_queued;
         self.spans_exported += other.spans_exported;

@@ -52,11 +52,16 @@ impl Processor {
         }
     }
 
-    /// `on_start` for processors that use it (the batch processor does not).
+    /// `on_start`; the batch processor only counts sampled spans started.
     #[inline]
     pub(super) fn on_start(&self, span: &SpanContext, parent: Option<&SpanContext>) {
-        if let Processor::Dyn(d) = self {
-            start_in_dyn(d.as_ref(), span, parent);
+        match self {
+            Processor::Batch(b) => {
+                if span.is_sampled() {
+                    b.count_started();
+                }
+            }
+            Processor::Dyn(d) => start_in_dyn(d.as_ref(), span, parent),
         }
     }
 

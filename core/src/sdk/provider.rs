@@ -38,8 +38,6 @@ pub(crate) struct Pipeline {
     pub(crate) limits: SpanLimits,
     pub(super) resource: Arc<Resource>,
     pub(super) processors: Vec<Processor>,
-    /// Some processor is not the batch processor (those see `on_start`).
-    pub(super) has_dyn_processors: bool,
     pub(super) is_shutdown: AtomicBool,
 }
 
@@ -65,14 +63,12 @@ impl Pipeline {
         Instrumentation::with_runtime(scope, self.resource.clone(), self.limits, Some(runtime))
     }
 
-    /// Tells the processors that use `on_start` (the batch processor does not)
-    /// that a recorded span started.
+    /// Tells the processors that a recorded span started (the batch
+    /// processor only counts it).
     #[inline(always)]
     pub(super) fn on_start(&self, span: &SpanContext, parent: Option<&SpanContext>) {
-        if self.has_dyn_processors {
-            for p in &self.processors {
-                p.on_start(span, parent);
-            }
+        for p in &self.processors {
+            p.on_start(span, parent);
         }
     }
 
@@ -433,7 +429,6 @@ impl TracerProviderBuilder {
                     ids_random,
                     limits: self.limits,
                     resource: Arc::new(self.resource),
-                    has_dyn_processors: processors.iter().any(|p| matches!(p, Processor::Dyn(_))),
                     processors,
                     is_shutdown: AtomicBool::new(false),
                 })),

@@ -25,8 +25,10 @@
 //! * A thread binds to a lane of one `Lanes` at a time (the first it pushes
 //!   into, until that one is closed).
 //!
-//! Memory: a lane holds a fixed number of values, allocated when the lane is
-//! made; lanes are freed with the `Lanes` and the last thread bound to them.
+//! Memory: a lane holds a fixed number of values (each lane its own number,
+//! given when the `Lanes` is set up), allocated without being written when the
+//! lane is made, so its pages cost memory only once values reach them; lanes
+//! are freed with the `Lanes` and the last thread bound to them.
 
 use super::atomics::{AtomicBool, AtomicUsize, Ordering};
 use super::queue::{copy_in_pieces, CachePadded};
@@ -68,6 +70,9 @@ struct Producer {
     /// capacity`, and reading `head` again (a line the consumer writes) is
     /// only needed when that room seems used up.
     known_head: AtomicUsize,
+    /// Events the owners counted with [`Lanes::count_in_lane`] (spans
+    /// started): written by the owner only, read by anyone for the sum.
+    counted: AtomicUsize,
 }
 
 // SAFETY: the lane moves values between threads (`T: Send`); the positions
@@ -93,6 +98,7 @@ impl<T> Lane<T> {
             producer: CachePadded(Producer {
                 owned: AtomicBool::new(false),
                 known_head: AtomicUsize::new(0),
+                counted: AtomicUsize::new(0),
             }),
             buffer: Buffer::new(capacity),
             mask: capacity - 1,
@@ -345,14 +351,23 @@ struct Buffer<T> {
 }
 
 impl<T> Buffer<T> {
+    /// `capacity` empty cells, allocated without writing them: a large lane
+    /// costs only the pages its pushes have reached.
+    #[cfg(not(all(loom, test)))]
     fn new(capacity: usize) -> Self {
-        #[cfg(all(loom, test))]
-        use loom::cell::UnsafeCell;
-        #[cfg(not(all(loom, test)))]
-        use std::cell::UnsafeCell;
+        let cells = Box::new_uninit_slice(capacity);
+        // SAFETY: a cell is an `UnsafeCell<MaybeUninit<T>>`, for which any
+        // bytes, written or not, are valid.
+        let cells = unsafe { cells.assume_init() };
+        Buffer { cells }
+    }
+
+    /// Loom: cells made one by one (loom's cells track their accesses).
+    #[cfg(all(loom, test))]
+    fn new(capacity: usize) -> Self {
         Buffer {
             cells: (0..capacity)
-                .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+                .map(|_| loom::cell::UnsafeCell::new(MaybeUninit::uninit()))
                 .collect(),
         }
     }
@@ -444,7 +459,9 @@ struct LaneSet<T> {
     /// The lanes, made in order by the consumer: `made` of them so far.
     lanes: Box<[OnceLock<Lane<T>>]>,
     made: StdAtomicUsize,
-    lane_capacity: usize,
+    /// How many values each lane holds (powers of two), in the order they
+    /// are made.
+    capacities: Box<[usize]>,
     /// Moves on whenever a lane is made or given back, so that a thread that
     /// found none free looks again only then.
     generation: StdAtomicUsize,
@@ -516,15 +533,18 @@ impl Drop for Binding {
 }
 
 impl<T: Send + 'static> Lanes<T> {
-    /// Lanes of `lane_capacity` values (rounded up to a power of two), at most
-    /// `max_lanes` of them. None is made yet.
-    pub(crate) fn new(lane_capacity: usize, max_lanes: usize) -> Self {
+    /// Lanes holding `capacities` values (each rounded up to a power of
+    /// two), made in that order: one lane per entry at most. None is made yet.
+    pub(crate) fn new(capacities: Vec<usize>) -> Self {
         Lanes {
             set: Arc::new(LaneSet {
                 id: NEXT_SET_ID.fetch_add(1, Ordering::Relaxed),
-                lanes: (0..max_lanes).map(|_| OnceLock::new()).collect(),
+                lanes: capacities.iter().map(|_| OnceLock::new()).collect(),
                 made: StdAtomicUsize::new(0),
-                lane_capacity: lane_capacity.max(1).next_power_of_two(),
+                capacities: capacities
+                    .into_iter()
+                    .map(|c| c.max(1).next_power_of_two())
+                    .collect(),
                 generation: StdAtomicUsize::new(0),
                 wanted: StdAtomicBool::new(false),
                 closed: StdAtomicBool::new(false),
@@ -559,6 +579,38 @@ impl<T: Send + 'static> Lanes<T> {
             Some(pushed) => LanePush::Pushed(pushed),
             None => LanePush::Full,
         }
+    }
+
+    /// Counts one event (a span started) in the calling thread's lane, if it
+    /// owns one here: a counter on a cache line only the owner writes, summed
+    /// by [`counted`](Self::counted), so threads counting at once share no
+    /// line. Returns `false` (nothing counted) if the thread has no lane here;
+    /// it does not bind for this.
+    #[inline]
+    pub(crate) fn count_in_lane(&self) -> bool {
+        let (id, lane) = BOUND.get();
+        if id != self.set.id {
+            return false;
+        }
+        // SAFETY: as in `push_from`: `BOUND` names a lane of this set only
+        // while this thread's binding owns it and keeps the set alive.
+        let lane = unsafe { &*lane.cast::<Lane<T>>() };
+        let counted = &lane.producer.counted;
+        // Only the owner writes it (the last owner's count is ours through
+        // `try_claim`): a plain store, no read-modify-write.
+        counted.store(
+            counted.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+        true
+    }
+
+    /// The events counted in the lanes so far (a recent value while threads
+    /// count).
+    pub(crate) fn counted(&self) -> usize {
+        self.made()
+            .map(|lane| lane.producer.counted.load(Ordering::Relaxed))
+            .fold(0, usize::wrapping_add)
     }
 
     /// Binds the calling thread to a free lane of this set, unless it is bound
@@ -625,7 +677,11 @@ impl<T: Send + 'static> Lanes<T> {
         // Lanes are made one at a time, under the consumer's lock.
         let _consumer = set.consumer.lock().unwrap_or_else(|e| e.into_inner());
         let made = set.made.load(Ordering::Relaxed);
-        if made == set.lanes.len() || set.lanes[made].set(Lane::new(set.lane_capacity)).is_err() {
+        if made == set.lanes.len()
+            || set.lanes[made]
+                .set(Lane::new(set.capacities[made]))
+                .is_err()
+        {
             return false;
         }
         // Release: the lane is made before a thread that sees `made` uses it.
@@ -670,13 +726,15 @@ impl<T: Send + 'static> Lanes<T> {
     }
 
     /// How many values the lanes made so far can hold.
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn capacity(&self) -> usize {
-        self.made().count() * self.set.lane_capacity
+        self.made().map(Lane::capacity).sum()
     }
 
-    /// How many values one lane holds.
-    pub(crate) fn lane_capacity(&self) -> usize {
-        self.set.lane_capacity
+    /// How many values the largest lane holds (the first made; 0 if the set
+    /// has none).
+    pub(crate) fn largest_lane(&self) -> usize {
+        self.set.capacities.first().copied().unwrap_or(0)
     }
 
     /// The right to consume, waiting for another consumer to finish.
@@ -688,8 +746,7 @@ impl<T: Send + 'static> Lanes<T> {
     }
 
     /// The right to consume, if no other consumer holds it.
-    #[cfg(all(test, not(loom)))]
-    fn try_consumer(&self) -> Option<Consumer<'_, T>> {
+    pub(crate) fn try_consumer(&self) -> Option<Consumer<'_, T>> {
         let turn = match self.set.consumer.try_lock() {
             Ok(turn) => turn,
             Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
@@ -822,7 +879,7 @@ impl<T> fmt::Debug for Lanes<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lanes")
             .field("made", &self.set.made.load(Ordering::Relaxed))
-            .field("lane_capacity", &self.set.lane_capacity)
+            .field("capacities", &self.set.capacities)
             .finish()
     }
 }

@@ -33,6 +33,15 @@ use std::mem::MaybeUninit;
 use std::ops::Deref;
 
 use super::atomics::{self, AtomicUsize, Ordering, UnsafeCell};
+#[cfg(not(all(loom, test)))]
+use super::zeroed::ZeroedSlice;
+
+/// The queue's buffer: zeroed memory (see [`free_slots`]), or under loom a
+/// boxed slice.
+#[cfg(not(all(loom, test)))]
+type Slots<T> = ZeroedSlice<Slot<T>>;
+#[cfg(all(loom, test))]
+type Slots<T> = Box<[Slot<T>]>;
 
 /// The most positions `drain_into` claims at once. A claimed slot stays busy
 /// until it is copied out, and a producer that reaches it waits (or reports the
@@ -113,6 +122,8 @@ impl Backoff {
 /// are written by different producers at the same time.
 #[repr(align(64))]
 struct Slot<T> {
+    /// Kept as its difference from the slot's index (see
+    /// [`BoundedQueue::stamp`]); as a stamp:
     /// `position` if the slot is free for the push at `position`;
     /// `position + 1` once that push has written its value. A pop at
     /// `position` sets it to `position + one_lap`, freeing it for the next lap.
@@ -135,7 +146,7 @@ pub struct BoundedQueue<T> {
     /// Stamp of the next position to push. Written by producers only.
     tail: CachePadded<AtomicUsize>,
     /// `capacity` slots; slot `i` starts with stamp `i` (lap 0, free).
-    buffer: Box<[Slot<T>]>,
+    buffer: Slots<T>,
     /// Smallest power of two greater than `buffer.len()`: adding it to a
     /// stamp advances the lap and keeps the index.
     one_lap: usize,
@@ -152,7 +163,9 @@ unsafe impl<T: Send> Sync for BoundedQueue<T> {}
 impl<T> BoundedQueue<T> {
     /// Creates a queue that holds at most `capacity` items.
     ///
-    /// This is the only place the queue allocates.
+    /// This is the only place the queue allocates. The memory is zeroed
+    /// (every slot free for lap 0), so a large queue costs only what its
+    /// pushes have reached.
     ///
     /// # Panics
     ///
@@ -163,16 +176,10 @@ impl<T> BoundedQueue<T> {
             capacity <= usize::MAX / 4,
             "BoundedQueue capacity too large"
         );
-        let buffer = (0..capacity)
-            .map(|i| Slot {
-                stamp: AtomicUsize::new(i),
-                value: UnsafeCell::new(MaybeUninit::uninit()),
-            })
-            .collect();
         BoundedQueue {
             head: CachePadded(AtomicUsize::new(0)),
             tail: CachePadded(AtomicUsize::new(0)),
-            buffer,
+            buffer: free_slots(capacity),
             one_lap: (capacity + 1).next_power_of_two(),
         }
     }
@@ -221,7 +228,7 @@ impl<T> BoundedQueue<T> {
         // without dropping it completes the move into the slot.
         unsafe { std::ptr::write(source, None) };
         // Release: publishes the value to the pop that sees it.
-        slot.stamp.store(tail.wrapping_add(1), Ordering::Release);
+        self.set_stamp(tail, tail.wrapping_add(1), Ordering::Release);
         true
     }
 
@@ -231,10 +238,9 @@ impl<T> BoundedQueue<T> {
         let mut backoff = Backoff::new();
         let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
-            let slot = self.slot(tail);
             // Acquire: pairs with the Release of the pop that freed this
             // slot, so its read of the old value happens before our write.
-            let stamp = slot.stamp.load(Ordering::Acquire);
+            let stamp = self.stamp(tail, Ordering::Acquire);
             if stamp == tail {
                 // The slot is free for this lap: try to claim position `tail`.
                 let new_tail = self.next(tail);
@@ -284,7 +290,7 @@ impl<T> BoundedQueue<T> {
             unsafe { copy_in_pieces(&*value, cell.cast::<T>()) }
         });
         // Release: publishes the value to the pop that sees it.
-        slot.stamp.store(tail.wrapping_add(1), Ordering::Release);
+        self.set_stamp(tail, tail.wrapping_add(1), Ordering::Release);
     }
 
     /// Removes the oldest item, or returns `None` if the queue is empty.
@@ -371,6 +377,25 @@ impl<T> BoundedQueue<T> {
         unsafe { self.buffer.get_unchecked(index) }
     }
 
+    /// The stamp of the slot that `position` maps to. A slot keeps its stamp
+    /// as the difference from its index, so that a slot of all zero bytes is
+    /// free for lap 0: the buffer is allocated zeroed, and its pages cost
+    /// memory only once used.
+    #[inline(always)]
+    fn stamp(&self, position: usize, order: Ordering) -> usize {
+        let index = position & (self.one_lap - 1);
+        self.slot(position).stamp.load(order).wrapping_add(index)
+    }
+
+    /// Sets the stamp of the slot that `position` maps to (see [`stamp`](Self::stamp)).
+    #[inline(always)]
+    fn set_stamp(&self, position: usize, stamp: usize, order: Ordering) {
+        let index = position & (self.one_lap - 1);
+        self.slot(position)
+            .stamp
+            .store(stamp.wrapping_sub(index), order);
+    }
+
     /// The position after `stamp`: the next index, or index 0 of the next lap.
     fn next(&self, stamp: usize) -> usize {
         let index = stamp & (self.one_lap - 1);
@@ -390,15 +415,13 @@ impl<T> BoundedQueue<T> {
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
             // Acquire: pairs with the Release of the push that published it.
-            let stamp = self.slot(head).stamp.load(Ordering::Acquire);
+            let stamp = self.stamp(head, Ordering::Acquire);
             if stamp == head.wrapping_add(1) {
                 // Extend the run over the following published slots. Each
                 // Acquire load makes that slot's value visible to us.
                 let mut run = 1;
                 let mut end = self.next(head);
-                while run < max
-                    && self.slot(end).stamp.load(Ordering::Acquire) == end.wrapping_add(1)
-                {
+                while run < max && self.stamp(end, Ordering::Acquire) == end.wrapping_add(1) {
                     run += 1;
                     end = self.next(end);
                 }
@@ -465,9 +488,34 @@ impl<T> BoundedQueue<T> {
             copy_in_pieces(cell.cast_const().cast::<T>(), dst.as_mut_ptr())
         });
         // Release: our read happens before the next lap's push writes.
-        slot.stamp
-            .store(position.wrapping_add(self.one_lap), Ordering::Release);
+        self.set_stamp(
+            position,
+            position.wrapping_add(self.one_lap),
+            Ordering::Release,
+        );
     }
+}
+
+/// `capacity` free slots for lap 0 (all stamps 0, see
+/// [`BoundedQueue::stamp`]), allocated zeroed: the allocator maps fresh pages
+/// for a large buffer without writing them.
+#[cfg(not(all(loom, test)))]
+fn free_slots<T>(capacity: usize) -> Slots<T> {
+    // SAFETY: all zero bytes are a valid `Slot<T>` (an `AtomicUsize` of 0 and
+    // an `UnsafeCell<MaybeUninit<T>>`, for which any bytes are valid), and a
+    // slot needs no drop (the queue drops the values it holds itself).
+    unsafe { ZeroedSlice::new(capacity) }
+}
+
+/// Loom's atomics cannot be zeroed memory: the same slots, made one by one.
+#[cfg(all(loom, test))]
+fn free_slots<T>(capacity: usize) -> Slots<T> {
+    (0..capacity)
+        .map(|_| Slot {
+            stamp: AtomicUsize::new(0),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        })
+        .collect()
 }
 
 /// Copies the `T` at `src` to `dst` in pieces of at most 128 bytes, which the

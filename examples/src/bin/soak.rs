@@ -18,6 +18,7 @@
 //! | `reject` | 400 on every request |
 //! | `partial` | 200 with a partial success rejecting one span in ten |
 //! | `burst` | healthy; the offered rate is 10× for 1 s in every 5 s (from t = 1 s) |
+//! | `crowd` | as `hang`, with at least twice as many threads as the processor has lanes, plus one |
 //!
 //! Each span's `start()` + four attribute sets + `end()` is timed with `Instant`
 //! into a per-thread log-linear histogram. At the end the program calls
@@ -26,6 +27,11 @@
 //! broken (the `violations` field says which), 2 on bad arguments. With
 //! `--linger-ms`, it then waits that long and reports the counters again
 //! (`after_linger`): what a worker left running past a timed-out shutdown did.
+//!
+//! While the threads run, the main thread reads `provider.stats()` every 5 ms:
+//! the spans buffered (queued, and inside an export) must never exceed
+//! `max_queue_size` plus one batch, whatever the number of threads
+//! (`max_buffered`).
 
 use runtrace::{BatchConfig, FlushError, TracerProvider};
 use runtrace_examples::help_requested;
@@ -47,9 +53,22 @@ const RSS_MARGIN_KIB: u64 = 64 * 1024;
 /// How long after its deadline a shutdown may return (scheduling slack).
 const SHUTDOWN_SLACK: Duration = Duration::from_millis(1000);
 
-const SCENARIOS: [&str; 8] = [
-    "healthy", "down", "slow", "hang", "flaky", "reject", "partial", "burst",
+const SCENARIOS: [&str; 9] = [
+    "healthy", "down", "slow", "hang", "flaky", "reject", "partial", "burst", "crowd",
 ];
+
+/// How often the main thread reads the counters during the load.
+const SAMPLE_EVERY: Duration = Duration::from_millis(5);
+
+/// Threads for the `crowd` scenario: more than twice the lanes a batch
+/// processor makes at most (two per CPU, at most 64), so that most threads
+/// share the queue and lanes change hands.
+fn crowd_threads() -> usize {
+    let lanes = std::thread::available_parallelism()
+        .map_or(4, |n| 2 * n.get())
+        .clamp(2, 64);
+    2 * lanes + 1
+}
 
 struct Args {
     scenario: &'static str,
@@ -67,7 +86,7 @@ struct Args {
 fn fault_of(scenario: &str) -> Option<Fault> {
     match scenario {
         "slow" => Some(Fault::Slow(Duration::from_secs(2))),
-        "hang" => Some(Fault::Hang),
+        "hang" | "crowd" => Some(Fault::Hang),
         "flaky" => Some(Fault::Flaky),
         "reject" => Some(Fault::Reject),
         "partial" => Some(Fault::Partial),
@@ -273,7 +292,8 @@ total (default 50000; 0: as fast as they can) for --seconds (default 10) against
 an embedded OTLP/HTTP receiver with the scenario's fault (default healthy; in a
 child process with --receiver process), then
 shuts down within --shutdown-ms (default 5000), checks the invariants and prints
-one JSON line. Exits 1 if an invariant is broken, 2 on a bad argument.
+one JSON line. Exits 1 if an invariant is broken, 2 on a bad argument. The crowd
+scenario runs at least 2 threads per lane the batch processor can make, plus one.
 ",
         SCENARIOS.join("|")
     )
@@ -290,7 +310,7 @@ fn main() {
     if serve_receiver {
         argv.remove(0);
     }
-    let args = parse_args(&argv).unwrap_or_else(|e| {
+    let mut args = parse_args(&argv).unwrap_or_else(|e| {
         eprint!("soak: {e}\n{}", usage());
         std::process::exit(2);
     });
@@ -300,6 +320,9 @@ fn main() {
             std::process::exit(1);
         }
         return;
+    }
+    if args.scenario == "crowd" {
+        args.threads = args.threads.max(crowd_threads());
     }
 
     // The backend.
@@ -350,7 +373,8 @@ fn main() {
     // The load.
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(args.seconds);
-    let (created, latency) = std::thread::scope(|s| {
+    let buffered_of = |s: &runtrace::ProcessorStats| s.queue_size + s.spans_in_flight;
+    let (created, latency, max_buffered) = std::thread::scope(|s| {
         let handles: Vec<_> = hists
             .into_iter()
             .enumerate()
@@ -359,6 +383,12 @@ fn main() {
                 s.spawn(move || app_thread(tracer, i, args, start, end, h))
             })
             .collect();
+        // The bound on what is buffered, watched while the threads run.
+        let mut max_buffered = 0;
+        while Instant::now() < end {
+            max_buffered = max_buffered.max(buffered_of(&provider.stats()));
+            std::thread::sleep(SAMPLE_EVERY);
+        }
         let mut created = 0;
         let mut merged = Histogram::new();
         for h in handles {
@@ -366,7 +396,8 @@ fn main() {
             created += n;
             merged.merge(&hist);
         }
-        (created, merged)
+        max_buffered = max_buffered.max(buffered_of(&provider.stats()));
+        (created, merged, max_buffered)
     });
     let run_secs = start.elapsed().as_secs_f64();
     // The worker's CPU per span it exported while the load ran (shutdown's
@@ -429,9 +460,10 @@ fn main() {
     // Invariants.
     let in_flight = in_flight_of(&stats);
     let dropped = stats.dropped_total();
+    let buffered_bound = bsp.max_queue_size as u64 + batch;
     let rss_bound_kib = baseline_rss_kib
-        // The shared queue and the lanes made for the producer threads.
-        + (stats.queue_capacity * PER_SPAN_BYTES).div_ceil(1024)
+        // All spans buffered (lanes and shared queue) and the batch exported.
+        + (buffered_bound * PER_SPAN_BYTES).div_ceil(1024)
         + (rx.unique_spans + rx.duplicate_spans) * receiver_bytes_per_span / 1024
         + RSS_MARGIN_KIB;
     let export_calls = stats.batches_exported + stats.export_failures;
@@ -497,6 +529,13 @@ fn main() {
         format!("{} requests did not decode", rx.bad_requests),
     );
     check(
+        max_buffered <= buffered_bound,
+        format!(
+            "{max_buffered} spans buffered at once > max_queue_size {} + one batch",
+            bsp.max_queue_size
+        ),
+    );
+    check(
         peak_rss_kib <= rss_bound_kib,
         format!("peak RSS {peak_rss_kib} KiB > bound {rss_bound_kib} KiB"),
     );
@@ -518,6 +557,8 @@ fn main() {
         "dropped_after_shutdown": stats.dropped_after_shutdown,
         "still_queued": stats.queue_size,
         "in_flight": in_flight as i64,
+        "max_buffered": max_buffered,
+        "spans_started": stats.spans_started,
         "batches_exported": stats.batches_exported,
         "export_failures": stats.export_failures,
         "received": rx.unique_spans,

@@ -143,8 +143,9 @@ impl Worker {
             }),
             len,
             batch_size,
-            // What a single thread fills: its lane.
-            capacity: shared.lanes.lane_capacity().min(shared.queue.capacity()),
+            // What a single thread fills: its lane (the largest), then the
+            // shared queue.
+            capacity: shared.lanes.largest_lane() + shared.queue.capacity(),
         };
         let (wake_at, timeout) = plan.decide(timeout);
         shared.wake.sleep(
@@ -333,7 +334,7 @@ impl Worker {
                 );
             }
         }
-        self.shared.drop_queued_late();
+        self.shared.seal();
         self.report_drops();
         let mut c = self.shared.control();
         c.worker_done = true;
@@ -348,9 +349,12 @@ impl Worker {
             diagnostics::emit(
                 Level::Error,
                 &format!(
-                    "{} spans dropped because the queue (max_queue_size={}) was full ({dropped} in total); raise OTEL_BSP_MAX_QUEUE_SIZE or lower OTEL_BSP_SCHEDULE_DELAY",
+                    "{} spans dropped because the queue was full ({dropped} in total; \
+                     max_queue_size={} spans for all threads together, {} queued now); \
+                     raise OTEL_BSP_MAX_QUEUE_SIZE or lower OTEL_BSP_SCHEDULE_DELAY",
                     dropped - self.reported_drops,
-                    self.shared.config.max_queue_size
+                    self.shared.config.max_queue_size,
+                    self.shared.queued_len()
                 ),
             );
             self.reported_drops = dropped;

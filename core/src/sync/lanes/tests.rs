@@ -127,8 +127,8 @@ fn push(lanes: &Lanes<usize>, value: usize) -> LanePush {
 
 #[test]
 fn threads_bind_to_lanes_the_consumer_makes_and_give_them_back_at_exit() {
-    let lanes = Arc::new(Lanes::new(4, 1));
-    assert_eq!(lanes.lane_capacity(), 4);
+    let lanes = Arc::new(Lanes::new(vec![4; 1]));
+    assert_eq!(lanes.largest_lane(), 4);
     assert_eq!(lanes.capacity(), 0, "no lane is made before one is wanted");
     // No lane yet: the thread asks for one, and the consumer makes it.
     assert_eq!(push(&lanes, 1), LanePush::NoLane);
@@ -147,7 +147,7 @@ fn threads_bind_to_lanes_the_consumer_makes_and_give_them_back_at_exit() {
     .unwrap();
     assert_eq!(lanes.capacity(), 4, "at most max_lanes lanes");
     // A thread that binds, pushes and exits gives the lane to the next one.
-    let lanes2 = Arc::new(Lanes::new(4, 1));
+    let lanes2 = Arc::new(Lanes::new(vec![4; 1]));
     for t in 0..3 {
         let lanes2 = lanes2.clone();
         thread::spawn(move || {
@@ -174,8 +174,8 @@ fn threads_bind_to_lanes_the_consumer_makes_and_give_them_back_at_exit() {
 
 #[test]
 fn a_thread_bound_to_an_open_set_uses_no_lane_of_another_until_it_closes() {
-    let first = Lanes::new(4, 2);
-    let second = Lanes::new(4, 2);
+    let first = Lanes::new(vec![4; 2]);
+    let second = Lanes::new(vec![4; 2]);
     assert_eq!(push(&first, 1), LanePush::NoLane);
     first.add_lane_if_wanted();
     assert_eq!(push(&first, 1), LanePush::Pushed(1));
@@ -196,7 +196,7 @@ fn a_thread_bound_to_an_open_set_uses_no_lane_of_another_until_it_closes() {
 
 #[test]
 fn claim_run_takes_a_lane_holding_the_minimum_in_place() {
-    let lanes = Lanes::new(8, 2);
+    let lanes = Lanes::new(vec![8; 2]);
     lanes.add_lane();
     for i in 0..5 {
         assert_eq!(push(&lanes, i), LanePush::Pushed(i + 1));
@@ -227,7 +227,7 @@ fn claim_run_takes_a_lane_holding_the_minimum_in_place() {
 #[test]
 fn an_exported_run_is_moved_out_once_and_a_dropped_run_drops_its_values() {
     let drops = Arc::new(AtomicUsize::new(0));
-    let lanes = Lanes::new(8, 1);
+    let lanes = Lanes::new(vec![8; 1]);
     lanes.add_lane();
     for i in 0..4 {
         let pushed = lanes.push_from(&mut Some(Counted(i, drops.clone())));
@@ -247,7 +247,7 @@ fn an_exported_run_is_moved_out_once_and_a_dropped_run_drops_its_values() {
 
 #[test]
 fn marks_limit_claims_to_values_pushed_before_them() {
-    let lanes = Arc::new(Lanes::new(8, 2));
+    let lanes = Arc::new(Lanes::new(vec![8; 2]));
     lanes.add_lane();
     for i in 0..3 {
         push(&lanes, i);
@@ -314,7 +314,7 @@ fn a_drain_during_an_export_takes_what_follows_the_run() {
 fn concurrent_producers_lose_nothing_and_duplicate_nothing() {
     let producers = 4;
     let per_producer: usize = if cfg!(miri) { 200 } else { 250_000 };
-    let lanes = Arc::new(Lanes::new(256, 2));
+    let lanes = Arc::new(Lanes::new(vec![256; 2]));
     let shared = Arc::new(BoundedQueue::with_capacity(256));
     let dropped = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicBool::new(false));
