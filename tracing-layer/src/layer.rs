@@ -112,14 +112,16 @@ impl RuntraceLayer {
     /// `set_parent` replaces it.
     fn pending_root(&self, attrs: &Attributes<'_>, parent: Context) -> SpanState {
         let meta = attrs.metadata();
-        let mut attributes = Vec::with_capacity(attrs.fields().len() + 3);
+        // Recycled: the batch thread parks the list again after export.
+        let mut attributes = self.tracer.attribute_list();
+        attributes.reserve(attrs.fields().len() + 3);
         attributes.extend(code_attributes(meta));
         let mut conventions = Conventions::default();
         attrs.record(&mut SpanFields {
             sink: &mut attributes,
             conventions: &mut conventions,
         });
-        let mut state = SpanState::Pending(Box::new(Pending {
+        let mut state = SpanState::Pending(Pending {
             tracer: self.tracer.clone(),
             name: meta.name().into(),
             kind: SpanKind::Internal,
@@ -129,7 +131,7 @@ impl RuntraceLayer {
             links: Vec::new(),
             status: None,
             exception: None,
-        }));
+        });
         state.apply(conventions);
         state
     }
@@ -253,9 +255,11 @@ where
             return;
         }
         let meta = event.metadata();
+        let mut attributes = self.tracer.attribute_list();
+        attributes.reserve(meta.fields().len() + 2);
         let mut fields = EventFields {
             name: None,
-            attributes: Vec::with_capacity(meta.fields().len() + 2),
+            attributes,
             exception: None,
         };
         fields

@@ -19,8 +19,8 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 /// The layer's record of one `tracing` span.
 #[derive(Debug)]
 pub(crate) enum SpanState {
-    /// A local root not yet started.
-    Pending(Box<Pending>),
+    /// A local root not yet started (inline: the registry boxes the state).
+    Pending(Pending),
     /// A started span (recording, or a dropped root that carries its trace).
     Started {
         span: Span,
@@ -59,47 +59,8 @@ impl SpanState {
 
     /// Starts a pending root (no-op once started) and returns the span.
     pub(crate) fn start(&mut self) -> &mut Span {
-        if let SpanState::Pending(_) = self {
-            // A no-op tracer's span: no ids, no clock.
-            let placeholder = SpanState::started(Tracer::noop().span("").start());
-            let SpanState::Pending(pending) = std::mem::replace(self, placeholder) else {
-                unreachable!("matched just above");
-            };
-            let Pending {
-                tracer,
-                name,
-                kind,
-                parent,
-                start_time,
-                attributes,
-                links,
-                status,
-                exception,
-            } = *pending;
-            // The fields as builder attributes: one duplicate-key pass, and
-            // the sampler sees them.
-            let mut builder = tracer
-                .span(name)
-                .kind(kind)
-                .parent(&parent)
-                .start_time(start_time)
-                .attributes(attributes);
-            for link in links {
-                builder = builder.link(link, Vec::new());
-            }
-            let mut span = {
-                let _starting = Starting::enter();
-                builder.start()
-            };
-            let status_set = status.is_some();
-            if span.is_recording() {
-                if let Some(status) = status {
-                    span.set_status(status);
-                }
-                if let Some(exception) = exception {
-                    span.add_event("exception", exception);
-                }
-            }
+        if let SpanState::Pending(pending) = self {
+            let (span, status_set) = pending.start();
             *self = SpanState::Started { span, status_set };
         }
         match self {
@@ -140,6 +101,39 @@ impl SpanState {
                 }
             }
         }
+    }
+}
+
+impl Pending {
+    /// Starts the span, taking out what it needs (in place: the state is
+    /// replaced just after), and says whether its status was set.
+    fn start(&mut self) -> (Span, bool) {
+        // The fields as builder attributes: one duplicate-key pass, and the
+        // sampler sees them. The list is handed over, not copied.
+        let mut builder = self
+            .tracer
+            .span(std::mem::take(&mut self.name))
+            .kind(self.kind)
+            .parent(&self.parent)
+            .start_time(self.start_time)
+            .attributes(std::mem::take(&mut self.attributes));
+        for link in self.links.drain(..) {
+            builder = builder.link(link, Vec::new());
+        }
+        let mut span = {
+            let _starting = Starting::enter();
+            builder.start()
+        };
+        let status_set = self.status.is_some();
+        if span.is_recording() {
+            if let Some(status) = self.status.take() {
+                span.set_status(status);
+            }
+            if let Some(exception) = self.exception.take() {
+                span.add_event("exception", exception);
+            }
+        }
+        (span, status_set)
     }
 }
 

@@ -84,8 +84,13 @@ impl<'t> SpanBuilder<'t> {
     /// ```
     pub fn attributes(mut self, attributes: impl IntoIterator<Item = KeyValue>) -> Self {
         if self.tracer.is_enabled() {
-            for attribute in attributes {
-                self.push_attribute(attribute);
+            if self.attributes.capacity() == 0 {
+                // The first list: a `Vec` is taken over as it is (`collect`
+                // keeps the buffer of a `vec::IntoIter`), anything else is
+                // collected at its size.
+                self.attributes = attributes.into_iter().collect();
+            } else {
+                self.attributes.extend(attributes);
             }
         }
         self

@@ -387,9 +387,17 @@ fn give_back(span: SpanData, scopes: &mut Option<ScopeRun>) {
     let SpanData {
         attributes,
         instrumentation,
+        details,
         ..
     } = span;
     list_pool::give(attributes);
+    if let Some(details) = details {
+        // Events' lists too: a `tracing` event, or `add_event` with
+        // attributes, allocates one per event.
+        for event in details.events {
+            list_pool::give(event.attributes);
+        }
+    }
     ScopeRun::extend(scopes, instrumentation);
 }
 
