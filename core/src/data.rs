@@ -21,7 +21,7 @@ pub mod span_context;
 pub mod span_data;
 pub mod trace_state;
 
-pub use attribute::{Array, Key, KeyValue, Str, Value};
+pub use attribute::{Array, InlineStr, Key, KeyValue, Str, Value};
 pub use id::{IdGenerator, RandomIdGenerator, SpanId, TraceId};
 pub(crate) use instrumentation::ScopeRun;
 pub use instrumentation::{Instrumentation, InstrumentationScope};

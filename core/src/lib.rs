@@ -87,9 +87,9 @@ pub use sync::bench_internals as __bench_internals;
 pub use config::{env, BatchConfig, SpanLimits};
 pub use context::{Context, ContextGuard};
 pub use data::{
-    Array, Event, IdGenerator, Instrumentation, InstrumentationScope, Key, KeyValue, Link,
-    RandomIdGenerator, Resource, SpanContext, SpanData, SpanDetails, SpanId, SpanKind, Status, Str,
-    TraceFlags, TraceId, TraceState, Value,
+    Array, Event, IdGenerator, InlineStr, Instrumentation, InstrumentationScope, Key, KeyValue,
+    Link, RandomIdGenerator, Resource, SpanContext, SpanData, SpanDetails, SpanId, SpanKind,
+    Status, Str, TraceFlags, TraceId, TraceState, Value,
 };
 pub use export::{ExportCancel, ExportError, InMemoryExporter, SpanExporter};
 pub use processor::{

@@ -10,7 +10,6 @@
 use runtrace::{KeyValue, SpanKind, Status, Str, Value};
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
-use std::sync::Arc;
 use tracing::field::{Field, Visit};
 
 /// Where a visitor puts the plain attributes.
@@ -104,16 +103,11 @@ fn debug_text(value: &dyn fmt::Debug) -> Str {
         let mut text = text.try_borrow_mut().ok()?;
         text.clear();
         write!(text, "{value:?}").ok()?;
-        Some(shared(&text))
+        Some(Str::copied(&text))
     })
     .ok()
     .flatten()
     .unwrap_or_else(|| Str::from(format!("{value:?}")))
-}
-
-/// A copy of `text` in one allocation.
-fn shared(text: &str) -> Str {
-    Str::Shared(Arc::from(text))
 }
 
 /// Reads a span's fields: plain ones into `sink`, the conventions aside.
@@ -158,7 +152,7 @@ impl<S: AttributeSink> Visit for SpanFields<'_, S> {
         self.sink.attribute(KeyValue::new(field.name(), value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.text(field, shared(value));
+        self.text(field, Str::copied(value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         let text = Str::from(value.to_string());
@@ -233,7 +227,7 @@ impl Visit for EventFields {
         self.attributes.push(KeyValue::new(field.name(), value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.text(field, shared(value));
+        self.text(field, Str::copied(value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         let text = Str::from(value.to_string());

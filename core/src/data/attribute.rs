@@ -1,28 +1,98 @@
 //! Attribute keys and values.
 //!
-//! A [`Str`] is either a `&'static str` (stored without allocation) or a shared
-//! `Arc<str>` (cloned without copying). Values are the OpenTelemetry primitive
-//! types and homogeneous arrays of them.
+//! A [`Str`] is a `&'static str` (stored without allocation), a short string
+//! stored inline (no allocation either), or a shared `Arc<str>` (cloned
+//! without copying). Values are the OpenTelemetry primitive types and
+//! homogeneous arrays of them.
 
 use std::borrow::Borrow;
 use std::fmt;
 use std::sync::Arc;
 
-/// An immutable string that is free to clone: static, or shared by `Arc`.
+/// An immutable string that is cheap to clone: static, short and inline, or
+/// shared by `Arc`.
+///
+/// Strings made at run time ([`Str::copied`], `From<String>`) of up to
+/// [`InlineStr::CAPACITY`] bytes are stored inline: no allocation on the
+/// thread that makes them, and none for the batch thread to free.
+///
+/// ```
+/// use runtrace::Str;
+/// let route = String::from("/v1/infer");
+/// assert!(matches!(Str::from(route), Str::Inline(_)));
+/// assert_eq!(Str::copied("/v1/infer"), "/v1/infer");
+/// assert!(matches!(Str::copied(&"x".repeat(64)), Str::Shared(_)));
+/// ```
 #[derive(Clone)]
 pub enum Str {
     /// A string literal; no allocation.
     Static(&'static str),
-    /// A string made at run time, shared.
+    /// A short string made at run time, stored in place; no allocation.
+    Inline(InlineStr),
+    /// A longer string made at run time, shared.
     Shared(Arc<str>),
+}
+
+/// A string of at most [`InlineStr::CAPACITY`] bytes stored in place (so
+/// that a [`Str`] holding it is no larger than one holding an `Arc<str>`).
+#[derive(Clone, Copy)]
+pub struct InlineStr {
+    len: u8,
+    bytes: [u8; InlineStr::CAPACITY],
+}
+
+impl InlineStr {
+    /// The longest string stored inline, in bytes.
+    pub const CAPACITY: usize = 22;
+
+    /// A copy of `text`, if it fits.
+    #[inline]
+    pub fn new(text: &str) -> Option<InlineStr> {
+        let len = text.len();
+        if len > Self::CAPACITY {
+            return None;
+        }
+        let mut bytes = [0; Self::CAPACITY];
+        bytes[..len].copy_from_slice(text.as_bytes());
+        Some(InlineStr {
+            len: len as u8,
+            bytes,
+        })
+    }
+
+    /// The text.
+    #[inline]
+    pub fn as_str(&self) -> &str {
+        // Always valid: the bytes were copied from a `str` (or cut at a char
+        // boundary of one); checked rather than trusted, to keep this module
+        // free of unsafe code.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for InlineStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 impl Str {
     /// The text.
+    #[inline]
     pub fn as_str(&self) -> &str {
         match self {
             Str::Static(s) => s,
+            Str::Inline(s) => s.as_str(),
             Str::Shared(s) => s,
+        }
+    }
+
+    /// A copy of `text`: inline if it fits, else in one shared allocation.
+    #[inline]
+    pub fn copied(text: &str) -> Str {
+        match InlineStr::new(text) {
+            Some(inline) => Str::Inline(inline),
+            None => Str::Shared(Arc::from(text)),
         }
     }
 }
@@ -91,7 +161,10 @@ impl From<&'static str> for Str {
 
 impl From<String> for Str {
     fn from(s: String) -> Self {
-        Str::Shared(Arc::from(s))
+        match InlineStr::new(&s) {
+            Some(inline) => Str::Inline(inline),
+            None => Str::Shared(Arc::from(s)),
+        }
     }
 }
 
@@ -162,7 +235,7 @@ impl Value {
             if let Some((idx, _)) = s.as_str().char_indices().nth(max) {
                 *s = match s {
                     Str::Static(st) => Str::Static(&st[..idx]),
-                    Str::Shared(sh) => Str::Shared(Arc::from(&sh[..idx])),
+                    Str::Inline(_) | Str::Shared(_) => Str::copied(&s.as_str()[..idx]),
                 };
             }
         }
@@ -324,6 +397,23 @@ mod tests {
         let mut short = Value::from("ab");
         short.truncate(5);
         assert_eq!(short.as_str(), Some("ab"));
+    }
+
+    #[test]
+    fn short_strings_are_inline_and_no_larger_than_shared_ones() {
+        assert_eq!(std::mem::size_of::<Str>(), 24);
+        let fits = "a".repeat(InlineStr::CAPACITY);
+        let long = "a".repeat(InlineStr::CAPACITY + 1);
+        assert!(matches!(Str::copied(&fits), Str::Inline(_)));
+        assert!(matches!(Str::from(long.clone()), Str::Shared(_)));
+        assert_eq!(Str::copied(&fits), fits.as_str());
+        assert_eq!(Str::from(long.clone()), long.as_str());
+        assert_eq!(Str::copied(""), Str::Static(""));
+        // Multi-byte text, cut at a char boundary, stays valid inline.
+        let mut v = Value::String(Str::copied("ééééé"));
+        v.truncate(3);
+        assert_eq!(v.as_str(), Some("ééé"));
+        assert!(matches!(v, Value::String(Str::Inline(_))));
     }
 
     #[test]
