@@ -7,7 +7,7 @@
 //! them in batches.
 
 pub mod batch;
-pub(crate) mod list_pool;
+pub(crate) mod recycle;
 mod simple;
 mod stats;
 

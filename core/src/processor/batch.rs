@@ -25,7 +25,7 @@ mod budget;
 mod wake;
 mod worker;
 
-use super::{list_pool, FlushError, ProcessorStats, SpanProcessor};
+use super::{recycle, FlushError, ProcessorStats, SpanProcessor};
 use crate::config::{BatchConfig, DEFAULT_DROP_SHUTDOWN_TIMEOUT};
 use crate::data::SpanData;
 use crate::diagnostics::{self, Level};
@@ -227,7 +227,7 @@ impl BatchSpanProcessor {
     /// Starts the worker thread `runtrace-batch` that owns `exporter`.
     pub fn new(exporter: impl SpanExporter + 'static, config: BatchConfig) -> Self {
         let config = config.validated();
-        list_pool::provision(config.spans_in_flight());
+        recycle::provision(config.spans_in_flight());
         // One budget for the lanes and the shared queue together.
         let budget = Budget::split(config.max_queue_size, max_lanes());
         let lanes = Lanes::new(budget.lanes);
@@ -316,12 +316,12 @@ impl BatchSpanProcessor {
         }
     }
 
-    /// The attribute-list pool no longer keeps lists for this processor's
-    /// spans. Once, whichever of shutdown and drop comes first (a processor
+    /// The recycling pools no longer keep lists and details for this
+    /// processor's spans. Once, whichever of shutdown and drop comes first (a processor
     /// whose worker failed or panicked never runs a shutdown).
     fn unprovision(&self) {
         if self.provisioned.swap(false, Ordering::AcqRel) {
-            list_pool::unprovision(self.shared.config.spans_in_flight());
+            recycle::unprovision(self.shared.config.spans_in_flight());
         }
     }
 
@@ -409,10 +409,13 @@ impl BatchSpanProcessor {
         } else {
             shared.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
         }
-        // Spans not queued give their attribute list back to the pool, so
-        // that overload does not turn into allocator traffic.
+        // Spans not queued give their attribute list and details back to the
+        // pools, so that overload does not turn into allocator traffic.
         if let Some(data) = span.take() {
-            list_pool::give(data.attributes);
+            recycle::give_list(data.attributes);
+            if let Some(details) = data.details {
+                recycle::give_details(details);
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
 //! [`SimpleSpanProcessor`]: exports each span as it ends, on the ending thread.
 
-use super::{list_pool, FlushError, SpanProcessor};
+use super::{recycle, FlushError, SpanProcessor};
 use crate::data::SpanData;
 use crate::diagnostics;
 use crate::export::SpanExporter;
@@ -40,7 +40,10 @@ impl SpanProcessor for SimpleSpanProcessor {
                 diagnostics::emit(diagnostics::Level::Error, &format!("simple processor: {e}"));
             }
         }
-        list_pool::give(span.attributes);
+        recycle::give_list(span.attributes);
+        if let Some(details) = span.details {
+            recycle::give_details(details);
+        }
     }
 
     fn force_flush(&self, deadline: Instant) -> Result<(), FlushError> {

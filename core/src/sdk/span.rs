@@ -11,8 +11,10 @@ use crate::clock;
 use crate::config::SpanLimits;
 use crate::context::{Context, ContextGuard};
 use crate::data::attribute::upsert;
-use crate::data::{Event, KeyValue, Link, SpanContext, SpanData, SpanKind, Status, Str, Value};
-use crate::processor::list_pool;
+use crate::data::{
+    Event, KeyValue, Link, SpanContext, SpanData, SpanDetails, SpanKind, Status, Str, Value,
+};
+use crate::processor::recycle;
 use crate::sampling::SamplingDecision;
 use std::mem::ManuallyDrop;
 use std::time::SystemTime;
@@ -100,7 +102,7 @@ impl<'t> SpanBuilder<'t> {
     #[inline(never)]
     fn push_attribute(&mut self, attribute: KeyValue) {
         if self.attributes.capacity() == 0 {
-            self.attributes = list_pool::take();
+            self.attributes = recycle::take_list();
         }
         self.attributes.push(attribute);
     }
@@ -372,7 +374,7 @@ impl Span {
     pub fn set_status(&mut self, status: Status) {
         self.with_data(|data| match (data.status(), &status) {
             (Status::Ok, _) | (_, Status::Unset) => {}
-            _ => data.details_mut().status = status,
+            _ => details_of(data).status = status,
         });
     }
 
@@ -488,17 +490,24 @@ fn set_attribute_on(data: &mut SpanData, mut kv: KeyValue) {
         kv.value.truncate(max);
     }
     if data.attributes.capacity() == 0 {
-        data.attributes = list_pool::take();
+        data.attributes = recycle::take_list();
     }
     if !upsert(&mut data.attributes, kv, limits.max_attributes_per_span) {
         data.dropped_attributes_count += 1;
     }
 }
 
+/// A recording span's details, taken from the pool of recycled ones when it
+/// has none yet.
+#[inline]
+fn details_of(data: &mut SpanData) -> &mut SpanDetails {
+    data.details.get_or_insert_with(recycle::take_details)
+}
+
 /// Adds an event to a recording span's data.
 fn push_event_on(data: &mut SpanData, name: Str, attributes: Vec<KeyValue>, time_unix_nano: u64) {
     let limits = Span::limits(data);
-    let details = data.details_mut();
+    let details = details_of(data);
     if details.events.len() >= limits.max_events_per_span {
         details.dropped_events_count += 1;
         return;
@@ -522,7 +531,7 @@ fn add_link_on(data: &mut SpanData, span_context: SpanContext, attributes: Vec<K
         return;
     }
     let limits = Span::limits(data);
-    let details = data.details_mut();
+    let details = details_of(data);
     if details.links.len() >= limits.max_links_per_span {
         details.dropped_links_count += 1;
         return;

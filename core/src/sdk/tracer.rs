@@ -11,7 +11,7 @@ use crate::data::{
     Instrumentation, InstrumentationScope, KeyValue, Link, SpanContext, SpanData, SpanDetails,
     SpanId, SpanKind, Str, TraceFlags, TraceId, TraceState, Value,
 };
-use crate::processor::list_pool;
+use crate::processor::recycle;
 use crate::sampling::{FixedDecisions, SamplingDecision, SamplingParameters};
 use std::future::Future;
 use std::sync::Arc;
@@ -81,7 +81,7 @@ impl Tracer {
     #[inline]
     pub fn attribute_list(&self) -> Vec<KeyValue> {
         if self.is_enabled() {
-            list_pool::take()
+            recycle::take_list()
         } else {
             Vec::new()
         }
@@ -203,7 +203,7 @@ impl Tracer {
                 self.start_sampled_plain(name, kind, attributes, parent, start_time)
             }
             _ => {
-                list_pool::give(attributes);
+                recycle::give_list(attributes);
                 Span::non_recording(Self::plain_context(parent, SamplingDecision::Drop))
             }
         }
@@ -293,7 +293,7 @@ impl Tracer {
             // Builder attributes go back to the pool. Checked before the move, a
             // plain load of what the caller just stored.
             if b.attributes.capacity() != 0 {
-                list_pool::give(std::mem::take(&mut b.attributes));
+                recycle::give_list(std::mem::take(&mut b.attributes));
             }
             return Span::non_recording(span_context);
         }

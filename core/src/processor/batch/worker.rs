@@ -6,7 +6,7 @@ use super::Shared;
 use crate::data::{ScopeRun, SpanData};
 use crate::diagnostics::{self, panic_message, Level, RateLimiter};
 use crate::export::{ExportError, SpanExporter};
-use crate::processor::{list_pool, FlushError};
+use crate::processor::{recycle, FlushError};
 use crate::sync::Marks;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -390,13 +390,9 @@ fn give_back(span: SpanData, scopes: &mut Option<ScopeRun>) {
         details,
         ..
     } = span;
-    list_pool::give(attributes);
+    recycle::give_list(attributes);
     if let Some(details) = details {
-        // Events' lists too: a `tracing` event, or `add_event` with
-        // attributes, allocates one per event.
-        for event in details.events {
-            list_pool::give(event.attributes);
-        }
+        recycle::give_details(details);
     }
     ScopeRun::extend(scopes, instrumentation);
 }

@@ -1,10 +1,13 @@
-//! The attribute-list pool follows the batch processors alive now, not the
-//! first span that took a list (issue #21). Its own test binary: the pool is
-//! process-wide, and another test's spans would take its lists.
+//! The pools of attribute lists and span details follow the batch processors
+//! alive now, not the first span that took one (issue #21), and a span with
+//! attributes, an event with attributes and an error status allocates nothing
+//! in steady state. Its own test binary: the pools are process-wide, and
+//! another test's spans would take their items.
 //! Uses a counting global allocator (per thread).
 
 use runtrace::{
-    BatchConfig, ExportError, InMemoryExporter, SpanData, SpanExporter, TracerProvider,
+    BatchConfig, ExportError, InMemoryExporter, KeyValue, SpanData, SpanExporter, Status, Str,
+    TracerProvider,
 };
 use std::time::{Duration, Instant};
 
@@ -23,22 +26,28 @@ impl SpanExporter for Discard {
     }
 }
 
-/// Spans with 4 builder attributes (2 strings, i64, bool), as the bench's.
+/// Spans with 4 builder attributes (2 strings, i64, bool), as the bench's,
+/// an event with a run-time string attribute in a recycled list, and an
+/// error status.
 fn spans_with_4_attributes(tracer: &runtrace::Tracer, n: usize) {
     for i in 0..n {
-        tracer
+        let mut span = tracer
             .span("request")
             .attribute("http.route", "/v1/infer")
             .attribute("model", "llama")
             .attribute("tokens", i as i64)
             .attribute("cached", true)
-            .start()
-            .end();
+            .start();
+        let mut fields = tracer.attribute_list();
+        fields.push(KeyValue::new("rows", Str::copied("three rows")));
+        span.add_event("fetched", fields);
+        span.set_status(Status::error("failed"));
+        span.end();
     }
 }
 
 #[test]
-fn a_large_batch_queue_built_after_a_simple_processor_recycles_every_list() {
+fn a_large_batch_queue_built_after_a_simple_processor_recycles_every_list_and_details() {
     // First a test provider with a simple processor: its spans take lists
     // before any batch processor exists (this sized the pool for good).
     let simple = TracerProvider::builder()
@@ -66,8 +75,10 @@ fn a_large_batch_queue_built_after_a_simple_processor_recycles_every_list() {
     let stats = provider.stats();
     assert_eq!(stats.spans_exported, burst as u64, "{stats:?}");
 
-    // Steady state: the next burst takes the lists the first one gave back.
-    // With a pool left at 2,048 lists, 5,952 of these spans allocated.
+    // Steady state: the next burst takes the lists and details the first one
+    // gave back. With a pool left at 2,048 lists, 5,952 of these spans
+    // allocated; before details were recycled, each span allocated its
+    // details and their event list.
     let n = allocations_during(|| spans_with_4_attributes(&tracer, burst));
     assert_eq!(n, 0, "{burst} sampled spans allocated {n} times");
     provider.shutdown().unwrap();
