@@ -28,6 +28,22 @@ pub(crate) fn now_unix_nanos() -> u64 {
     }
 }
 
+/// Now, by the clock runtrace timestamps spans with (the calibrated TSC where
+/// the kernel trusts it, else the system clock): for an explicit start time
+/// ([`SpanBuilder::start_time`](crate::SpanBuilder::start_time)) taken before
+/// the span is built, so that its start and its end (taken by this clock)
+/// agree. On x86-64 with an invariant TSC it costs a few nanoseconds where
+/// `SystemTime::now()` costs a system clock read.
+///
+/// ```
+/// let start = runtrace::now();
+/// assert!(start.duration_since(std::time::UNIX_EPOCH).is_ok());
+/// ```
+#[inline]
+pub fn now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(now_unix_nanos())
+}
+
 /// Converts a `SystemTime` (0 before the epoch, saturating far in the future).
 #[inline]
 pub(crate) fn system_time_to_unix_nanos(t: SystemTime) -> u64 {

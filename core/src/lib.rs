@@ -84,6 +84,7 @@ pub mod global;
 #[doc(hidden)]
 pub use sync::bench_internals as __bench_internals;
 
+pub use clock::now;
 pub use config::{env, BatchConfig, SpanLimits};
 pub use context::{Context, ContextGuard};
 pub use data::{

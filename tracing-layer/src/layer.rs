@@ -5,7 +5,6 @@ use crate::current;
 use crate::fields::{Conventions, EventFields, KindField, SpanFields};
 use crate::state::{context_of, starting, Pending, SpanState};
 use runtrace::{Context, KeyValue, Span, SpanKind, Status, Str, Tracer};
-use std::time::SystemTime;
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context as LayerContext, Layer};
@@ -75,6 +74,11 @@ impl RuntraceLayer {
         RuntraceLayer { tracer }
     }
 
+    /// The tracer that starts this layer's spans.
+    pub(crate) fn tracer(&self) -> &Tracer {
+        &self.tracer
+    }
+
     /// A span with a `tracing` parent, started now under `parent`.
     fn start_child(&self, attrs: &Attributes<'_>, parent: &Context) -> Option<SpanState> {
         let meta = attrs.metadata();
@@ -122,11 +126,11 @@ impl RuntraceLayer {
             conventions: &mut conventions,
         });
         let mut state = SpanState::Pending(Pending {
-            tracer: self.tracer.clone(),
             name: meta.name().into(),
             kind: SpanKind::Internal,
             parent,
-            start_time: SystemTime::now(),
+            // runtrace's clock, which also ends it.
+            start_time: runtrace::now(),
             attributes,
             links: Vec::new(),
             status: None,
@@ -153,8 +157,12 @@ fn code_attributes(meta: &'static Metadata<'static>) -> impl Iterator<Item = Key
 /// The runtrace parent of a span whose `tracing` parent is `parent`: for a
 /// contextual span, the current runtrace context (the innermost entered
 /// `tracing` span's, or a native span's started inside it); for an explicit
-/// parent, that span's context.
-fn parent_context<'a, R>(attrs: &Attributes<'_>, parent: SpanRef<'a, R>) -> Option<Context>
+/// parent, that span's context (started by `tracer` if pending).
+fn parent_context<'a, R>(
+    attrs: &Attributes<'_>,
+    parent: SpanRef<'a, R>,
+    tracer: &Tracer,
+) -> Option<Context>
 where
     R: LookupSpan<'a>,
 {
@@ -164,7 +172,7 @@ where
             return Some(current);
         }
     }
-    context_of(parent)
+    context_of(parent, tracer)
 }
 
 /// Whether the layer keeps a recording span for `id` (read-locked briefly,
@@ -190,7 +198,10 @@ where
             return;
         }
         let Some(span) = ctx.span(id) else { return };
-        let state = match span.parent().and_then(|p| parent_context(attrs, p)) {
+        let state = match span
+            .parent()
+            .and_then(|p| parent_context(attrs, p, &self.tracer))
+        {
             Some(parent) => self.start_child(attrs, &parent),
             None if attrs.is_root() => Some(self.pending_root(attrs, Context::new())),
             None => Some(self.pending_root(attrs, Context::current())),
@@ -230,7 +241,10 @@ where
     }
 
     fn on_follows_from(&self, id: &Id, follows: &Id, ctx: LayerContext<'_, S>) {
-        let Some(follows) = ctx.span(follows).and_then(context_of) else {
+        let Some(follows) = ctx
+            .span(follows)
+            .and_then(|span| context_of(span, &self.tracer))
+        else {
             return;
         };
         let (Some(linked), Some(span)) = (follows.span_context(), ctx.span(id)) else {
@@ -287,7 +301,7 @@ where
         let Some(state) = extensions.get_mut::<SpanState>() else {
             return;
         };
-        state.start().add_event(name, attributes);
+        state.start(&self.tracer).add_event(name, attributes);
         if let SpanState::Started { span, status_set } = state {
             set_event_status(span, status_set, exception, *meta.level());
         }
@@ -297,7 +311,7 @@ where
         if !self.tracer.is_enabled() {
             return;
         }
-        if let Some(cx) = ctx.span(id).and_then(context_of) {
+        if let Some(cx) = ctx.span(id).and_then(|span| context_of(span, &self.tracer)) {
             current::enter(id, cx);
         }
     }
@@ -314,7 +328,7 @@ where
         // span's lock held.
         let state = span.extensions_mut().remove::<SpanState>();
         if let Some(mut state) = state {
-            state.start().end();
+            state.start(&self.tracer).end();
         }
     }
 }

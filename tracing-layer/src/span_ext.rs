@@ -1,5 +1,6 @@
 //! [`TracingSpanExt`]: a `tracing::Span`'s runtrace side, for propagation.
 
+use crate::layer::RuntraceLayer;
 use crate::state::{context_of, SpanState};
 use runtrace::{Context, SpanContext};
 use std::fmt;
@@ -104,7 +105,9 @@ impl TracingSpanExt for tracing::Span {
     fn context(&self) -> Context {
         self.with_subscriber(|(id, dispatch)| {
             let registry = dispatch.downcast_ref::<Registry>()?;
-            context_of(registry.span(id)?)
+            // The layer's tracer starts a local root not started yet.
+            let layer = dispatch.downcast_ref::<RuntraceLayer>()?;
+            context_of(registry.span(id)?, layer.tracer())
         })
         .flatten()
         .unwrap_or_default()

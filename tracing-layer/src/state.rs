@@ -30,11 +30,9 @@ pub(crate) enum SpanState {
     },
 }
 
-/// What a local root starts with.
+/// What a local root starts with (by the layer's tracer).
 #[derive(Debug)]
 pub(crate) struct Pending {
-    /// The layer's tracer, which starts it.
-    pub(crate) tracer: Tracer,
     pub(crate) name: Str,
     pub(crate) kind: SpanKind,
     /// The runtrace context current when it was created (or empty for an
@@ -57,10 +55,11 @@ impl SpanState {
         }
     }
 
-    /// Starts a pending root (no-op once started) and returns the span.
-    pub(crate) fn start(&mut self) -> &mut Span {
+    /// Starts a pending root with the layer's `tracer` (no-op once started)
+    /// and returns the span.
+    pub(crate) fn start(&mut self, tracer: &Tracer) -> &mut Span {
         if let SpanState::Pending(pending) = self {
-            let (span, status_set) = pending.start();
+            let (span, status_set) = pending.start(tracer);
             *self = SpanState::Started { span, status_set };
         }
         match self {
@@ -107,11 +106,10 @@ impl SpanState {
 impl Pending {
     /// Starts the span, taking out what it needs (in place: the state is
     /// replaced just after), and says whether its status was set.
-    fn start(&mut self) -> (Span, bool) {
+    fn start(&mut self, tracer: &Tracer) -> (Span, bool) {
         // The fields as builder attributes: one duplicate-key pass, and the
         // sampler sees them. The list is handed over, not copied.
-        let mut builder = self
-            .tracer
+        let mut builder = tracer
             .span(std::mem::take(&mut self.name))
             .kind(self.kind)
             .parent(&self.parent)
@@ -138,9 +136,10 @@ impl Pending {
 }
 
 /// The runtrace context of `span`: its own if the layer keeps one (starting a
-/// pending root), else its nearest kept ancestor's (a dropped span's trace,
-/// unsampled), else `None` (nothing kept: a disabled tracer).
-pub(crate) fn context_of<'a, R>(span: SpanRef<'a, R>) -> Option<Context>
+/// pending root with the layer's `tracer`), else its nearest kept ancestor's
+/// (a dropped span's trace, unsampled), else `None` (nothing kept: a
+/// disabled tracer).
+pub(crate) fn context_of<'a, R>(span: SpanRef<'a, R>, tracer: &Tracer) -> Option<Context>
 where
     R: LookupSpan<'a>,
 {
@@ -152,7 +151,7 @@ where
             SpanState::Pending(_) => {}
         }
         let mut extensions = s.extensions_mut();
-        Some(extensions.get_mut::<SpanState>()?.start().context())
+        Some(extensions.get_mut::<SpanState>()?.start(tracer).context())
     };
     // The span's own first: walking its scope would look it up again.
     own(&span).or_else(|| span.scope().skip(1).find_map(|s| own(&s)))

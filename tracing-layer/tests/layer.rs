@@ -389,16 +389,22 @@ fn a_per_layer_filter_skips_spans_and_their_children_attach_above() {
         .build();
     let layer = RuntraceLayer::new(provider.tracer("test"))
         .with_filter(filter_fn(|meta| meta.target() != "noisy"));
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-        let _outer = info_span!("outer").entered();
-        let _skipped = info_span!(target: "noisy", "skipped").entered();
-        info_span!("inner").in_scope(|| tracing::info!(target: "noisy", "filtered out"));
-    });
+    let outer_context =
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            let outer = info_span!("outer");
+            // Asked before first use: the filtered layer starts it.
+            let outer_context = outer.context();
+            let _outer = outer.entered();
+            let _skipped = info_span!(target: "noisy", "skipped").entered();
+            info_span!("inner").in_scope(|| tracing::info!(target: "noisy", "filtered out"));
+            outer_context
+        });
     let spans = exporter.finished_spans();
     let names: Vec<_> = spans.iter().map(|s| s.name.to_string()).collect();
     assert_eq!(names, ["inner", "outer"]);
     assert_eq!(spans[0].parent_span_id, spans[1].span_context.span_id());
     assert!(spans[0].events().is_empty());
+    assert_eq!(outer_context.span_context(), Some(&spans[1].span_context));
 }
 
 #[test]
