@@ -35,8 +35,9 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 /// - A span the sampler drops keeps nothing and converts no fields; a local
 ///   root converts its fields before it starts, because
 ///   [`set_parent`](crate::TracingSpanExt::set_parent) may still change its
-///   sampling. The sampler sees a span's name, kind and parent (and a local
-///   root's links), not its fields.
+///   sampling; they are its builder attributes, so the sampler sees them with
+///   its name, kind, parent and links. A child's sampler sees its name, kind
+///   and parent, not its fields.
 ///
 /// Per-layer filters (`layer.with_filter(..)`) apply: a span the filter
 /// disables is skipped, and its children attach to the nearest ancestor the
