@@ -317,8 +317,8 @@ impl BatchSpanProcessor {
     }
 
     /// The recycling pools no longer keep lists and details for this
-    /// processor's spans. Once, whichever of shutdown and drop comes first (a processor
-    /// whose worker failed or panicked never runs a shutdown).
+    /// processor's spans. Once, whichever of shutdown and drop comes first
+    /// (a processor whose worker failed or panicked never runs a shutdown).
     fn unprovision(&self) {
         if self.provisioned.swap(false, Ordering::AcqRel) {
             recycle::unprovision(self.shared.config.spans_in_flight());
