@@ -26,18 +26,28 @@ impl SpanExporter for Discard {
     }
 }
 
-/// Spans with 4 builder attributes (2 strings, i64, bool), as the bench's,
-/// an event with a run-time string attribute in a recycled list, and an
-/// error status.
+/// Spans with 4 builder attributes (2 strings, i64, bool), as the bench's
+/// (one by one, or as a recycled list), an event with a run-time string
+/// attribute in a recycled list, and an error status.
 fn spans_with_4_attributes(tracer: &runtrace::Tracer, n: usize) {
     for i in 0..n {
-        let mut span = tracer
-            .span("request")
-            .attribute("http.route", "/v1/infer")
-            .attribute("model", "llama")
-            .attribute("tokens", i as i64)
-            .attribute("cached", true)
-            .start();
+        let builder = tracer.span("request");
+        let builder = if i % 2 == 0 {
+            builder
+                .attribute("http.route", "/v1/infer")
+                .attribute("model", "llama")
+                .attribute("tokens", i as i64)
+                .attribute("cached", true)
+        } else {
+            // A recycled list, taken over by the builder as it is.
+            let mut list = tracer.attribute_list();
+            list.push(KeyValue::new("http.route", "/v1/infer"));
+            list.push(KeyValue::new("model", "llama"));
+            list.push(KeyValue::new("tokens", i as i64));
+            list.push(KeyValue::new("cached", true));
+            builder.attributes(list)
+        };
+        let mut span = builder.start();
         let mut fields = tracer.attribute_list();
         fields.push(KeyValue::new("rows", Str::copied("three rows")));
         span.add_event("fetched", fields);

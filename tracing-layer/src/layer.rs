@@ -173,7 +173,7 @@ where
             return Some(current);
         }
     }
-    context_of(parent, tracer)
+    context_of(parent, Some(tracer))
 }
 
 /// Whether the layer keeps a recording span for `id` (read-locked briefly,
@@ -244,7 +244,7 @@ where
     fn on_follows_from(&self, id: &Id, follows: &Id, ctx: LayerContext<'_, S>) {
         let Some(follows) = ctx
             .span(follows)
-            .and_then(|span| context_of(span, &self.tracer))
+            .and_then(|span| context_of(span, Some(&self.tracer)))
         else {
             return;
         };
@@ -312,7 +312,10 @@ where
         if !self.tracer.is_enabled() {
             return;
         }
-        if let Some(cx) = ctx.span(id).and_then(|span| context_of(span, &self.tracer)) {
+        if let Some(cx) = ctx
+            .span(id)
+            .and_then(|span| context_of(span, Some(&self.tracer)))
+        {
             current::enter(id, cx);
         }
     }

@@ -76,6 +76,12 @@ pub trait TracingSpanExt {
     /// The span's runtrace context, to inject into an outgoing request: its
     /// own, or for a span the sampler dropped its trace's (unsampled); empty
     /// when the span is not traced.
+    ///
+    /// A local root not used yet starts here, by the layer's tracer, found
+    /// through the subscriber's downcasts (as `Filtered`, `Box<dyn Layer>`
+    /// and `Option` forward them). Behind a wrapper that does not forward them
+    /// (`tracing_subscriber::reload::Layer`), such a root's context is empty
+    /// until the span is first entered; started spans are not affected.
     fn context(&self) -> Context;
 
     /// Adds a link to `span_context` (ignored for a span not recorded).
@@ -106,8 +112,8 @@ impl TracingSpanExt for tracing::Span {
         self.with_subscriber(|(id, dispatch)| {
             let registry = dispatch.downcast_ref::<Registry>()?;
             // The layer's tracer starts a local root not started yet.
-            let layer = dispatch.downcast_ref::<RuntraceLayer>()?;
-            context_of(registry.span(id)?, layer.tracer())
+            let layer = dispatch.downcast_ref::<RuntraceLayer>();
+            context_of(registry.span(id)?, layer.map(RuntraceLayer::tracer))
         })
         .flatten()
         .unwrap_or_default()

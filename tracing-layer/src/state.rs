@@ -58,7 +58,14 @@ impl SpanState {
     /// Starts a pending root with the layer's `tracer` (no-op once started)
     /// and returns the span.
     pub(crate) fn start(&mut self, tracer: &Tracer) -> &mut Span {
-        if let SpanState::Pending(pending) = self {
+        if let SpanState::Pending(_) = self {
+            // Taken out first: if starting panics (a sampler's bug), what is
+            // left is a span that records nothing, not a half-emptied root.
+            let SpanState::Pending(mut pending) =
+                std::mem::replace(self, SpanState::started(Span::default()))
+            else {
+                unreachable!("matched just above");
+            };
             let (span, status_set) = pending.start(tracer);
             *self = SpanState::Started { span, status_set };
         }
@@ -104,8 +111,8 @@ impl SpanState {
 }
 
 impl Pending {
-    /// Starts the span, taking out what it needs (in place: the state is
-    /// replaced just after), and says whether its status was set.
+    /// Starts the span, taking out what it needs (the rest is dropped just
+    /// after), and says whether its status was set.
     fn start(&mut self, tracer: &Tracer) -> (Span, bool) {
         // The fields as builder attributes: one duplicate-key pass, and the
         // sampler sees them. The list is handed over, not copied.
@@ -138,8 +145,8 @@ impl Pending {
 /// The runtrace context of `span`: its own if the layer keeps one (starting a
 /// pending root with the layer's `tracer`), else its nearest kept ancestor's
 /// (a dropped span's trace, unsampled), else `None` (nothing kept: a
-/// disabled tracer).
-pub(crate) fn context_of<'a, R>(span: SpanRef<'a, R>, tracer: &Tracer) -> Option<Context>
+/// disabled tracer; or a pending root and no `tracer` to start it).
+pub(crate) fn context_of<'a, R>(span: SpanRef<'a, R>, tracer: Option<&Tracer>) -> Option<Context>
 where
     R: LookupSpan<'a>,
 {
@@ -151,7 +158,7 @@ where
             SpanState::Pending(_) => {}
         }
         let mut extensions = s.extensions_mut();
-        Some(extensions.get_mut::<SpanState>()?.start(tracer).context())
+        Some(extensions.get_mut::<SpanState>()?.start(tracer?).context())
     };
     // The span's own first: walking its scope would look it up again.
     own(&span).or_else(|| span.scope().skip(1).find_map(|s| own(&s)))

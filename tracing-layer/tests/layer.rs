@@ -2,6 +2,7 @@
 //! `otel.*` conventions, remote parents, nesting with native spans, exits out
 //! of order, links and per-layer filters.
 
+use runtrace::sampling::{Sampler, SamplingDecision, SamplingParameters, SamplingResult};
 use runtrace::{
     diagnostics, Context, InMemoryExporter, SpanContext, SpanData, SpanId, SpanKind, Status,
     TraceContextPropagator, TracerProvider, Value,
@@ -416,4 +417,84 @@ fn a_root_never_entered_ends_on_close_with_its_creation_time() {
     });
     let idle = named(&spans, "idle");
     assert!(idle.end_time_unix_nano - idle.start_time_unix_nano >= 5_000_000);
+}
+
+/// `reload::Layer` forwards no downcast, so `context()` cannot find the layer:
+/// started spans still give their context, and a local root gives its own
+/// once entered (empty before, documented).
+#[test]
+fn context_behind_a_reload_layer() {
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let (layer, _handle) =
+        tracing_subscriber::reload::Layer::new(RuntraceLayer::new(provider.tracer("test")));
+    let seen =
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            let root = info_span!("root");
+            let before_use = root.context();
+            let _entered = root.enter();
+            let root_context = root.context();
+            let child = info_span!("child");
+            (before_use, root_context, child.context())
+        });
+    let (before_use, root_context, child_context) = seen;
+    let spans = exporter.finished_spans();
+    assert_eq!(before_use, Context::new());
+    assert_eq!(
+        root_context.span_context(),
+        Some(&named(&spans, "root").span_context)
+    );
+    assert_eq!(
+        child_context.span_context(),
+        Some(&named(&spans, "child").span_context)
+    );
+}
+
+/// Drops the spans whose builder attributes say `health = true`.
+#[derive(Debug)]
+struct DropHealthChecks;
+
+impl Sampler for DropHealthChecks {
+    fn should_sample(&self, params: &SamplingParameters<'_>) -> SamplingResult {
+        let health = params
+            .attributes
+            .iter()
+            .any(|kv| kv.key == "health" && kv.value == Value::Bool(true));
+        SamplingResult {
+            decision: if health {
+                SamplingDecision::Drop
+            } else {
+                SamplingDecision::RecordAndSample
+            },
+            attributes: Vec::new(),
+            trace_state: params.parent_trace_state(),
+        }
+    }
+
+    fn description(&self) -> String {
+        "DropHealthChecks".into()
+    }
+}
+
+/// A local root's fields are its builder attributes, so its sampler sees them.
+#[test]
+fn a_local_roots_sampler_sees_its_fields() {
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_sampler(DropHealthChecks)
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let layer = RuntraceLayer::new(provider.tracer("test"));
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        info_span!("GET /health", health = true).in_scope(|| {});
+        info_span!("GET /items", health = false).in_scope(|| {});
+    });
+    let names: Vec<_> = exporter
+        .finished_spans()
+        .iter()
+        .map(|s| s.name.to_string())
+        .collect();
+    assert_eq!(names, ["GET /items"]);
 }

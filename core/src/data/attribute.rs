@@ -417,6 +417,24 @@ mod tests {
     }
 
     #[test]
+    fn the_same_text_is_the_same_key_whatever_the_variant() {
+        use std::collections::HashMap;
+        let text = "http.route";
+        let variants = [
+            Str::Static(text),
+            Str::copied(text),
+            Str::Shared(Arc::from(text)),
+        ];
+        assert!(matches!(variants[1], Str::Inline(_)));
+        let map: HashMap<Str, usize> = HashMap::from([(Str::Static(text), 1)]);
+        for variant in &variants {
+            assert_eq!(variant, &variants[0]);
+            assert_eq!(map.get(variant), Some(&1));
+            assert_eq!(map.get(text), Some(&1));
+        }
+    }
+
+    #[test]
     fn upsert_overwrites_and_limits() {
         let mut list = Vec::new();
         assert!(upsert(&mut list, KeyValue::new("a", 1), 1));

@@ -218,8 +218,8 @@ impl QueueLengths for Shared {
 pub struct BatchSpanProcessor {
     shared: Arc<Shared>,
     worker: Mutex<Option<JoinHandle<()>>>,
-    /// Whether this processor's spans still count in the attribute-list
-    /// pool's size (until it shuts down or is dropped, whichever is first).
+    /// Whether this processor's spans still count in the recycling pools'
+    /// size (until it shuts down or is dropped, whichever is first).
     provisioned: AtomicBool,
 }
 

@@ -254,6 +254,18 @@ mod tests {
     }
 
     #[test]
+    fn details_with_room_for_many_events_are_freed_not_kept() {
+        let mut big = Box::<SpanDetails>::default();
+        big.events.reserve_exact(MAX_KEPT_EVENTS + 1);
+        give_details(big);
+        // Whatever comes back (other tests park details too) is not it.
+        for _ in 0..4 {
+            let details = take_details();
+            assert!(details.events.capacity() <= MAX_KEPT_EVENTS);
+        }
+    }
+
+    #[test]
     fn recycled_details_come_back_empty() {
         let mut details = take_details();
         details.events.push(Event {

@@ -74,6 +74,9 @@ impl<'t> SpanBuilder<'t> {
 
     /// Adds attributes the sampler can see, in order (as [`attribute`] one by
     /// one; a repeated key keeps its last value). Ignored by a disabled tracer.
+    /// A `Vec` given before any other attribute becomes the span's list as it
+    /// is, without a copy (fill one from [`Tracer::attribute_list`] to recycle
+    /// lists); later ones are copied in.
     ///
     /// [`attribute`]: Self::attribute
     ///
@@ -468,6 +471,19 @@ impl Drop for Ended<'_> {
     #[inline]
     fn drop(&mut self) {
         *self.0 = None;
+    }
+}
+
+impl Default for Span {
+    /// A span that records nothing, with an invalid context: what a no-op
+    /// tracer starts (for a placeholder).
+    ///
+    /// ```
+    /// let span = runtrace::Span::default();
+    /// assert!(!span.is_recording() && !span.span_context().is_valid());
+    /// ```
+    fn default() -> Self {
+        Span::non_recording(SpanContext::INVALID)
     }
 }
 

@@ -8,8 +8,8 @@ use crate::clock;
 use crate::config::SpanLimits;
 use crate::context::Context;
 use crate::data::{
-    Instrumentation, InstrumentationScope, KeyValue, Link, SpanContext, SpanData, SpanDetails,
-    SpanId, SpanKind, Str, TraceFlags, TraceId, TraceState, Value,
+    Instrumentation, InstrumentationScope, KeyValue, Link, SpanContext, SpanData, SpanId, SpanKind,
+    Str, TraceFlags, TraceId, TraceState, Value,
 };
 use crate::processor::recycle;
 use crate::sampling::{FixedDecisions, SamplingDecision, SamplingParameters};
@@ -414,11 +414,10 @@ fn build_recorded(
         attributes,
         dropped_attributes_count,
         details: (!links.is_empty() || dropped_links_count > 0).then(|| {
-            Box::new(SpanDetails {
-                links,
-                dropped_links_count,
-                ..SpanDetails::default()
-            })
+            let mut details = recycle::take_details();
+            details.links = links;
+            details.dropped_links_count = dropped_links_count;
+            details
         }),
         ..SpanData::started(
             span_context,
@@ -477,8 +476,8 @@ fn dedup_keys(attributes: &mut Vec<KeyValue>) {
     attributes.retain(|_| is_first.next().unwrap_or(false));
 }
 
-/// Whether two of at most [`PAIRWISE_DEDUP_MAX`] attributes share a key: the
-/// keys' text is looked up once, and only keys of equal length are compared.
+/// Whether two of at most [`PAIRWISE_DEDUP_MAX`] attributes share a key: each
+/// key's text is looked up once (not at every comparison).
 fn has_duplicate_keys(attributes: &[KeyValue]) -> bool {
     let mut keys = [""; PAIRWISE_DEDUP_MAX];
     for (key, kv) in keys.iter_mut().zip(attributes) {
@@ -487,7 +486,7 @@ fn has_duplicate_keys(attributes: &[KeyValue]) -> bool {
     let keys = &keys[..attributes.len().min(PAIRWISE_DEDUP_MAX)];
     keys.iter()
         .enumerate()
-        .any(|(i, key)| keys[..i].iter().any(|k| k.len() == key.len() && k == key))
+        .any(|(i, key)| keys[..i].contains(key))
 }
 
 /// Enforces the link count limit and each link's attribute limit. Returns how

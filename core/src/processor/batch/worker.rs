@@ -379,9 +379,10 @@ fn export_guarded(
     }
 }
 
-/// Drops an exported span, giving back what it holds: its attribute list to
-/// the pool, and its scope reference to `scopes`, which gives the counts of
-/// consecutive spans of one tracer back together.
+/// Drops an exported span, giving back what it holds: its attribute list and
+/// its details (with their events' lists) to the recycling pools, and its
+/// scope reference to `scopes`, which gives the counts of consecutive spans
+/// of one tracer back together.
 #[inline]
 fn give_back(span: SpanData, scopes: &mut Option<ScopeRun>) {
     let SpanData {
