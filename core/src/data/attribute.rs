@@ -60,6 +60,12 @@ impl InlineStr {
         })
     }
 
+    /// The text's bytes (no UTF-8 check).
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
     /// The text.
     #[inline]
     pub fn as_str(&self) -> &str {
@@ -85,6 +91,23 @@ impl Str {
             Str::Inline(s) => s.as_str(),
             Str::Shared(s) => s,
         }
+    }
+
+    /// The text's bytes: what comparing two strings needs, without the UTF-8
+    /// check an inline string's [`as_str`](Self::as_str) makes.
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Str::Static(s) => s.as_bytes(),
+            Str::Inline(s) => s.as_bytes(),
+            Str::Shared(s) => s.as_bytes(),
+        }
+    }
+
+    /// Equal bytes: [`PartialEq`]'s path for strings made at run time.
+    #[inline(never)]
+    fn bytes_eq(&self, other: &Str) -> bool {
+        self.as_bytes() == other.as_bytes()
     }
 
     /// A copy of `text`: inline if it fits, else in one shared allocation.
@@ -117,21 +140,29 @@ impl Borrow<str> for Str {
 }
 
 impl PartialEq for Str {
+    /// Equal text, whatever the variants (compared as bytes).
+    #[inline(always)]
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+        match (self, other) {
+            // Keys, most of the time: inlined where keys are compared.
+            (Str::Static(a), Str::Static(b)) => a == b,
+            _ => self.bytes_eq(other),
+        }
     }
 }
 impl Eq for Str {}
 
 impl PartialEq<str> for Str {
+    #[inline]
     fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
+        self.as_bytes() == other.as_bytes()
     }
 }
 
 impl PartialEq<&str> for Str {
+    #[inline]
     fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
+        self.as_bytes() == other.as_bytes()
     }
 }
 

@@ -439,10 +439,6 @@ const PAIRWISE_DEDUP_MAX: usize = 16;
 /// number of attributes beyond [`PAIRWISE_DEDUP_MAX`].
 fn dedup_keys(attributes: &mut Vec<KeyValue>) {
     if attributes.len() <= PAIRWISE_DEDUP_MAX {
-        if !has_duplicate_keys(attributes) {
-            // The usual case, found without changing the list.
-            return;
-        }
         let mut i = 1;
         while i < attributes.len() {
             if let Some(j) = attributes[..i]
@@ -474,19 +470,6 @@ fn dedup_keys(attributes: &mut Vec<KeyValue>) {
     }
     let mut is_first = last.iter().map(|&l| l != usize::MAX);
     attributes.retain(|_| is_first.next().unwrap_or(false));
-}
-
-/// Whether two of at most [`PAIRWISE_DEDUP_MAX`] attributes share a key: each
-/// key's text is looked up once (not at every comparison).
-fn has_duplicate_keys(attributes: &[KeyValue]) -> bool {
-    let mut keys = [""; PAIRWISE_DEDUP_MAX];
-    for (key, kv) in keys.iter_mut().zip(attributes) {
-        *key = kv.key.as_str();
-    }
-    let keys = &keys[..attributes.len().min(PAIRWISE_DEDUP_MAX)];
-    keys.iter()
-        .enumerate()
-        .any(|(i, key)| keys[..i].contains(key))
 }
 
 /// Enforces the link count limit and each link's attribute limit. Returns how
