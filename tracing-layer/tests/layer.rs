@@ -498,3 +498,37 @@ fn a_local_roots_sampler_sees_its_fields() {
         .collect();
     assert_eq!(names, ["GET /items"]);
 }
+
+#[test]
+fn with_threads_records_the_creating_thread_on_roots_and_children() {
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let layer = RuntraceLayer::new(provider.tracer("test")).with_threads(true);
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    std::thread::Builder::new()
+        .name("worker-7".into())
+        .spawn(move || {
+            tracing::dispatcher::with_default(&dispatch, || {
+                let root = info_span!("root");
+                let _entered = root.enter();
+                info_span!("child").in_scope(|| {});
+            })
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let spans = exporter.finished_spans();
+    for name in ["root", "child"] {
+        let span = named(&spans, name);
+        assert_eq!(
+            attribute(span, "thread.name").and_then(Value::as_str),
+            Some("worker-7")
+        );
+        assert!(matches!(attribute(span, "thread.id"), Some(Value::I64(id)) if *id > 0));
+    }
+    // Off by default.
+    let spans = traced(|_| info_span!("plain").in_scope(|| {}));
+    assert!(attribute(named(&spans, "plain"), "thread.id").is_none());
+}
