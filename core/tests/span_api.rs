@@ -652,3 +652,66 @@ fn builder_attributes_are_deduplicated_and_limited_on_every_path() {
     }
     assert_eq!(spans[1].parent_span_id, parent.span_context().span_id());
 }
+
+/// `set_attributes` keeps what `set_attribute` one by one would: the first
+/// place and last value of a repeated key, the count limit (dropped keys
+/// counted) and the value length limit; on a span with attributes, it adds.
+#[test]
+fn set_attributes_is_set_attribute_one_by_one() {
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_span_limits(SpanLimits {
+            max_attributes_per_span: 3,
+            max_attribute_value_length: Some(4),
+            ..SpanLimits::default()
+        })
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let tracer = provider.tracer("t");
+    let list = || {
+        vec![
+            KeyValue::new("a", "first"),
+            KeyValue::new("b", 2),
+            KeyValue::new("a", "again"),
+            KeyValue::new("c", true),
+            KeyValue::new("d", 4),
+        ]
+    };
+    let mut at_once = tracer.span("at_once").start();
+    at_once.set_attributes(list());
+    at_once.end();
+    let mut one_by_one = tracer.span("one_by_one").start();
+    for kv in list() {
+        one_by_one.set_attribute(kv.key, kv.value);
+    }
+    one_by_one.end();
+    let mut added = tracer.span("added").start();
+    added.set_attribute("z", 0);
+    added.set_attributes(list());
+    added.end();
+    let spans = exporter.finished_spans();
+    let (at_once, one_by_one, added) = (&spans[0], &spans[1], &spans[2]);
+    assert_eq!(at_once.attributes, one_by_one.attributes);
+    assert_eq!(
+        at_once.dropped_attributes_count,
+        one_by_one.dropped_attributes_count
+    );
+    assert_eq!(
+        at_once.attributes,
+        vec![
+            KeyValue::new("a", "agai"),
+            KeyValue::new("b", 2),
+            KeyValue::new("c", true)
+        ]
+    );
+    assert_eq!(at_once.dropped_attributes_count, 1);
+    assert_eq!(
+        added.attributes,
+        vec![
+            KeyValue::new("z", 0),
+            KeyValue::new("a", "agai"),
+            KeyValue::new("b", 2)
+        ]
+    );
+    assert_eq!(added.dropped_attributes_count, 2);
+}

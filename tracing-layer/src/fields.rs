@@ -12,24 +12,6 @@ use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use tracing::field::{Field, Visit};
 
-/// Where a visitor puts the plain attributes.
-pub(crate) trait AttributeSink {
-    /// Takes one attribute.
-    fn attribute(&mut self, attribute: KeyValue);
-}
-
-impl AttributeSink for Vec<KeyValue> {
-    fn attribute(&mut self, attribute: KeyValue) {
-        self.push(attribute);
-    }
-}
-
-impl AttributeSink for runtrace::Span {
-    fn attribute(&mut self, attribute: KeyValue) {
-        self.set_attribute(attribute.key, attribute.value);
-    }
-}
-
 /// What the `otel.*` and error fields of one span or event asked for.
 #[derive(Debug, Default)]
 pub(crate) struct Conventions {
@@ -111,12 +93,12 @@ fn debug_text(value: &dyn fmt::Debug) -> Str {
 }
 
 /// Reads a span's fields: plain ones into `sink`, the conventions aside.
-pub(crate) struct SpanFields<'a, S> {
-    pub(crate) sink: &'a mut S,
+pub(crate) struct SpanFields<'a> {
+    pub(crate) sink: &'a mut Vec<KeyValue>,
     pub(crate) conventions: &'a mut Conventions,
 }
 
-impl<S: AttributeSink> SpanFields<'_, S> {
+impl SpanFields<'_> {
     /// A text field: a convention, or an attribute.
     fn text(&mut self, field: &Field, text: Str) {
         let c = &mut *self.conventions;
@@ -131,25 +113,24 @@ impl<S: AttributeSink> SpanFields<'_, S> {
                 if matches!(name, "error" | "exception") {
                     c.exception = Some(text.clone());
                 }
-                self.sink.attribute(KeyValue::new(name, text));
+                self.sink.push(KeyValue::new(name, text));
             }
         }
     }
 }
 
-impl<S: AttributeSink> Visit for SpanFields<'_, S> {
+impl Visit for SpanFields<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.sink.attribute(KeyValue::new(field.name(), value));
+        self.sink.push(KeyValue::new(field.name(), value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.sink.attribute(KeyValue::new(field.name(), value));
+        self.sink.push(KeyValue::new(field.name(), value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.sink
-            .attribute(KeyValue::new(field.name(), unsigned(value)));
+        self.sink.push(KeyValue::new(field.name(), unsigned(value)));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.sink.attribute(KeyValue::new(field.name(), value));
+        self.sink.push(KeyValue::new(field.name(), value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         self.text(field, Str::copied(value));
@@ -157,7 +138,7 @@ impl<S: AttributeSink> Visit for SpanFields<'_, S> {
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         let text = Str::from(value.to_string());
         self.conventions.exception = Some(text.clone());
-        self.sink.attribute(KeyValue::new(field.name(), text));
+        self.sink.push(KeyValue::new(field.name(), text));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.text(field, debug_text(value));

@@ -123,19 +123,20 @@ impl RuntraceLayer {
             let parent_sampled = parent.span_context().is_some_and(|p| p.is_sampled());
             return parent_sampled.then(|| SpanState::started(span));
         }
-        for kv in code_attributes(meta) {
-            span.set_attribute(kv.key, kv.value);
-        }
+        // One recycled list at its size, handed to the span as it is: one
+        // duplicate-key pass, no growth.
+        let mut attributes = self.tracer.attribute_list();
+        attributes.reserve(attrs.fields().len() + 5);
+        attributes.extend(code_attributes(meta));
         if self.threads {
-            for kv in thread_attributes() {
-                span.set_attribute(kv.key, kv.value);
-            }
+            attributes.extend(thread_attributes());
         }
         let mut conventions = Conventions::default();
         attrs.record(&mut SpanFields {
-            sink: &mut span,
+            sink: &mut attributes,
             conventions: &mut conventions,
         });
+        span.set_attributes(attributes);
         let mut state = SpanState::started(span);
         state.apply(conventions);
         Some(state)

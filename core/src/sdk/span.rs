@@ -6,7 +6,7 @@
 //! A span ends exactly once: at [`Span::end`], or when dropped.
 
 use super::dispatch;
-use super::tracer::Tracer;
+use super::tracer::{apply_limits, Tracer};
 use crate::clock;
 use crate::config::SpanLimits;
 use crate::context::{Context, ContextGuard};
@@ -332,6 +332,22 @@ impl Span {
         }
     }
 
+    /// Sets several attributes, as [`set_attribute`](Self::set_attribute)
+    /// one by one would (a repeated key keeps its last value; new keys beyond
+    /// the limit are dropped and counted). On a span with no attribute yet, a
+    /// `Vec` becomes its list as it is, without a copy (fill one from
+    /// [`Tracer::attribute_list`] to recycle lists).
+    ///
+    /// ```
+    /// use runtrace::{KeyValue, TracerProvider};
+    /// let tracer = TracerProvider::noop().tracer("t");
+    /// let mut span = tracer.span("GET /items").start();
+    /// span.set_attributes([KeyValue::new("http.route", "/items"), KeyValue::new("items", 3)]);
+    /// ```
+    pub fn set_attributes(&mut self, attributes: impl IntoIterator<Item = KeyValue>) {
+        self.with_data(|data| set_attributes_on(data, attributes));
+    }
+
     /// Adds an event now.
     pub fn add_event(&mut self, name: impl Into<Str>, attributes: Vec<KeyValue>) {
         if self.data.is_some() || self.parked != 0 {
@@ -511,6 +527,22 @@ fn set_attribute_on(data: &mut SpanData, mut kv: KeyValue) {
     if !upsert(&mut data.attributes, kv, limits.max_attributes_per_span) {
         data.dropped_attributes_count += 1;
     }
+}
+
+/// Sets attributes on a recording span's data: a first list is taken over
+/// (then de-duplicated and limited once), later ones go in one by one.
+fn set_attributes_on(data: &mut SpanData, attributes: impl IntoIterator<Item = KeyValue>) {
+    if !data.attributes.is_empty() {
+        attributes
+            .into_iter()
+            .for_each(|kv| set_attribute_on(data, kv));
+        return;
+    }
+    let list: Vec<KeyValue> = attributes.into_iter().collect();
+    // The span's empty list (recycled, if it had one) goes back.
+    recycle::give_list(std::mem::replace(&mut data.attributes, list));
+    let limits = Span::limits(data);
+    data.dropped_attributes_count += apply_limits(&mut data.attributes, &limits);
 }
 
 /// A recording span's details, taken from the pool of recycled ones when it

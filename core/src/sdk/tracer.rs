@@ -489,7 +489,7 @@ fn limit_links(links: &mut Vec<Link>, limits: &SpanLimits) -> u32 {
 
 /// Removes duplicate keys (the later value wins), enforces the count limit and
 /// truncates long strings. Returns how many attributes were dropped.
-fn apply_limits(attributes: &mut Vec<KeyValue>, limits: &SpanLimits) -> u32 {
+pub(super) fn apply_limits(attributes: &mut Vec<KeyValue>, limits: &SpanLimits) -> u32 {
     dedup_keys(attributes);
     let dropped = attributes
         .len()
