@@ -9,7 +9,10 @@
 //! - `span_4fields`: an `info_span!` with 4 fields of mixed types (u64, str,
 //!   bool, f64), entered, exited and closed: a local root, sampled;
 //! - `child_span_with_event`: a child span of an entered parent, with one
-//!   event (a message and one field) inside it.
+//!   event (a message and one field) inside it;
+//! - `instrumented_future`: a future `.instrument(info_span!(..))`ed, pending
+//!   twice before it completes: three polls, each an enter and an exit, as a
+//!   task that awaits twice (a local root, sampled).
 //!
 //! Sampled spans go through each library's std-thread batch processor (queue
 //! 65536) into an exporter that counts and discards; the counts are printed
@@ -22,10 +25,13 @@
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use std::cell::Cell;
+use std::future::Future;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
-use tracing::{info, info_span, Dispatch};
+use tracing::{info, info_span, Dispatch, Instrument};
 use tracing_subscriber::layer::SubscriberExt;
 
 const MAX_QUEUE_SIZE: usize = 65536;
@@ -62,11 +68,36 @@ fn child_span_with_event() {
     info!(rows = 3, "fetched");
 }
 
+/// A future that is pending `self.0` times (waking itself) before it
+/// completes: each `.await` of a task that waits.
+struct PendingTimes(u8);
+
+impl Future for PendingTimes {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        if self.0 == 0 {
+            return Poll::Ready(());
+        }
+        self.0 -= 1;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+#[inline(always)]
+fn instrumented_future() {
+    let mut task = pin!(PendingTimes(2).instrument(info_span!("task", task.id = 7_u64)));
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    while task.as_mut().poll(&mut cx).is_pending() {}
+}
+
 /// The cases, each measured for every subscriber in turn.
 #[derive(Clone, Copy)]
 enum Case {
     Span4Fields,
     ChildSpanWithEvent,
+    InstrumentedFuture,
 }
 
 impl Case {
@@ -74,6 +105,7 @@ impl Case {
         match self {
             Case::Span4Fields => "span_4fields",
             Case::ChildSpanWithEvent => "child_span_with_event",
+            Case::InstrumentedFuture => "instrumented_future",
         }
     }
 
@@ -84,6 +116,9 @@ impl Case {
         tracing::dispatcher::with_default(dispatch, || {
             g.bench_function(format!("{lib}/{}", self.name()), |b| match self {
                 Case::Span4Fields => b.iter_custom(|n| timed(&count, n, span_4fields)),
+                Case::InstrumentedFuture => {
+                    b.iter_custom(|n| timed(&count, n, instrumented_future))
+                }
                 Case::ChildSpanWithEvent => b.iter_custom(|n| {
                     // One parent per sample, entered outside the timing.
                     count.set(count.get() + 1);
@@ -183,7 +218,11 @@ mod otel {
 
 fn tracing_benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("tracing");
-    for case in [Case::Span4Fields, Case::ChildSpanWithEvent] {
+    for case in [
+        Case::Span4Fields,
+        Case::ChildSpanWithEvent,
+        Case::InstrumentedFuture,
+    ] {
         rt::bench(&mut g, case);
         otel::bench(&mut g, case);
         let registry = Dispatch::new(tracing_subscriber::registry());
