@@ -148,7 +148,7 @@ impl RuntraceLayer {
         let meta = attrs.metadata();
         // Recycled: the batch thread parks the list again after export.
         let mut attributes = self.tracer.attribute_list();
-        attributes.reserve(attrs.fields().len() + 3);
+        attributes.reserve(attrs.fields().len() + 5);
         attributes.extend(code_attributes(meta));
         if self.threads {
             attributes.extend(thread_attributes());
