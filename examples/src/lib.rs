@@ -21,6 +21,9 @@ pub mod tracing_service;
 pub mod w3c_service;
 pub mod workload;
 
+use receiver::{Fault, Receiver};
+use runtrace_otlp_http::OtlpHttpExporter;
+
 /// Whether the program was asked for its usage (`--help` or `-h` anywhere in
 /// its arguments): the examples then print it to stdout and exit 0.
 pub fn help_requested() -> bool {
@@ -40,9 +43,27 @@ pub fn requests_arg(default: u64) -> Result<u64, String> {
     }
 }
 
+/// The example programs' exporter: to the endpoint
+/// `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT` names, else to an embedded receiver
+/// started here and returned (it keeps what it receives, to print). The
+/// error says what is wrong: an OTLP setting, or a receiver that cannot bind.
+pub fn example_exporter() -> Result<(OtlpHttpExporter, Option<Receiver>), String> {
+    if endpoint_configured() {
+        let exporter = OtlpHttpExporter::from_env().map_err(|e| e.to_string())?;
+        return Ok((exporter, None));
+    }
+    let receiver = Receiver::start(Fault::Healthy, true)
+        .map_err(|e| format!("cannot start the embedded receiver: {e}"))?;
+    let exporter = OtlpHttpExporter::builder()
+        .with_endpoint(receiver.endpoint())
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok((exporter, Some(receiver)))
+}
+
 /// Whether `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT` names an endpoint; the
 /// examples export to an embedded receiver otherwise.
-pub fn endpoint_configured() -> bool {
+fn endpoint_configured() -> bool {
     [
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",

@@ -9,9 +9,8 @@
 //! parent. The `OTEL_*` variables of the README apply.
 
 use runtrace::{BatchConfig, FutureExt, SpanKind, Tracer, TracerProvider};
-use runtrace_examples::receiver::{Fault, Receiver};
-use runtrace_examples::{endpoint_configured, help_requested, requests_arg};
-use runtrace_otlp_http::OtlpHttpExporter;
+use runtrace_examples::receiver::Receiver;
+use runtrace_examples::{example_exporter, help_requested, requests_arg};
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -25,21 +24,7 @@ received trace trees it checks.";
 
 fn main() {
     let requests = parse_args();
-    let receiver = if endpoint_configured() {
-        None
-    } else {
-        match Receiver::start(Fault::Healthy, true) {
-            Ok(r) => Some(r),
-            Err(e) => fail(&format!("cannot start the embedded receiver: {e}")),
-        }
-    };
-    let exporter = match &receiver {
-        Some(r) => OtlpHttpExporter::builder()
-            .with_endpoint(r.endpoint())
-            .build(),
-        None => OtlpHttpExporter::from_env(),
-    };
-    let exporter = exporter.unwrap_or_else(|e| fail(&e.to_string()));
+    let (exporter, receiver) = example_exporter().unwrap_or_else(|e| fail(&e));
     println!("exporting to {}", exporter.endpoint());
     // A burst of N requests ends 6 N spans within milliseconds: unless the
     // environment says otherwise, a queue that holds 1,000 requests' spans.

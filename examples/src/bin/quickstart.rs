@@ -8,11 +8,9 @@
 //! `OTEL_BSP_*` variables apply.
 
 use runtrace::TracerProvider;
-use runtrace_examples::receiver::{Fault, Receiver};
 use runtrace_examples::trace_tree::print_traces;
 use runtrace_examples::workload::{batch_threads, handle_request};
-use runtrace_examples::{endpoint_configured, help_requested, requests_arg};
-use runtrace_otlp_http::OtlpHttpExporter;
+use runtrace_examples::{example_exporter, help_requested, requests_arg};
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "\
@@ -31,18 +29,7 @@ fn main() {
         return;
     }
     let requests = parse_requests();
-    let receiver = if endpoint_configured() {
-        None
-    } else {
-        Some(Receiver::start(Fault::Healthy, true).expect("bind 127.0.0.1"))
-    };
-    let exporter = match &receiver {
-        Some(r) => OtlpHttpExporter::builder()
-            .with_endpoint(r.endpoint())
-            .build(),
-        None => OtlpHttpExporter::from_env(),
-    };
-    let exporter = exporter.unwrap_or_else(|e| {
+    let (exporter, receiver) = example_exporter().unwrap_or_else(|e| {
         eprintln!("quickstart: {e}");
         std::process::exit(2);
     });

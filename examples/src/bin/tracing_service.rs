@@ -10,11 +10,9 @@
 //! tree per trace, as the quickstart does.
 
 use runtrace::{InstrumentationScope, SpanKind, TraceContextPropagator, TracerProvider};
-use runtrace_examples::receiver::{Fault, Receiver};
 use runtrace_examples::trace_tree::print_traces;
 use runtrace_examples::tracing_service::{get, serve};
-use runtrace_examples::{endpoint_configured, help_requested, requests_arg};
-use runtrace_otlp_http::OtlpHttpExporter;
+use runtrace_examples::{example_exporter, help_requested, requests_arg};
 use runtrace_tracing::RuntraceLayer;
 use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt;
@@ -36,18 +34,7 @@ fn main() {
         return;
     }
     let requests = parse_requests();
-    let receiver = if endpoint_configured() {
-        None
-    } else {
-        Some(Receiver::start(Fault::Healthy, true).unwrap_or_else(|e| fail(&e.to_string())))
-    };
-    let exporter = match &receiver {
-        Some(r) => OtlpHttpExporter::builder()
-            .with_endpoint(r.endpoint())
-            .build(),
-        None => OtlpHttpExporter::from_env(),
-    };
-    let exporter = exporter.unwrap_or_else(|e| fail(&e.to_string()));
+    let (exporter, receiver) = example_exporter().unwrap_or_else(|e| fail(&e));
     println!("exporting to {}", exporter.endpoint());
     let provider = TracerProvider::from_env()
         .with_batch_exporter(exporter)
