@@ -123,33 +123,21 @@ impl RuntraceLayer {
             let parent_sampled = parent.span_context().is_some_and(|p| p.is_sampled());
             return parent_sampled.then(|| SpanState::started(span));
         }
-        // One recycled list at its size, handed to the span as it is: one
-        // duplicate-key pass, no growth.
-        let mut attributes = self.tracer.attribute_list();
-        attributes.reserve(attrs.fields().len() + 5);
-        attributes.extend(code_attributes(meta));
-        if self.threads {
-            attributes.extend(thread_attributes());
-        }
-        let mut conventions = Conventions::default();
-        attrs.record(&mut SpanFields {
-            sink: &mut attributes,
-            conventions: &mut conventions,
-        });
+        // Handed to the span as it is: one duplicate-key pass, no growth.
+        let (attributes, conventions) = self.span_attributes(attrs);
         span.set_attributes(attributes);
         let mut state = SpanState::started(span);
         state.apply(conventions);
         Some(state)
     }
 
-    /// A local root: it starts when first used, under `parent` unless
-    /// `set_parent` replaces it.
-    fn pending_root(&self, attrs: &Attributes<'_>, parent: Context) -> SpanState {
-        let meta = attrs.metadata();
-        // Recycled: the batch thread parks the list again after export.
+    /// A new span's attributes (its code location, its thread if asked, its
+    /// plain fields) in one recycled list at its size (the batch thread parks
+    /// it again after export), and what its `otel.*` and error fields ask.
+    fn span_attributes(&self, attrs: &Attributes<'_>) -> (Vec<KeyValue>, Conventions) {
         let mut attributes = self.tracer.attribute_list();
         attributes.reserve(attrs.fields().len() + 5);
-        attributes.extend(code_attributes(meta));
+        attributes.extend(code_attributes(attrs.metadata()));
         if self.threads {
             attributes.extend(thread_attributes());
         }
@@ -158,6 +146,14 @@ impl RuntraceLayer {
             sink: &mut attributes,
             conventions: &mut conventions,
         });
+        (attributes, conventions)
+    }
+
+    /// A local root: it starts when first used, under `parent` unless
+    /// `set_parent` replaces it.
+    fn pending_root(&self, attrs: &Attributes<'_>, parent: Context) -> SpanState {
+        let meta = attrs.metadata();
+        let (attributes, conventions) = self.span_attributes(attrs);
         let mut state = SpanState::Pending(Pending {
             name: meta.name().into(),
             kind: SpanKind::Internal,

@@ -61,7 +61,7 @@ impl SpanState {
         if let SpanState::Pending(_) = self {
             // Taken out first: if starting panics (a sampler's bug), what is
             // left is a span that records nothing, not a half-emptied root.
-            let SpanState::Pending(mut pending) =
+            let SpanState::Pending(pending) =
                 std::mem::replace(self, SpanState::started(Span::default()))
             else {
                 unreachable!("matched just above");
@@ -111,30 +111,39 @@ impl SpanState {
 }
 
 impl Pending {
-    /// Starts the span, taking out what it needs (the rest is dropped just
-    /// after), and says whether its status was set.
-    fn start(&mut self, tracer: &Tracer) -> (Span, bool) {
+    /// Starts the span, and says whether its status was set.
+    fn start(self, tracer: &Tracer) -> (Span, bool) {
+        let Pending {
+            name,
+            kind,
+            parent,
+            start_time,
+            attributes,
+            links,
+            status,
+            exception,
+        } = self;
         // The fields as builder attributes: one duplicate-key pass, and the
         // sampler sees them. The list is handed over, not copied.
         let mut builder = tracer
-            .span(std::mem::take(&mut self.name))
-            .kind(self.kind)
-            .parent(&self.parent)
-            .start_time(self.start_time)
-            .attributes(std::mem::take(&mut self.attributes));
-        for link in self.links.drain(..) {
+            .span(name)
+            .kind(kind)
+            .parent(&parent)
+            .start_time(start_time)
+            .attributes(attributes);
+        for link in links {
             builder = builder.link(link, Vec::new());
         }
         let mut span = {
             let _starting = Starting::enter();
             builder.start()
         };
-        let status_set = self.status.is_some();
+        let status_set = status.is_some();
         if span.is_recording() {
-            if let Some(status) = self.status.take() {
+            if let Some(status) = status {
                 span.set_status(status);
             }
-            if let Some(exception) = self.exception.take() {
+            if let Some(exception) = exception {
                 span.add_event("exception", exception);
             }
         }

@@ -191,11 +191,9 @@ impl From<&'static str> for Str {
 }
 
 impl From<String> for Str {
+    /// Inline if it fits, else shared (`Arc<str>` copies the text either way).
     fn from(s: String) -> Self {
-        match InlineStr::new(&s) {
-            Some(inline) => Str::Inline(inline),
-            None => Str::Shared(Arc::from(s)),
-        }
+        Str::copied(&s)
     }
 }
 
