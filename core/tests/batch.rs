@@ -40,6 +40,30 @@ fn end_spans(provider: &TracerProvider, n: usize) {
     }
 }
 
+/// More threads than a processor makes lanes (two per CPU): some of them
+/// end their spans into the shared queue.
+fn more_threads_than_lanes() -> usize {
+    2 * std::thread::available_parallelism().map_or(4, |n| n.get()) + 3
+}
+
+/// Runs `work` on `threads` threads at once, each with a handle to
+/// `provider`, and waits for all of them.
+fn on_threads(
+    provider: &TracerProvider,
+    threads: usize,
+    work: impl Fn(&TracerProvider) + Clone + Send + 'static,
+) {
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (p, work) = (provider.clone(), work.clone());
+            std::thread::spawn(move || work(&p))
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
 const HOUR: u64 = 3_600_000;
 
 #[test]
@@ -207,18 +231,10 @@ fn spans_from_more_threads_than_lanes_arrive_exactly_once() {
     let exporter = InMemoryExporter::default();
     let queue = 1 << 16;
     let provider = provider_with(exporter.clone(), config(queue, 256, 5));
-    let threads = 2 * std::thread::available_parallelism().map_or(4, |n| n.get()) + 3;
+    let threads = more_threads_than_lanes();
     let per_thread = 2_000;
     for _wave in 0..2 {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                let p = provider.clone();
-                std::thread::spawn(move || end_spans(&p, per_thread))
-            })
-            .collect();
-        for h in handles {
-            h.join().unwrap();
-        }
+        on_threads(&provider, threads, move |p| end_spans(p, per_thread));
     }
     provider.force_flush().unwrap();
     let s = provider.stats();
@@ -241,20 +257,12 @@ fn spans_from_more_threads_than_lanes_arrive_exactly_once() {
 fn spans_never_ended_show_as_started_minus_ended() {
     let exporter = InMemoryExporter::default();
     let provider = provider_with(exporter.clone(), config(1 << 14, 256, HOUR));
-    let threads = 2 * std::thread::available_parallelism().map_or(4, |n| n.get()) + 3;
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let p = provider.clone();
-            std::thread::spawn(move || {
-                end_spans(&p, 100);
-                std::mem::forget(p.tracer("t").span("leaked").start());
-                end_spans(&p, 100);
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
-    }
+    let threads = more_threads_than_lanes();
+    on_threads(&provider, threads, |p| {
+        end_spans(p, 100);
+        std::mem::forget(p.tracer("t").span("leaked").start());
+        end_spans(p, 100);
+    });
     let open = provider.tracer("t").span("open").start();
     provider.force_flush().unwrap();
     let s = provider.stats();
@@ -528,17 +536,9 @@ fn max_queue_size_bounds_the_spans_of_all_threads_together() {
     let hung = Hung::default();
     let (queue, batch) = (1024, 64);
     let provider = provider_with(hung.clone(), config(queue, batch, HOUR));
-    let threads = 2 * std::thread::available_parallelism().map_or(4, |n| n.get()) + 3;
+    let threads = more_threads_than_lanes();
     let per_thread = 2 * queue;
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let p = provider.clone();
-            std::thread::spawn(move || end_spans(&p, per_thread))
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
-    }
+    on_threads(&provider, threads, move |p| end_spans(p, per_thread));
     let s = provider.stats();
     let ended = (threads * per_thread) as u64;
     assert_eq!(s.spans_ended, ended, "{s:?}");
