@@ -27,6 +27,7 @@
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use runtrace::TracerProvider;
+use runtrace_benches::{timed, Discard};
 use std::cell::Cell;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,17 +54,6 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
             return v;
         }
     }
-}
-
-/// Runs `op` `iters` times and returns the elapsed time; adds `iters` to `count`
-/// (criterion's warm-up calls this too, so `count` is every span the bench ended).
-fn timed(count: &Cell<u64>, iters: u64, mut op: impl FnMut()) -> Duration {
-    count.set(count.get() + iters);
-    let start = Instant::now();
-    for _ in 0..iters {
-        op();
-    }
-    start.elapsed()
 }
 
 /// Two threads each run `op` `iters` times, released together; returns the wall
@@ -102,21 +92,7 @@ fn report_delivery(lib: &str, bench: &str, ended: u64, exported: u64) {
 mod rt {
     use super::*;
     use runtrace::sampling::{AlwaysOff, AlwaysOn, Sampler};
-    use runtrace::{
-        BatchConfig, ExportError, FutureExt, SpanData, SpanExporter, SpanKind, Tracer,
-        TracerProvider,
-    };
-
-    /// Counts exported spans and drops them.
-    #[derive(Debug, Default)]
-    struct Discard(Arc<AtomicU64>);
-
-    impl SpanExporter for Discard {
-        fn export(&mut self, batch: &[SpanData], _deadline: Instant) -> Result<(), ExportError> {
-            self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
-            Ok(())
-        }
-    }
+    use runtrace::{BatchConfig, FutureExt, SpanKind, Tracer, TracerProvider};
 
     fn provider(sampler: impl Sampler + 'static) -> TracerProvider {
         let config = BatchConfig::builder()

@@ -24,29 +24,19 @@
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use runtrace_benches::{timed, Discard};
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tracing::{info, info_span, Dispatch, Instrument};
 use tracing_subscriber::layer::SubscriberExt;
 
 const MAX_QUEUE_SIZE: usize = 65536;
 const SCHEDULED_DELAY: Duration = Duration::from_millis(100);
-
-/// Runs `op` `iters` times and returns the elapsed time; adds `iters` to
-/// `count` (warm-up included: every span the case ended).
-fn timed(count: &Cell<u64>, iters: u64, mut op: impl FnMut()) -> Duration {
-    count.set(count.get() + iters);
-    let start = Instant::now();
-    for _ in 0..iters {
-        op();
-    }
-    start.elapsed()
-}
 
 #[inline(always)]
 fn span_4fields() {
@@ -134,18 +124,8 @@ impl Case {
 
 mod rt {
     use super::*;
-    use runtrace::{BatchConfig, ExportError, SpanData, SpanExporter, TracerProvider};
+    use runtrace::{BatchConfig, TracerProvider};
     use runtrace_tracing::RuntraceLayer;
-
-    /// Drops exported spans (the provider's stats count them).
-    #[derive(Debug, Default)]
-    struct Discard;
-
-    impl SpanExporter for Discard {
-        fn export(&mut self, _: &[SpanData], _deadline: Instant) -> Result<(), ExportError> {
-            Ok(())
-        }
-    }
 
     pub(super) fn bench(g: &mut BenchmarkGroup<'_, WallTime>, case: Case) {
         let config = BatchConfig::builder()
@@ -154,7 +134,7 @@ mod rt {
             .build();
         let provider = TracerProvider::builder()
             .with_batch_config(config)
-            .with_batch_exporter(Discard)
+            .with_batch_exporter(Discard::default())
             .build();
         let layer = RuntraceLayer::new(provider.tracer("bench"));
         let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));

@@ -17,6 +17,7 @@
 //! drop path stays out of the profile (a huge queue costs page faults in real
 //! time, so not under perf). Prints ns/span and the delivery counters.
 
+use runtrace_benches::Discard;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -69,16 +70,7 @@ fn time_2threads(n: u64, op: &(impl Fn() + Sync)) -> Duration {
 mod rt {
     use super::*;
     use runtrace::sampling::{AlwaysOff, AlwaysOn, Sampler};
-    use runtrace::{BatchConfig, ExportError, SpanData, SpanExporter, Tracer, TracerProvider};
-
-    #[derive(Debug)]
-    struct Discard;
-
-    impl SpanExporter for Discard {
-        fn export(&mut self, _: &[SpanData], _: Instant) -> Result<(), ExportError> {
-            Ok(())
-        }
-    }
+    use runtrace::{BatchConfig, Tracer, TracerProvider};
 
     fn provider(sampler: impl Sampler + 'static, queue: usize) -> TracerProvider {
         let config = BatchConfig::builder()
@@ -88,7 +80,7 @@ mod rt {
         TracerProvider::builder()
             .with_sampler(sampler)
             .with_batch_config(config)
-            .with_batch_exporter(Discard)
+            .with_batch_exporter(Discard::default())
             .build()
     }
 

@@ -17,10 +17,11 @@
 //! disabled (runtrace's no-op provider), and "tracing" is each library's CPU
 //! less that baseline.
 
+use runtrace_benches::Discard;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const REQUESTS: u64 = 1_000;
 const SPANS_PER_REQUEST: u64 = 5;
@@ -43,20 +44,7 @@ const REPEAT: u64 = 100;
 
 mod rt {
     use super::*;
-    use runtrace::{
-        BatchConfig, ExportError, FutureExt, SpanData, SpanExporter, SpanKind, Tracer,
-        TracerProvider,
-    };
-
-    #[derive(Debug, Default)]
-    struct Discard(Arc<AtomicU64>);
-
-    impl SpanExporter for Discard {
-        fn export(&mut self, batch: &[SpanData], _: Instant) -> Result<(), ExportError> {
-            self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
-            Ok(())
-        }
-    }
+    use runtrace::{BatchConfig, FutureExt, SpanKind, Tracer, TracerProvider};
 
     async fn request(tracer: Tracer, i: u64) {
         let span = tracer
