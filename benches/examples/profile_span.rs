@@ -11,7 +11,8 @@
 //! Arguments: library (`runtrace`, `otel`, `fastrace`), case (`sampled_root`,
 //! `sampled_root_4attrs`, `child`, `dropped`, `disabled`, and for runtrace
 //! `2threads`: sampled roots from two threads, `n / 2` each;
-//! `child_explicit_parent`, `root_builder_4attrs`, `async_child`), span count, batch
+//! `child_explicit_parent`, `root_builder_4attrs`, `async_child`,
+//! `global_tracer`: `global::tracer(name)` and its drop), span count, batch
 //! queue size (default 65536, as in the benches). Under valgrind, which runs one
 //! thread at a time, give a queue that holds every span so that the queue-full
 //! drop path stays out of the profile (a huge queue costs page faults in real
@@ -144,6 +145,12 @@ mod rt {
                     let span = black_box(&tracer).span("span").parent(&cx).start();
                     let fut = std::pin::pin!(std::future::ready(()).in_span(span));
                     let _ = fut.poll(&mut task_cx);
+                })
+            }
+            "global_tracer" => {
+                runtrace::global::set_tracer_provider(p.clone());
+                time(n, || {
+                    drop(black_box(runtrace::global::tracer(black_box("bench"))))
                 })
             }
             _ => panic!("unknown case {case}"),

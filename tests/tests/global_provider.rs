@@ -53,4 +53,35 @@ fn global_tracers_follow_the_provider_set_when_they_are_taken() {
         .collect();
     assert_eq!(names, ["c", "d"]);
     assert_eq!(first.finished_spans().len(), 2);
+
+    // Fetched per call on several threads, alternating two scopes, and sent
+    // to another thread to be dropped there: every span arrives, under the
+    // right scope (the tracers' counts come from per-thread stocks).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let tx = tx.clone();
+            s.spawn(move || {
+                for i in 0..500_usize {
+                    let scope = if i.is_multiple_of(2) { "even" } else { "odd" };
+                    let tracer = global::tracer(scope);
+                    tracer.span(format!("{t}-{i}")).start().end();
+                    if i.is_multiple_of(10) {
+                        tx.send(tracer).unwrap();
+                    }
+                }
+            });
+        }
+    });
+    drop(tx);
+    std::thread::spawn(move || rx.into_iter().for_each(drop))
+        .join()
+        .unwrap();
+    let spans = second.finished_spans();
+    assert_eq!(spans.len(), 2 + 4 * 500);
+    for span in &spans[2..] {
+        let i: usize = span.name.split('-').nth(1).unwrap().parse().unwrap();
+        let scope = if i.is_multiple_of(2) { "even" } else { "odd" };
+        assert_eq!(span.instrumentation.scope().name, scope);
+    }
 }

@@ -145,7 +145,10 @@ impl PartialEq for Str {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             // Keys, most of the time: inlined where keys are compared.
-            (Str::Static(a), Str::Static(b)) => a == b,
+            // The same literal (the same address) needs no byte compare.
+            (Str::Static(a), Str::Static(b)) => {
+                a.len() == b.len() && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a == b)
+            }
             _ => self.bytes_eq(other),
         }
     }

@@ -13,20 +13,50 @@ use crate::data::{
 };
 use crate::processor::recycle;
 use crate::sampling::{FixedDecisions, SamplingDecision, SamplingParameters};
+use crate::sync::CountedRef;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Starts spans for one instrumentation scope. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Tracer {
     /// The scope its spans share and the pipeline they go to; `None` for a
-    /// no-op tracer.
-    inner: Option<(Instrumentation, Arc<Pipeline>)>,
+    /// no-op tracer. One counted reference: a clone and a drop cost one
+    /// count each, and none in `global::tracer`'s per-thread cache (see
+    /// [`Tracer::clone_biased`]).
+    shared: Option<CountedRef<TracerShared>>,
     /// The sampler's fixed decisions if ids are built in (see
     /// [`Tracer::plain_decisions`]), kept here so that a plain span finds its
     /// path with one load from the tracer.
     plain_decisions: Option<FixedDecisions>,
+}
+
+/// What the clones of one tracer share.
+#[derive(Debug)]
+struct TracerShared {
+    instrumentation: Instrumentation,
+    pipeline: Arc<Pipeline>,
+}
+
+impl Clone for Tracer {
+    fn clone(&self) -> Self {
+        Tracer {
+            shared: self.shared.clone(),
+            plain_decisions: self.plain_decisions,
+        }
+    }
+}
+
+impl Drop for Tracer {
+    /// Gives the count back to this thread's credits when it holds some on
+    /// this tracer (after a [`clone_biased`](Tracer::clone_biased)), else to
+    /// the shared count.
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            shared.drop_biased();
+        }
+    }
 }
 
 impl Tracer {
@@ -41,22 +71,44 @@ impl Tracer {
                 .fixed_decisions
                 .filter(|_| pipeline.id_generator.is_none())
                 .filter(|f| !f.any_record_only()),
-            inner: Some((pipeline.instrumentation(scope), pipeline)),
+            shared: Some(CountedRef::new(TracerShared {
+                instrumentation: pipeline.instrumentation(scope),
+                pipeline,
+            })),
         }
     }
 
     /// A tracer that records nothing.
     pub fn noop() -> Self {
         Tracer {
-            inner: None,
+            shared: None,
             plain_decisions: None,
         }
+    }
+
+    /// A clone whose count comes from this thread's credits, for a tracer
+    /// handed out per call on one thread (`global::tracer`): with its drop,
+    /// which gives the count back to the credits, no atomic operation.
+    #[inline]
+    pub(crate) fn clone_biased(&self) -> Self {
+        Tracer {
+            shared: self.shared.as_ref().map(CountedRef::clone_biased),
+            plain_decisions: self.plain_decisions,
+        }
+    }
+
+    /// The scope and pipeline; `None` for a no-op tracer.
+    #[inline(always)]
+    fn parts(&self) -> Option<(&Instrumentation, &Arc<Pipeline>)> {
+        self.shared
+            .as_deref()
+            .map(|s| (&s.instrumentation, &s.pipeline))
     }
 
     /// `false` for a no-op tracer.
     #[inline]
     pub fn is_enabled(&self) -> bool {
-        self.inner.is_some()
+        self.shared.is_some()
     }
 
     /// A builder for a span called `name`.
@@ -222,7 +274,7 @@ impl Tracer {
         parent: Option<&SpanContext>,
         start_time: Option<SystemTime>,
     ) -> Span {
-        let Some((inst, pipeline)) = self.inner.as_ref() else {
+        let Some((inst, pipeline)) = self.parts() else {
             return Span::non_recording(SpanContext::INVALID);
         };
         // The clock first: its latency overlaps with making the ids.
@@ -268,7 +320,7 @@ impl Tracer {
     /// ids and the decision; a recorded span is built out of line.
     #[inline(always)]
     pub(crate) fn start_span(&self, b: &mut SpanBuilder<'_>, parent: Option<&SpanContext>) -> Span {
-        let Some((inst, pipeline)) = self.inner.as_ref() else {
+        let Some((inst, pipeline)) = self.parts() else {
             // Disabled: keep the parent's context so the trace still propagates.
             return Span::non_recording(parent.cloned().unwrap_or(SpanContext::INVALID));
         };

@@ -32,6 +32,11 @@ const MAX_REFS: usize = isize::MAX as usize;
 /// How many counts a thread takes at once for the references it makes.
 pub(crate) const CREDIT_BATCH: usize = 64;
 
+/// At most this many credits on one value are kept from references given up
+/// by [`CountedRef::drop_biased`]; beyond it they go back to the shared count,
+/// so a thread that drops more references than it takes holds no pile.
+const MAX_HELD_CREDITS: usize = 2 * CREDIT_BATCH;
+
 /// The start of every counted allocation, whatever the value's type: the
 /// count, and how to free the allocation when the count reaches zero.
 #[repr(C)]
@@ -154,6 +159,29 @@ impl<T: Send + Sync + 'static> CountedRef<T> {
         Self::from_ptr(self.ptr)
     }
 
+    /// Gives this reference up like `drop`, but into the thread's credits when
+    /// the thread holds credits on the same value (up to [`MAX_HELD_CREDITS`]):
+    /// then no atomic operation, and the next [`clone_biased`] takes the count
+    /// back. A value cloned and dropped per call on one thread (a tracer fetched
+    /// per request) so costs no write to the shared count at all.
+    ///
+    /// [`clone_biased`]: Self::clone_biased
+    #[inline]
+    pub(crate) fn drop_biased(self) {
+        let header = self.header();
+        std::mem::forget(self);
+        // Only a thread whose credits guard is alive has a value named in its
+        // credits (the guard clears them when it drops), so these counts are
+        // given back at thread exit like the others. Each key named as it is
+        // (a loop over the two keys calls their accessors indirectly).
+        if !CREDITS.with(|c| give_credit(c, header))
+            && !OLDER_CREDITS.with(|c| give_credit(c, header))
+        {
+            // SAFETY: `self` owned one count and was forgotten above.
+            unsafe { release(header, 1) }
+        }
+    }
+
     /// The slow path of [`clone_biased`](Self::clone_biased): takes one count
     /// on `ptr` (this reference's allocation) from the thread's older credits,
     /// or takes [`CREDIT_BATCH`] more counts; the value becomes the most
@@ -195,6 +223,19 @@ impl<T: Send + Sync + 'static> CountedRef<T> {
     #[cfg(test)]
     fn count(&self) -> usize {
         self.counted().header.refs.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Adds one count on `ptr` to `credits` if they are credits on `ptr` and not
+/// yet [`MAX_HELD_CREDITS`]; `false` otherwise.
+#[inline(always)]
+fn give_credit(credits: &Cell<Credits>, ptr: NonNull<Header>) -> bool {
+    match credits.get() {
+        (Some(p), n) if p == ptr && n < MAX_HELD_CREDITS => {
+            credits.set((Some(p), n + 1));
+            true
+        }
+        _ => false,
     }
 }
 

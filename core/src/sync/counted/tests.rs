@@ -185,3 +185,35 @@ fn references_dropped_on_other_threads_balance_the_count() {
     drop(inst);
     assert!(!alive(&resource));
 }
+
+#[test]
+fn biased_drops_give_counts_to_the_threads_credits_and_balance_at_exit() {
+    let (a, res_a) = scope("a");
+    let (b, _res_b) = scope("b");
+    let (a2, b2) = (a.clone(), b.clone());
+    thread::spawn(move || {
+        // A clone and a biased drop per call: the shared count moves only at
+        // the first clone, which takes a batch.
+        for _ in 0..1000 {
+            a.clone_biased().drop_biased();
+        }
+        assert_eq!(count(&a), 2 + CREDIT_BATCH);
+        // A reference taken elsewhere (a plain clone) dropped here joins the
+        // credits too, up to the cap; beyond it the shared count takes it.
+        let plain: Vec<_> = (0..2 * CREDIT_BATCH).map(|_| a.clone()).collect();
+        assert_eq!(count(&a), 2 + 3 * CREDIT_BATCH);
+        plain.into_iter().for_each(CountedRef::drop_biased);
+        assert_eq!(count(&a), 2 + MAX_HELD_CREDITS);
+        // A value the thread has no credits on: given back at once.
+        b.clone().drop_biased();
+        assert_eq!(count(&b), 2);
+        drop((a, b));
+    })
+    .join()
+    .unwrap();
+    // The thread's exit gave all its credits back.
+    assert_eq!(count(&a2), 1);
+    assert_eq!(count(&b2), 1);
+    drop(a2);
+    assert!(!alive(&res_a));
+}
