@@ -4,10 +4,17 @@
 //! current one, replaced by [`Context::attach`] (or `span.enter()`) and restored
 //! when the returned [`ContextGuard`] drops. To carry a parent to another
 //! thread, take [`Context::current`] and pass it explicitly.
+//!
+//! A thread's contexts are in two stacks: the entries of guards (which move,
+//! and may drop in any order) in a `Vec`, and the frames of calls (each poll
+//! of a `FutureExt` future, each `Tracer::in_span`), which nest in each other
+//! and so live in the calls themselves ([`Frames`]). The current context is
+//! the newest of the two tops: a frame records how many guard entries were
+//! below it.
 
 use crate::data::{SpanContext, SpanData};
 use crate::diagnostics::{self, OnceFlag};
-use crate::sync::{lend, Lent};
+use crate::sync::Frames;
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,53 +25,50 @@ pub struct Context {
     span: Option<SpanContext>,
 }
 
-/// The attached contexts of a thread, innermost last. The current context is
-/// the last one: a guard dropped out of order takes its own entry out and
-/// leaves the others as they are.
+/// The guards' attached contexts of a thread, innermost last. A guard
+/// dropped out of order takes its own entry out and leaves the others as
+/// they are.
 struct Stack(Vec<Entry>);
 
-/// One attached context.
+/// One context attached by a guard.
 struct Entry {
     /// The id of the guard that detaches it, unique in the process.
     id: u64,
     cx: Context,
     /// The data of a recording span made current together with its context
-    /// (by `Tracer::in_span`, `FutureExt::in_span` or `Span::make_current`),
-    /// so that `with_current_span` can reach it.
-    span: Option<Parked>,
+    /// by `Span::make_current`, so that `with_current_span` can reach it:
+    /// boxed, so that entries stay small to push and pop.
+    span: Option<Box<Option<SpanData>>>,
 }
 
-/// Where the data of the span of an entry is.
-enum Parked {
-    /// Moved here, by `Span::make_current` (whose guard moves): boxed, so
-    /// that entries stay small to push and pop.
-    Owned(Box<Option<SpanData>>),
-    /// Lent by the running `in_span` call or poll, where it lies.
-    Lent(Lent<Option<SpanData>>),
-}
-
-impl Parked {
-    /// The span's data; `None` once it ended.
-    fn get(&mut self) -> &mut Option<SpanData> {
-        match self {
-            Parked::Owned(data) => data,
-            Parked::Lent(data) => data.get(),
-        }
-    }
+/// The frame of a call that made a context current ([`Context::attached_while`],
+/// [`Context::attached_lending`]); it lends the context, and the data of a
+/// span made current with it.
+struct Frame {
+    /// The id that handles to its span carry (unique in the process, as
+    /// guards' ids); 0 for a frame without a span.
+    id: u64,
+    /// How many guard entries were below it: those pushed later are newer.
+    /// Lowered when one of those below leaves out of order.
+    depth: usize,
 }
 
 impl Drop for Stack {
     /// Thread exit: spans started later by other thread-locals' destructors
     /// see an empty context instead of a destroyed stack.
     fn drop(&mut self) {
-        ATTACHED.set(0);
+        ATTACHED.set(ATTACHED.get() - GUARDS.replace(0));
     }
 }
 
 thread_local! {
     static STACK: RefCell<Stack> = const { RefCell::new(Stack(Vec::new())) };
-    /// `STACK`'s length. While 0 the current context is empty, and reading it
-    /// costs one plain thread-local load (no borrow, no clone).
+    /// The calls' frames (no destructor: usable until the thread is gone).
+    static FRAMES: Frames<Frame, Context, Option<SpanData>> = const { Frames::new() };
+    /// `STACK`'s length.
+    static GUARDS: Cell<usize> = const { Cell::new(0) };
+    /// Guard entries and frames. While 0 the current context is empty, and
+    /// reading it costs one plain thread-local load (no borrow, no clone).
     static ATTACHED: Cell<usize> = const { Cell::new(0) };
     /// The id of the next guard made on this thread; 0 until the first one.
     static NEXT_GUARD: Cell<u64> = const { Cell::new(0) };
@@ -126,6 +130,13 @@ impl Context {
         }
         let mut f = Some(f);
         let mut call = |cx: &Context| f.take().map(|f| f(cx));
+        let guards = GUARDS.get();
+        let in_frame = FRAMES.with(|frames| {
+            frames.with_top(|frame, cx, _| (frame.depth >= guards).then(|| call(cx)))
+        });
+        if let Some(Some(Some(result))) = in_frame {
+            return result;
+        }
         let seen = STACK.try_with(|stack| match stack.borrow().0.last() {
             Some(entry) => call(&entry.cx),
             None => call(&Context::new()),
@@ -169,16 +180,16 @@ impl Context {
     /// [`ContextGuard::detach_owned`]. At thread exit, when nothing can be
     /// attached, the data stays in `span`.
     pub(crate) fn attach_owning(self, span: &mut Option<SpanData>) -> ContextGuard {
-        let mut parked = span.take().map(|data| Parked::Owned(Box::new(Some(data))));
+        let mut parked = span.take().map(|data| Box::new(Some(data)));
         let guard = self.attach_parking(&mut parked);
-        if let Some(Parked::Owned(data)) = parked {
+        if let Some(data) = parked {
             *span = *data;
         }
         guard
     }
 
     /// Attaches this context, with `span` taken into its entry.
-    fn attach_parking(self, span: &mut Option<Parked>) -> ContextGuard {
+    fn attach_parking(self, span: &mut Option<Box<Option<SpanData>>>) -> ContextGuard {
         let id = next_guard_id();
         // At thread exit (the stack destroyed) nothing is attached, `span`
         // stays where it is, and the guard's drop finds nothing to remove.
@@ -189,7 +200,8 @@ impl Context {
                 cx: self,
                 span: span.take(),
             });
-            ATTACHED.set(stack.0.len());
+            GUARDS.set(stack.0.len());
+            ATTACHED.set(ATTACHED.get() + 1);
         });
         ContextGuard {
             id,
@@ -197,29 +209,23 @@ impl Context {
         }
     }
 
-    /// Runs `f` with this context attached, and takes it back afterwards:
-    /// no clone (the futures' adapters attach their context at every poll).
+    /// Runs `f` with this context current, in a frame of the call (see
+    /// [`Frames`]): nothing moved, allocated or cloned (the futures' adapters
+    /// make their context current at every poll).
     pub(crate) fn attached_while<R>(&mut self, f: impl FnOnce() -> R) -> R {
         if self.span.is_none() && !Self::any_attached() {
             // Empty over empty: nothing would change (a no-op provider's
             // `with_current_context` costs one thread-local load per poll).
             return f();
         }
-        let guard = std::mem::take(self).attach();
-        // Takes the context back even if `f` panics (a future polled again
-        // after a caught panic keeps its context).
-        let _restore = Restore {
-            guard: Some(guard),
-            slot: self,
-        };
-        f()
+        self.in_frame(0, None, f)
     }
 
-    /// Runs `f` with this context attached (as [`attached_while`]) and the
-    /// data of its recording span lent to its entry, so that
+    /// Runs `f` with this context current (as [`attached_while`]) and the
+    /// data of its recording span lent to its frame, so that
     /// [`with_parked`](Self::with_parked) reaches it where it lies. `f` gets
-    /// the entry's id (0 at thread exit, when nothing can be attached). The
-    /// data is `None` afterwards if the span ended meanwhile.
+    /// the frame's id. The data is `None` afterwards if the span ended
+    /// meanwhile.
     ///
     /// [`attached_while`]: Self::attached_while
     pub(crate) fn attached_lending<R>(
@@ -227,27 +233,26 @@ impl Context {
         span: &mut Option<SpanData>,
         f: impl FnOnce(u64) -> R,
     ) -> R {
-        let cx = std::mem::take(self);
-        lend(
-            span,
-            |lent| {
-                let mut parked = Some(Parked::Lent(lent));
-                let guard = cx.attach_parking(&mut parked);
-                match parked {
-                    Some(Parked::Lent(lent)) => Err(lent),
-                    _ => Ok(guard),
-                }
-            },
-            |guard| f(guard.map_or(0, |guard| guard.id)),
-            |guard| {
-                let (cx, parked) = guard.detach()?;
-                *self = cx;
-                match parked? {
-                    Parked::Lent(lent) => Some(lent),
-                    Parked::Owned(_) => None,
-                }
-            },
-        )
+        let id = next_guard_id();
+        self.in_frame(id, Some(span), || f(id))
+    }
+
+    /// Runs `f` in a frame that lends this context and `span`.
+    #[inline]
+    fn in_frame<R>(
+        &mut self,
+        id: u64,
+        span: Option<&mut Option<SpanData>>,
+        f: impl FnOnce() -> R,
+    ) -> R {
+        let frame = Frame {
+            id,
+            depth: GUARDS.get(),
+        };
+        ATTACHED.set(ATTACHED.get() + 1);
+        // Counted out also when `f` panics.
+        let _count = FrameCount;
+        FRAMES.with(|frames| frames.push_while(frame, self, span, f))
     }
 
     /// The id of the current entry and its span's context, if a recording
@@ -256,11 +261,24 @@ impl Context {
         if !Self::any_attached() {
             return None;
         }
+        let guards = GUARDS.get();
+        let in_frame = FRAMES.with(|frames| {
+            frames.with_top(|frame, cx, span| {
+                // A frame that is current answers, with or without a span.
+                (frame.depth >= guards).then(|| {
+                    span?.as_ref()?;
+                    Some((frame.id, cx.span.clone()?))
+                })
+            })
+        });
+        if let Some(Some(current)) = in_frame {
+            return current;
+        }
         STACK
             .try_with(|stack| {
                 let mut stack = stack.borrow_mut();
                 let entry = stack.0.last_mut()?;
-                entry.span.as_mut()?.get().as_ref()?;
+                entry.span.as_deref()?.as_ref()?;
                 Some((entry.id, entry.cx.span.clone()?))
             })
             .ok()
@@ -271,11 +289,22 @@ impl Context {
     /// is still attached on this thread. `f` must not attach, detach or read
     /// contexts (it runs with the stack borrowed).
     pub(crate) fn with_parked<R>(id: u64, f: impl FnOnce(&mut Option<SpanData>) -> R) -> Option<R> {
+        if id == 0 {
+            return None;
+        }
+        let mut f = Some(f);
+        let mut call = |data: &mut Option<SpanData>| f.take().map(|f| f(data));
+        let in_frame = FRAMES.with(|frames| {
+            frames.find_mut(|frame, _, span| (frame.id == id).then(|| span.and_then(&mut call)))
+        });
+        if let Some(found) = in_frame {
+            return found;
+        }
         STACK
             .try_with(|stack| {
                 let mut stack = stack.borrow_mut();
                 let entry = stack.0.iter_mut().rev().find(|entry| entry.id == id)?;
-                Some(f(entry.span.as_mut()?.get()))
+                call(entry.span.as_mut()?)
             })
             .ok()
             .flatten()
@@ -296,50 +325,56 @@ impl ContextGuard {
     /// span data moved there by [`Context::attach_owning`] (if the span did
     /// not end meanwhile).
     pub(crate) fn detach_owned(self) -> Option<SpanData> {
-        match self.detach()?.1? {
-            Parked::Owned(data) => *data,
-            Parked::Lent(_) => None,
-        }
+        *self.detach()?.1?
     }
 
     /// Takes this guard's entry off the thread's stack.
-    fn detach(self) -> Option<(Context, Option<Parked>)> {
+    fn detach(self) -> Option<(Context, Option<Box<Option<SpanData>>>)> {
         let id = self.id;
         std::mem::forget(self);
         remove(id)
     }
 }
 
-/// Detaches a guard's context and puts it back in its slot, when dropped.
-struct Restore<'a> {
-    guard: Option<ContextGuard>,
-    slot: &'a mut Context,
-}
+/// Counts a frame out of [`ATTACHED`] when dropped.
+struct FrameCount;
 
-impl Drop for Restore<'_> {
+impl Drop for FrameCount {
+    #[inline]
     fn drop(&mut self) {
-        if let Some((cx, _)) = self.guard.take().and_then(ContextGuard::detach) {
-            *self.slot = cx;
-        }
+        ATTACHED.set(ATTACHED.get() - 1);
     }
 }
 
 /// Removes the entry of guard `id`: the last one, or (warning once) one
 /// further down, which leaves the current context as it is.
-fn remove(id: u64) -> Option<(Context, Option<Parked>)> {
+fn remove(id: u64) -> Option<(Context, Option<Box<Option<SpanData>>>)> {
     // try_with: the stack may already be gone during thread teardown.
     let removed = STACK.try_with(|stack| {
         let mut stack = stack.borrow_mut();
-        let removed = if stack.0.last().is_some_and(|last| last.id == id) {
-            stack.0.pop().map(|entry| (entry, false))
+        let (entry, position) = if stack.0.last().is_some_and(|last| last.id == id) {
+            (stack.0.pop()?, None)
         } else {
             let position = stack.0.iter().rposition(|entry| entry.id == id)?;
-            Some((stack.0.remove(position), true))
+            (stack.0.remove(position), Some(position))
         };
-        ATTACHED.set(stack.0.len());
-        removed
+        GUARDS.set(stack.0.len());
+        ATTACHED.set(ATTACHED.get() - 1);
+        Some((entry, position))
     });
-    let (entry, out_of_order) = removed.ok().flatten()?;
+    let (entry, position) = removed.ok().flatten()?;
+    if let Some(position) = position {
+        // Frames above the entry now have one entry fewer below them.
+        FRAMES.with(|frames| {
+            frames.find_mut(|frame, _, _| {
+                if frame.depth > position {
+                    frame.depth -= 1;
+                }
+                None::<()>
+            })
+        });
+    }
+    let out_of_order = position.is_some();
     // After the stack is released: the handler may read the current context.
     if out_of_order && WARN_OUT_OF_ORDER.first() {
         diagnostics::warn(
@@ -409,6 +444,45 @@ mod tests {
         assert_eq!(seen, cx(5));
         assert_eq!(mine, cx(5));
         assert_eq!(Context::current(), cx(6));
+    }
+
+    #[test]
+    fn a_frame_is_current_until_a_guard_attaches_over_it() {
+        let g1 = cx(1).attach();
+        let mut framed = cx(2);
+        framed.attached_while(|| {
+            assert_eq!(Context::current(), cx(2));
+            let g3 = cx(3).attach();
+            assert_eq!(Context::current(), cx(3));
+            // Out of order, below the frame: the guard above it stays newer.
+            drop(g1);
+            assert_eq!(Context::current(), cx(3));
+            drop(g3);
+            assert_eq!(Context::current(), cx(2));
+            // A guard attached in the frame and kept past it (a guard held
+            // across an `.await`) stays current after the frame.
+            std::mem::forget(cx(4).attach());
+        });
+        assert_eq!(framed, cx(2));
+        assert_eq!(Context::current(), cx(4));
+        STACK.with(|stack| stack.borrow_mut().0.clear());
+        GUARDS.set(0);
+        ATTACHED.set(0);
+        assert_eq!(Context::current(), Context::new());
+    }
+
+    #[test]
+    fn frames_nest_over_guards_and_each_other() {
+        let mut outer = cx(5);
+        outer.attached_while(|| {
+            let g = cx(6).attach();
+            let mut inner = cx(7);
+            inner.attached_while(|| assert_eq!(Context::current(), cx(7)));
+            assert_eq!(Context::current(), cx(6));
+            drop(g);
+            assert_eq!(Context::current(), cx(5));
+        });
+        assert!(!Context::any_attached());
     }
 
     #[test]

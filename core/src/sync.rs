@@ -12,8 +12,9 @@
 //!   the queue's slots.
 //! - [`pinned`]: [`Instrumented`], a future with a state acting around each
 //!   poll: the pin projection of `FutureExt`'s adapters.
-//! - [`lent`]: [`Lent`], a `&mut` lent for the length of a call to a
-//!   thread-local registry: how the context stack reaches a running span.
+//! - [`frames`]: [`Frames`], a thread's stack of values lent for the length
+//!   of a call, linked through the callers' stack frames: how a poll or an
+//!   `in_span` call makes its context and span current.
 //!
 //! Their protocols are model-checked with loom (`loom_tests`, and the batch
 //! processor's wake-up protocol beside it) and their tests run under miri; the
@@ -21,16 +22,16 @@
 
 pub(crate) mod atomics;
 pub(crate) mod counted;
+pub(crate) mod frames;
 pub(crate) mod lanes;
-pub(crate) mod lent;
 pub(crate) mod pinned;
 pub(crate) mod queue;
 #[cfg(not(all(loom, test)))]
 mod zeroed;
 
 pub(crate) use counted::{CountedRef, RefRun};
+pub(crate) use frames::Frames;
 pub(crate) use lanes::{LanePush, Lanes, Marks};
-pub(crate) use lent::{lend, Lent};
 pub(crate) use pinned::AroundPoll;
 pub use pinned::Instrumented;
 pub(crate) use queue::BoundedQueue;

@@ -64,11 +64,13 @@ impl Drop for LateGuard {
             // The stack is gone: an empty context, no panic.
             let span = tracer.span("after the stack").start();
             assert!(!span.span_context().trace_id().to_bytes().is_empty());
-            // Nothing can be made current: `in_span` runs and ends its span,
-            // and its handle records nothing (no abort over the lent data).
+            // `in_span` makes its span current in a frame of the call, which
+            // needs no stack: its handle and `with_current_span` record, and
+            // a span started inside is its child.
             let ran = tracer.in_span("in_span after the stack", |span| {
-                span.set_attribute("lost", 1);
-                runtrace::with_current_span(|_| ()).is_none()
+                span.set_attribute("kept", 1);
+                tracer.span("child after the stack").start().end();
+                runtrace::with_current_span(|span| span.set_attribute("also", 2)).is_some()
             });
             assert!(ran);
             drop(
@@ -102,20 +104,25 @@ fn guards_and_spans_in_thread_local_destructors_do_not_abort() {
     })
     .join()
     .expect("the thread exits cleanly");
-    let names: Vec<_> = exporter
-        .finished_spans()
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
+    let spans = exporter.finished_spans();
+    let names: Vec<_> = spans.iter().map(|s| s.name.to_string()).collect();
     assert_eq!(
         names,
         [
             "parent",
+            "child after the stack",
             "in_span after the stack",
             "made current after the stack",
             "after the stack"
         ]
     );
+    assert_eq!(spans[1].parent_span_id, spans[2].span_context.span_id());
+    let keys: Vec<_> = spans[2]
+        .attributes
+        .iter()
+        .map(|kv| kv.key.to_string())
+        .collect();
+    assert_eq!(keys, ["kept", "also"]);
 }
 
 #[test]

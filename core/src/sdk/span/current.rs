@@ -104,7 +104,7 @@ impl Span {
     }
 
     /// Runs `f` with this recording span current under `cx` (its context)
-    /// and its data lent to the context stack meanwhile, where `f`'s handle
+    /// and its data lent to the call's context frame meanwhile, where `f`'s handle
     /// (made from the entry id it gets) and [`with_current_span`] record on
     /// it: what [`Tracer::in_span`](crate::Tracer::in_span) does, and
     /// [`FutureExt::in_span`](crate::FutureExt::in_span) at each poll.
