@@ -175,6 +175,36 @@ impl Context {
         self.attach_parking(&mut None)
     }
 
+    /// Makes this context current as [`attach`](Self::attach) does, with a
+    /// guard that may drop in any order without a warning: for bridges from
+    /// scopes that may end in any order, such as `tracing`'s spans (which may
+    /// exit in any order). The current context is always the most recent one
+    /// still attached.
+    ///
+    /// ```
+    /// use runtrace::{Context, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    /// let cx = |n| {
+    ///     Context::from_span_context(SpanContext::new(
+    ///         TraceId::from_bytes([n; 16]),
+    ///         SpanId::from_bytes([n; 8]),
+    ///         TraceFlags::SAMPLED,
+    ///         false,
+    ///         TraceState::EMPTY,
+    ///     ))
+    /// };
+    /// let outer = cx(1).attach_any_order();
+    /// let inner = cx(2).attach_any_order();
+    /// drop(outer); // out of order: no warning
+    /// assert_eq!(Context::current(), cx(2));
+    /// drop(inner);
+    /// assert_eq!(Context::current(), Context::new());
+    /// ```
+    pub fn attach_any_order(self) -> ContextGuard {
+        let mut guard = self.attach();
+        guard.any_order = true;
+        guard
+    }
+
     /// Attaches this context, with the data of its recording span taken from
     /// `span` into its entry. Take the data back with
     /// [`ContextGuard::detach_owned`]. At thread exit, when nothing can be
@@ -205,6 +235,7 @@ impl Context {
         });
         ContextGuard {
             id,
+            any_order: false,
             _not_send: PhantomData,
         }
     }
@@ -317,6 +348,8 @@ impl Context {
 #[must_use = "the context is detached as soon as the guard drops"]
 pub struct ContextGuard {
     id: u64,
+    /// Made by [`Context::attach_any_order`]: an out-of-order drop is no misuse.
+    any_order: bool,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -330,9 +363,9 @@ impl ContextGuard {
 
     /// Takes this guard's entry off the thread's stack.
     fn detach(self) -> Option<(Context, Option<Box<Option<SpanData>>>)> {
-        let id = self.id;
+        let (id, any_order) = (self.id, self.any_order);
         std::mem::forget(self);
-        remove(id)
+        remove(id, any_order)
     }
 }
 
@@ -346,9 +379,9 @@ impl Drop for FrameCount {
     }
 }
 
-/// Removes the entry of guard `id`: the last one, or (warning once) one
-/// further down, which leaves the current context as it is.
-fn remove(id: u64) -> Option<(Context, Option<Box<Option<SpanData>>>)> {
+/// Removes the entry of guard `id`: the last one, or (warning once, unless
+/// `any_order`) one further down, which leaves the current context as it is.
+fn remove(id: u64, any_order: bool) -> Option<(Context, Option<Box<Option<SpanData>>>)> {
     // try_with: the stack may already be gone during thread teardown.
     let removed = STACK.try_with(|stack| {
         let mut stack = stack.borrow_mut();
@@ -374,7 +407,7 @@ fn remove(id: u64) -> Option<(Context, Option<Box<Option<SpanData>>>)> {
             })
         });
     }
-    let out_of_order = position.is_some();
+    let out_of_order = position.is_some() && !any_order;
     // After the stack is released: the handler may read the current context.
     if out_of_order && WARN_OUT_OF_ORDER.first() {
         diagnostics::warn(
@@ -387,7 +420,7 @@ fn remove(id: u64) -> Option<(Context, Option<Box<Option<SpanData>>>)> {
 
 impl Drop for ContextGuard {
     fn drop(&mut self) {
-        drop(remove(self.id));
+        drop(remove(self.id, self.any_order));
     }
 }
 

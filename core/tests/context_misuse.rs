@@ -23,6 +23,16 @@ fn an_out_of_order_drop_warns_once_and_the_handler_may_read_the_context() {
         let current = Context::current();
         log.lock().unwrap().push((message.to_string(), current));
     });
+    // Any-order guards (a `tracing` bridge's) do not warn: the one warning
+    // below is the plain guards', seen with their context current.
+    let (c, d) = (tracer.span("c").start(), tracer.span("d").start());
+    let (gc, gd) = (
+        c.context().attach_any_order(),
+        d.context().attach_any_order(),
+    );
+    drop(gc);
+    assert_eq!(Context::current(), d.context());
+    drop(gd);
     let a = tracer.span("a").start();
     let b = tracer.span("b").start();
     let ga = a.enter();

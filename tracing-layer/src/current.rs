@@ -1,65 +1,36 @@
 //! The runtrace contexts that entered `tracing` spans made current, per thread.
 //!
-//! Entering a `tracing` span attaches its context; exiting detaches it. A
-//! runtrace [`ContextGuard`] must drop on its own thread and in the reverse
-//! order of its attach, while `tracing` lets spans exit in any order. So each
-//! thread keeps its guards here, with the span each belongs to, innermost
-//! last: an exit of the innermost span drops its guard; an exit further down
-//! detaches the guards above it (innermost first), drops its own, and attaches
-//! the others again, so runtrace only ever sees guards dropped in order, and
-//! the current context stays the innermost span still entered.
+//! Entering a `tracing` span attaches its context; exiting detaches it.
+//! `tracing` lets spans exit in any order, so the guards are runtrace's
+//! any-order ones ([`Context::attach_any_order`]): the current context stays
+//! the innermost span still entered. Each thread keeps its guards here, with
+//! the span each belongs to, innermost last.
 
 use runtrace::{Context, ContextGuard};
 use std::cell::RefCell;
 use tracing::span::Id;
 
-/// One entered span: its id, its context, and the guard attaching it.
-struct Entered {
-    id: Id,
-    cx: Context,
-    guard: ContextGuard,
-}
-
 thread_local! {
-    static ENTERED: RefCell<Vec<Entered>> = const { RefCell::new(Vec::new()) };
+    static ENTERED: RefCell<Vec<(Id, ContextGuard)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Makes `cx` current for span `id` until [`exit`] with the same id.
 pub(crate) fn enter(id: &Id, cx: Context) {
-    let guard = cx.clone().attach();
-    // At thread exit (the list destroyed) the guard drops here, in order.
-    let _ = ENTERED.try_with(|entered| {
-        entered.borrow_mut().push(Entered {
-            id: id.clone(),
-            cx,
-            guard,
-        })
-    });
+    let guard = cx.attach_any_order();
+    // At thread exit (the list destroyed) the guard drops here.
+    let _ = ENTERED.try_with(|entered| entered.borrow_mut().push((id.clone(), guard)));
 }
 
 /// Detaches the context the latest [`enter`] of span `id` on this thread
 /// attached; does nothing if there is none.
 pub(crate) fn exit(id: &Id) {
-    let _ = ENTERED.try_with(|entered| {
+    let guard = ENTERED.try_with(|entered| {
         let mut entered = entered.borrow_mut();
-        let Some(position) = entered.iter().rposition(|e| e.id == *id) else {
-            return;
-        };
-        // The guards above it are detached innermost first, so that runtrace
-        // sees them drop in order; their spans are still entered.
-        let mut above: Vec<(Id, Context)> = Vec::new();
-        while entered.len() > position + 1 {
-            if let Some(Entered { id, cx, guard }) = entered.pop() {
-                drop(guard);
-                above.push((id, cx));
-            }
-        }
-        drop(entered.pop());
-        for (id, cx) in above.into_iter().rev() {
-            let guard = cx.clone().attach();
-            entered.push(Entered { id, cx, guard });
-        }
+        let position = entered.iter().rposition(|(entered, _)| entered == id)?;
+        Some(entered.remove(position).1)
     });
+    // Dropped after the list is released.
+    drop(guard);
 }
 
 #[cfg(test)]
