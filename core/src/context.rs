@@ -420,7 +420,25 @@ fn remove(id: u64, any_order: bool) -> Option<(Context, Option<Box<Option<SpanDa
 
 impl Drop for ContextGuard {
     fn drop(&mut self) {
-        drop(remove(self.id, self.any_order));
+        // The common case, the innermost entry with no span data: dropped
+        // where it lies (its context's drop runs no code that reads the
+        // stack), not moved out as `remove` hands entries back.
+        let dropped = STACK.try_with(|stack| {
+            let mut stack = stack.borrow_mut();
+            let len = stack.0.len();
+            match stack.0.last() {
+                Some(last) if last.id == self.id && last.span.is_none() => {
+                    stack.0.truncate(len - 1);
+                    GUARDS.set(len - 1);
+                    ATTACHED.set(ATTACHED.get() - 1);
+                    true
+                }
+                _ => false,
+            }
+        });
+        if dropped != Ok(true) {
+            drop(remove(self.id, self.any_order));
+        }
     }
 }
 
