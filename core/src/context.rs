@@ -8,7 +8,7 @@
 //! A thread's contexts are in two stacks: the entries of guards (which move,
 //! and may drop in any order) in a `Vec`, and the frames of calls (each poll
 //! of a `FutureExt` future, each `Tracer::in_span`), which nest in each other
-//! and so live in the calls themselves ([`Frames`]). The current context is
+//! and so live in the calls themselves (`sync::Frames`). The current context is
 //! the newest of the two tops: a frame records how many guard entries were
 //! below it.
 

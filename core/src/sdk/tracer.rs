@@ -50,8 +50,7 @@ impl Clone for Tracer {
 
 impl Drop for Tracer {
     /// Gives the count back to this thread's credits when it holds some on
-    /// this tracer (after a [`clone_biased`](Tracer::clone_biased)), else to
-    /// the shared count.
+    /// this tracer (after a `clone_biased`), else to the shared count.
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
             shared.drop_biased();
