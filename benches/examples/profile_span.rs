@@ -12,7 +12,8 @@
 //! `sampled_root_4attrs`, `child`, `dropped`, `disabled`, and for runtrace
 //! `2threads`: sampled roots from two threads, `n / 2` each;
 //! `child_explicit_parent`, `root_builder_4attrs`, `async_child`,
-//! `global_tracer`: `global::tracer(name)` and its drop), span count, batch
+//! `global_tracer`: `global::tracer(name)` and its drop; `async_1poll`,
+//! `async_4polls`: a root around a future polled once or four times), span count, batch
 //! queue size (default 65536, as in the benches). Under valgrind, which runs one
 //! thread at a time, give a queue that holds every span so that the queue-full
 //! drop path stays out of the profile (a huge queue costs page faults in real
@@ -145,6 +146,29 @@ mod rt {
                     let span = black_box(&tracer).span("span").parent(&cx).start();
                     let fut = std::pin::pin!(std::future::ready(()).in_span(span));
                     let _ = fut.poll(&mut task_cx);
+                })
+            }
+            "async_1poll" | "async_4polls" => {
+                // A root around a future that is pending 0 or 3 times: the
+                // difference over 3 is what one more poll of an `in_span`
+                // future costs.
+                use runtrace::FutureExt;
+                use std::future::Future;
+                let pendings = if case == "async_1poll" { 0 } else { 3 };
+                let waker = std::task::Waker::noop();
+                let mut task_cx = std::task::Context::from_waker(waker);
+                time(n, || {
+                    let mut pending = black_box(pendings);
+                    let fut = std::future::poll_fn(|_| {
+                        if pending == 0 {
+                            return std::task::Poll::Ready(());
+                        }
+                        pending -= 1;
+                        std::task::Poll::Pending
+                    });
+                    let span = black_box(&tracer).span("span").start();
+                    let mut fut = std::pin::pin!(fut.in_span(span));
+                    while fut.as_mut().poll(&mut task_cx).is_pending() {}
                 })
             }
             "global_tracer" => {
