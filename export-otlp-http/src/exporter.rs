@@ -13,6 +13,7 @@ use crate::config::{
 };
 use crate::error::{excerpt, Error};
 use crate::proto;
+use crate::resolver::CachingResolver;
 use crate::retry::{backoff_ceiling, parse_retry_after, XorShift};
 use prost::Message;
 use runtrace::diagnostics::{emit, Level};
@@ -35,6 +36,8 @@ pub const USER_AGENT: &str = concat!("runtrace-otlp-http/", env!("CARGO_PKG_VERS
 /// example.
 pub struct OtlpHttpExporter {
     agent: ureq::Agent,
+    /// The agent's resolver: forgotten after a connection failure.
+    resolver: CachingResolver,
     endpoint: Uri,
     protocol: Protocol,
     headers: Headers,
@@ -140,8 +143,15 @@ impl OtlpHttpExporter {
             .max_redirects_will_error(false)
             .tls_config(tls.build())
             .build();
+        let resolver = CachingResolver::default();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            resolver.clone(),
+        );
         Ok(OtlpHttpExporter {
-            agent: ureq::Agent::new_with_config(config),
+            agent,
+            resolver,
             endpoint,
             protocol,
             headers: b.headers,
@@ -337,7 +347,11 @@ impl OtlpHttpExporter {
             .send(body);
         let mut resp = match result {
             Ok(r) => r,
-            Err(e) => return Err(map_transport_error(e)),
+            Err(e) => {
+                // The next connection resolves the host again.
+                self.resolver.forget();
+                return Err(map_transport_error(e));
+            }
         };
         let status = resp.status().as_u16();
         // A JSON request gets a JSON answer; the Content-Type says which it is.

@@ -70,6 +70,7 @@ mod encode_json;
 mod error;
 mod exporter;
 mod proto;
+mod resolver;
 mod response_json;
 mod retry;
 
