@@ -47,7 +47,9 @@ pub struct OtlpHttpExporter {
     max_backoff: Duration,
     max_request_size: usize,
     rng: XorShift,
+    /// The encoded request is `body[body_start..]`.
     body: Vec<u8>,
+    body_start: usize,
     gzip: Vec<u8>,
     shut_down: bool,
     /// The processor's signal to stop waiting between retries (at shutdown).
@@ -162,6 +164,7 @@ impl OtlpHttpExporter {
             max_request_size: b.max_request_size,
             rng: XorShift::from_entropy(),
             body: Vec::new(),
+            body_start: 0,
             gzip: Vec::new(),
             shut_down: false,
             cancel: ExportCancel::default(),
@@ -225,10 +228,14 @@ impl OtlpHttpExporter {
     /// whole call, parts already delivered included (they count as failed).
     fn export_within_limit(&mut self, batch: &[SpanData], end: Instant) -> Result<TooLarge, Error> {
         self.body.clear();
-        let size = match self.protocol {
-            Protocol::HttpJson => crate::encode_json::encode_request_json(batch, &mut self.body),
-            _ => crate::encode::encode_request(batch, &mut self.body),
+        self.body_start = match self.protocol {
+            Protocol::HttpJson => {
+                crate::encode_json::encode_request_json(batch, &mut self.body);
+                0
+            }
+            _ => crate::encode::encode_request_unaligned(batch, &mut self.body),
         };
+        let size = self.body.len() - self.body_start;
         if size > self.max_request_size {
             if let [_] = batch {
                 return Ok(TooLarge {
@@ -250,7 +257,9 @@ impl OtlpHttpExporter {
                 std::mem::take(&mut self.gzip),
                 flate2::Compression::fast(),
             );
-            let written = enc.write_all(&self.body).and_then(|_| enc.finish());
+            let written = enc
+                .write_all(&self.body[self.body_start..])
+                .and_then(|_| enc.finish());
             match written {
                 Ok(out) => self.gzip = out,
                 Err(e) => return Err(Error::Permanent(format!("gzip failed: {e}"))),
@@ -328,7 +337,7 @@ impl OtlpHttpExporter {
     fn send_once(&mut self, timeout: Duration) -> Result<(), Error> {
         let body: &[u8] = match self.compression {
             Compression::Gzip => &self.gzip,
-            Compression::None => &self.body,
+            Compression::None => &self.body[self.body_start..],
         };
         let mut req = self
             .agent
