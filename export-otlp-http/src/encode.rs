@@ -20,7 +20,7 @@
 
 use prost::encoding::encoded_len_varint;
 use runtrace::export::{Event, Instrumentation, InstrumentationScope, Link};
-use runtrace::{Array, KeyValue, Resource, SpanData, SpanKind, Status, TraceState, Value};
+use runtrace::{Array, KeyValue, Resource, SpanData, SpanKind, Status, Str, TraceState, Value};
 
 /// Tag byte for field numbers below 16.
 const fn tag(field: u8, wire_type: u8) -> u8 {
@@ -62,16 +62,16 @@ fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
     buf.extend_from_slice(&bytes[..=n]);
 }
 
-#[inline]
+#[inline(always)]
 fn put_ld_header(buf: &mut Vec<u8>, key: u8, n: usize) {
     buf.push(key);
     put_varint(buf, n as u64);
 }
 
-#[inline]
-fn put_str(buf: &mut Vec<u8>, key: u8, s: &str) {
+#[inline(always)]
+fn put_str(buf: &mut Vec<u8>, key: u8, s: &[u8]) {
     put_ld_header(buf, key, s.len());
-    buf.extend_from_slice(s.as_bytes());
+    buf.extend_from_slice(s);
 }
 
 #[inline]
@@ -148,11 +148,12 @@ fn move_message(buf: &mut Vec<u8>, from: usize, to: usize, len: usize) {
 
 // ---- common.v1: AnyValue, ArrayValue, KeyValue ------------------------------------
 
-fn scalar_str_len(s: &str) -> usize {
-    ld(s.len())
+fn scalar_str_len(s: &Str) -> usize {
+    ld(s.as_bytes().len())
 }
 
 /// Body length of an `AnyValue` holding `v` (the oneof field is always written).
+#[inline(always)]
 fn any_len(v: &Value) -> usize {
     match v {
         Value::String(s) => scalar_str_len(s),
@@ -176,13 +177,11 @@ fn array_len(a: &Array) -> usize {
     }
 }
 
+#[inline(always)]
 fn put_any(buf: &mut Vec<u8>, v: &Value) {
     match v {
-        Value::String(s) => put_str(buf, tag(1, LEN), s),
-        Value::Bool(b) => {
-            buf.push(tag(2, VARINT));
-            buf.push(*b as u8);
-        }
+        Value::String(s) => put_str(buf, tag(1, LEN), s.as_bytes()),
+        Value::Bool(b) => buf.extend_from_slice(&[tag(2, VARINT), *b as u8]),
         Value::I64(i) => put_varint_field(buf, tag(3, VARINT), *i as u64),
         Value::F64(f) => put_fixed64(buf, tag(4, I64), f.to_bits()),
         Value::Array(a) => {
@@ -208,7 +207,7 @@ fn put_any(buf: &mut Vec<u8>, v: &Value) {
                 Array::String(v) => {
                     for s in v {
                         put_ld_header(buf, tag(1, LEN), scalar_str_len(s));
-                        put_str(buf, tag(1, LEN), s);
+                        put_str(buf, tag(1, LEN), s.as_bytes());
                     }
                 }
             }
@@ -219,24 +218,32 @@ fn put_any(buf: &mut Vec<u8>, v: &Value) {
 /// Body length of a `KeyValue` whose `AnyValue` body is `value_len` bytes.
 #[inline]
 fn kv_len(kv: &KeyValue, value_len: usize) -> usize {
-    let key = if kv.key.is_empty() {
-        0
-    } else {
-        ld(kv.key.len())
-    };
+    let key = kv.key.as_bytes();
+    let key = if key.is_empty() { 0 } else { ld(key.len()) };
     key + ld(value_len)
 }
 
 /// Writes `kv` as field `key`: each length is computed once, before what it
 /// measures.
-#[inline]
+#[inline(always)]
 fn put_kv(buf: &mut Vec<u8>, key: u8, kv: &KeyValue) {
     let value_len = any_len(&kv.value);
-    put_ld_header(buf, key, kv_len(kv, value_len));
-    if !kv.key.is_empty() {
-        put_str(buf, tag(1, LEN), &kv.key);
+    let len = kv_len(kv, value_len);
+    let name = kv.key.as_bytes();
+    if len < 0x80 && !name.is_empty() {
+        // The usual attribute: every length in one byte, the key's header
+        // in one write.
+        buf.reserve(len + 1);
+        buf.extend_from_slice(&[key, len as u8, tag(1, LEN), name.len() as u8]);
+        buf.extend_from_slice(name);
+        buf.extend_from_slice(&[tag(2, LEN), value_len as u8]);
+    } else {
+        put_ld_header(buf, key, len);
+        if !name.is_empty() {
+            put_str(buf, tag(1, LEN), name);
+        }
+        put_ld_header(buf, tag(2, LEN), value_len);
     }
-    put_ld_header(buf, tag(2, LEN), value_len);
     put_any(buf, &kv.value);
 }
 
@@ -300,8 +307,8 @@ fn put_event(buf: &mut Vec<u8>, e: &Event) {
     if e.time_unix_nano != 0 {
         put_fixed64(buf, tag(1, I64), e.time_unix_nano);
     }
-    if !e.name.is_empty() {
-        put_str(buf, tag(2, LEN), &e.name);
+    if !e.name.as_bytes().is_empty() {
+        put_str(buf, tag(2, LEN), e.name.as_bytes());
     }
     put_attrs(buf, tag(3, LEN), &e.attributes);
     put_opt_u32(buf, tag(4, VARINT), e.dropped_attributes_count);
@@ -340,7 +347,7 @@ fn status_len(s: &Status) -> Option<usize> {
     match s {
         Status::Unset => None,
         Status::Ok => Some(2),
-        Status::Error { description } => Some(opt_ld(description.len()) + 2),
+        Status::Error { description } => Some(opt_ld(description.as_bytes().len()) + 2),
     }
 }
 
@@ -354,24 +361,44 @@ pub(crate) fn span_flags(s: &SpanData) -> u32 {
 #[inline]
 fn put_span(buf: &mut Vec<u8>, s: &SpanData) {
     let sc = &s.span_context;
-    buf.extend_from_slice(&[tag(1, LEN), 16]);
-    buf.extend_from_slice(sc.trace_id().as_bytes());
-    buf.extend_from_slice(&[tag(2, LEN), 8]);
-    buf.extend_from_slice(sc.span_id().as_bytes());
+    // The ids in one write.
+    let mut ids = [0u8; 28];
+    ids[0] = tag(1, LEN);
+    ids[1] = 16;
+    ids[2..18].copy_from_slice(sc.trace_id().as_bytes());
+    ids[18] = tag(2, LEN);
+    ids[19] = 8;
+    ids[20..28].copy_from_slice(sc.span_id().as_bytes());
+    buf.extend_from_slice(&ids);
     put_trace_state(buf, tag(3, LEN), sc.trace_state());
     if s.parent_span_id.is_valid() {
-        buf.extend_from_slice(&[tag(4, LEN), 8]);
-        buf.extend_from_slice(s.parent_span_id.as_bytes());
+        let mut parent = [0u8; 10];
+        parent[0] = tag(4, LEN);
+        parent[1] = 8;
+        parent[2..].copy_from_slice(s.parent_span_id.as_bytes());
+        buf.extend_from_slice(&parent);
     }
-    if !s.name.is_empty() {
-        put_str(buf, tag(5, LEN), &s.name);
+    if !s.name.as_bytes().is_empty() {
+        put_str(buf, tag(5, LEN), s.name.as_bytes());
     }
-    buf.extend_from_slice(&[tag(6, VARINT), kind_number(s.kind)]);
-    if s.start_time_unix_nano != 0 {
-        put_fixed64(buf, tag(7, I64), s.start_time_unix_nano);
-    }
-    if s.end_time_unix_nano != 0 {
-        put_fixed64(buf, tag(8, I64), s.end_time_unix_nano);
+    if s.start_time_unix_nano != 0 && s.end_time_unix_nano != 0 {
+        // Kind and both times in one write.
+        let mut times = [0u8; 20];
+        times[0] = tag(6, VARINT);
+        times[1] = kind_number(s.kind);
+        times[2] = tag(7, I64);
+        times[3..11].copy_from_slice(&s.start_time_unix_nano.to_le_bytes());
+        times[11] = tag(8, I64);
+        times[12..].copy_from_slice(&s.end_time_unix_nano.to_le_bytes());
+        buf.extend_from_slice(&times);
+    } else {
+        buf.extend_from_slice(&[tag(6, VARINT), kind_number(s.kind)]);
+        if s.start_time_unix_nano != 0 {
+            put_fixed64(buf, tag(7, I64), s.start_time_unix_nano);
+        }
+        if s.end_time_unix_nano != 0 {
+            put_fixed64(buf, tag(8, I64), s.end_time_unix_nano);
+        }
     }
     put_attrs(buf, tag(9, LEN), &s.attributes);
     put_opt_u32(buf, tag(10, VARINT), s.dropped_attributes_count);
@@ -388,8 +415,8 @@ fn put_span(buf: &mut Vec<u8>, s: &SpanData) {
         match s.status() {
             Status::Ok => buf.extend_from_slice(&[tag(3, VARINT), 1]),
             Status::Error { description } => {
-                if !description.is_empty() {
-                    put_str(buf, tag(2, LEN), description);
+                if !description.as_bytes().is_empty() {
+                    put_str(buf, tag(2, LEN), description.as_bytes());
                 }
                 buf.extend_from_slice(&[tag(3, VARINT), 2]);
             }
@@ -413,17 +440,17 @@ pub(crate) fn put_resource(buf: &mut Vec<u8>, r: &Resource) {
 }
 
 fn scope_len(s: &InstrumentationScope) -> usize {
-    opt_ld(s.name.len())
-        + s.version.as_ref().map_or(0, |v| opt_ld(v.len()))
+    opt_ld(s.name.as_bytes().len())
+        + s.version.as_ref().map_or(0, |v| opt_ld(v.as_bytes().len()))
         + attrs_len(&s.attributes)
 }
 
 fn put_scope(buf: &mut Vec<u8>, s: &InstrumentationScope) {
-    if !s.name.is_empty() {
-        put_str(buf, tag(1, LEN), &s.name);
+    if !s.name.as_bytes().is_empty() {
+        put_str(buf, tag(1, LEN), s.name.as_bytes());
     }
-    if let Some(v) = s.version.as_ref().filter(|v| !v.is_empty()) {
-        put_str(buf, tag(2, LEN), v);
+    if let Some(v) = s.version.as_ref().filter(|v| !v.as_bytes().is_empty()) {
+        put_str(buf, tag(2, LEN), v.as_bytes());
     }
     put_attrs(buf, tag(3, LEN), &s.attributes);
 }
@@ -583,8 +610,12 @@ fn put_scope_spans_tail(buf: &mut Vec<u8>, batch: &[SpanData], sg: &ScopeGroup<'
         put_nested::<SPAN_LENGTH_ROOM>(buf, tag(2, LEN), |buf| put_span(buf, &batch[i]));
     }
     let scope = sg.instrumentation.scope();
-    if let Some(url) = scope.schema_url.as_ref().filter(|u| !u.is_empty()) {
-        put_str(buf, tag(3, LEN), url);
+    if let Some(url) = scope
+        .schema_url
+        .as_ref()
+        .filter(|u| !u.as_bytes().is_empty())
+    {
+        put_str(buf, tag(3, LEN), url.as_bytes());
     }
 }
 
