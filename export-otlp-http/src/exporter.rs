@@ -12,6 +12,7 @@ use crate::config::{
     OtlpHttpExporterBuilder, Protocol,
 };
 use crate::error::{excerpt, Error};
+use crate::gzip::Gzip;
 use crate::proto;
 use crate::resolver::CachingResolver;
 use crate::retry::{backoff_ceiling, parse_retry_after, XorShift};
@@ -19,7 +20,6 @@ use prost::Message;
 use runtrace::diagnostics::{emit, Level};
 use runtrace::{ExportCancel, ExportError, SpanData, SpanExporter};
 use std::fmt;
-use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
 use ureq::http::Uri;
 
@@ -51,6 +51,8 @@ pub struct OtlpHttpExporter {
     body: Vec<u8>,
     body_start: usize,
     gzip: Vec<u8>,
+    /// The deflate state, kept between requests (made at the first).
+    gzipper: Option<Gzip>,
     shut_down: bool,
     /// The processor's signal to stop waiting between retries (at shutdown).
     cancel: ExportCancel,
@@ -166,6 +168,7 @@ impl OtlpHttpExporter {
             body: Vec::new(),
             body_start: 0,
             gzip: Vec::new(),
+            gzipper: None,
             shut_down: false,
             cancel: ExportCancel::default(),
         })
@@ -253,16 +256,9 @@ impl OtlpHttpExporter {
         }
         if self.compression == Compression::Gzip {
             self.gzip.clear();
-            let mut enc = flate2::write::GzEncoder::new(
-                std::mem::take(&mut self.gzip),
-                flate2::Compression::fast(),
-            );
-            let written = enc
-                .write_all(&self.body[self.body_start..])
-                .and_then(|_| enc.finish());
-            match written {
-                Ok(out) => self.gzip = out,
-                Err(e) => return Err(Error::Permanent(format!("gzip failed: {e}"))),
+            let gzip = self.gzipper.get_or_insert_with(Gzip::new);
+            if let Err(e) = gzip.compress(&self.body[self.body_start..], &mut self.gzip) {
+                return Err(Error::Permanent(format!("gzip failed: {e}")));
             }
         }
         self.send_with_retries(end)?;
@@ -535,6 +531,7 @@ impl SpanExporter for OtlpHttpExporter {
         self.shut_down = true;
         self.body = Vec::new();
         self.gzip = Vec::new();
+        self.gzipper = None;
         Ok(())
     }
 }
