@@ -164,6 +164,8 @@ fn receiver_in_a_child_process() {
         "{v}"
     );
     assert!(u(&v, "worker_cpu_ns_per_exported_span") > 0, "{v}");
+    let kernel = f(&v, "worker_cpu_kernel_share");
+    assert!((0.0..=1.0).contains(&kernel), "{v}");
 }
 
 #[test]

@@ -1,16 +1,26 @@
 //! A direct protobuf encoder from `&[SpanData]` to an `ExportTraceServiceRequest`.
 //!
-//! Two passes and no intermediate message structs: first the spans are grouped
-//! (one `ResourceSpans` per resource, one `ScopeSpans` per scope inside it) and
-//! every span's encoded length is computed once; then the bytes are written into a
-//! buffer reserved to the exact size. Fields are written in ascending field number,
-//! as protoc does, so the output is byte-identical to a prost/protoc encoding of the
-//! same message (the golden tests below check this). Scalars equal to their default
-//! are omitted, except inside `AnyValue`'s oneof, where a zero is still written.
+//! One pass and no intermediate message structs: the spans are grouped (one
+//! `ResourceSpans` per resource, one `ScopeSpans` per scope inside it), then
+//! each message is written once, straight into the request buffer. A message
+//! whose length is not known before it is written (a span, an event, a link, a
+//! `ScopeSpans`, a `ResourceSpans`) gets room for its length, which is filled
+//! in after it; when the length takes fewer or more bytes than that room, the
+//! message is moved (a span of under 128 bytes moves by one byte). Everything
+//! the first `ResourceSpans` holds before its first span is written last, into
+//! room left in front of the spans, so a request of one resource and one scope
+//! moves nothing: it may start a few bytes into the buffer
+//! ([`encode_request_unaligned`]). Key-values, whose lengths cost little to
+//! compute, are written with their lengths first.
+//!
+//! Fields are written in ascending field number, as protoc does, so the output
+//! is byte-identical to a prost/protoc encoding of the same message (the golden
+//! tests below check this). Scalars equal to their default are omitted, except
+//! inside `AnyValue`'s oneof, where a zero is still written.
 
 use prost::encoding::encoded_len_varint;
 use runtrace::export::{Event, Instrumentation, InstrumentationScope, Link};
-use runtrace::{Array, KeyValue, Resource, SpanData, SpanKind, Status, TraceState, Value};
+use runtrace::{Array, KeyValue, Resource, SpanData, SpanKind, Status, Str, TraceState, Value};
 
 /// Tag byte for field numbers below 16.
 const fn tag(field: u8, wire_type: u8) -> u8 {
@@ -52,16 +62,16 @@ fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
     buf.extend_from_slice(&bytes[..=n]);
 }
 
-#[inline]
+#[inline(always)]
 fn put_ld_header(buf: &mut Vec<u8>, key: u8, n: usize) {
     buf.push(key);
     put_varint(buf, n as u64);
 }
 
-#[inline]
-fn put_str(buf: &mut Vec<u8>, key: u8, s: &str) {
+#[inline(always)]
+fn put_str(buf: &mut Vec<u8>, key: u8, s: &[u8]) {
     put_ld_header(buf, key, s.len());
-    buf.extend_from_slice(s.as_bytes());
+    buf.extend_from_slice(s);
 }
 
 #[inline]
@@ -76,13 +86,74 @@ fn put_fixed64(buf: &mut Vec<u8>, key: u8, v: u64) {
     buf.extend_from_slice(&v.to_le_bytes());
 }
 
+/// Room for a length that is filled in after the message: two bytes hold
+/// up to 16383, which covers most spans.
+const SPAN_LENGTH_ROOM: usize = 2;
+/// Room for the length of a `ResourceSpans` or `ScopeSpans` after the first
+/// (up to 2^35 - 1 bytes: any request under the size limit).
+const GROUP_LENGTH_ROOM: usize = 5;
+/// Room for each of the first `ResourceSpans`' and `ScopeSpans`' lengths,
+/// which never move: the longest varint.
+const FRONT_LENGTH_ROOM: usize = 10;
+
+/// Writes `key`, then the message `write` appends, preceded by its length:
+/// `ROOM` bytes are kept for the length, and the message moves when it needs
+/// fewer or more (see [`fill_length`]).
+#[inline(always)]
+fn put_nested<const ROOM: usize>(buf: &mut Vec<u8>, key: u8, write: impl FnOnce(&mut Vec<u8>)) {
+    buf.push(key);
+    let at = buf.len();
+    buf.extend_from_slice(&[0u8; ROOM]);
+    write(buf);
+    let len = buf.len() - at - ROOM;
+    fill_length(buf, at, ROOM, len);
+}
+
+/// Writes `len` as a varint into the `room` bytes at `at`, which the `len`
+/// bytes of a message follow; when the varint is shorter or longer than
+/// `room`, the message moves to follow it directly.
+#[inline(always)]
+fn fill_length(buf: &mut Vec<u8>, at: usize, room: usize, len: usize) {
+    let width = encoded_len_varint(len as u64);
+    if width == 2 && room == 2 {
+        buf[at] = len as u8 | 0x80;
+        buf[at + 1] = (len >> 7) as u8;
+        return;
+    }
+    if width == 1 && room == 1 {
+        buf[at] = len as u8;
+        return;
+    }
+    move_message(buf, at + room, at + width, len);
+    let mut v = len as u64;
+    for b in &mut buf[at..at + width] {
+        *b = if v >= 0x80 { v as u8 | 0x80 } else { v as u8 };
+        v >>= 7;
+    }
+}
+
+/// Moves the last `len` bytes of `buf`, which start at `from`, to start at
+/// `to`: the buffer shrinks or grows by the difference.
+#[inline(never)]
+fn move_message(buf: &mut Vec<u8>, from: usize, to: usize, len: usize) {
+    debug_assert_eq!(buf.len(), from + len);
+    if to < from {
+        buf.copy_within(from.., to);
+        buf.truncate(to + len);
+    } else if to > from {
+        buf.resize(to + len, 0);
+        buf.copy_within(from..from + len, to);
+    }
+}
+
 // ---- common.v1: AnyValue, ArrayValue, KeyValue ------------------------------------
 
-fn scalar_str_len(s: &str) -> usize {
-    ld(s.len())
+fn scalar_str_len(s: &Str) -> usize {
+    ld(s.as_bytes().len())
 }
 
 /// Body length of an `AnyValue` holding `v` (the oneof field is always written).
+#[inline(always)]
 fn any_len(v: &Value) -> usize {
     match v {
         Value::String(s) => scalar_str_len(s),
@@ -106,13 +177,11 @@ fn array_len(a: &Array) -> usize {
     }
 }
 
+#[inline(always)]
 fn put_any(buf: &mut Vec<u8>, v: &Value) {
     match v {
-        Value::String(s) => put_str(buf, tag(1, LEN), s),
-        Value::Bool(b) => {
-            buf.push(tag(2, VARINT));
-            buf.push(*b as u8);
-        }
+        Value::String(s) => put_str(buf, tag(1, LEN), s.as_bytes()),
+        Value::Bool(b) => buf.extend_from_slice(&[tag(2, VARINT), *b as u8]),
         Value::I64(i) => put_varint_field(buf, tag(3, VARINT), *i as u64),
         Value::F64(f) => put_fixed64(buf, tag(4, I64), f.to_bits()),
         Value::Array(a) => {
@@ -138,7 +207,7 @@ fn put_any(buf: &mut Vec<u8>, v: &Value) {
                 Array::String(v) => {
                     for s in v {
                         put_ld_header(buf, tag(1, LEN), scalar_str_len(s));
-                        put_str(buf, tag(1, LEN), s);
+                        put_str(buf, tag(1, LEN), s.as_bytes());
                     }
                 }
             }
@@ -146,40 +215,48 @@ fn put_any(buf: &mut Vec<u8>, v: &Value) {
     }
 }
 
-/// Body length of a `KeyValue`.
-fn kv_len(kv: &KeyValue) -> usize {
-    let key = if kv.key.is_empty() {
-        0
-    } else {
-        ld(kv.key.len())
-    };
-    key + ld(any_len(&kv.value))
+/// Body length of a `KeyValue` whose `AnyValue` body is `value_len` bytes.
+#[inline]
+fn kv_len(kv: &KeyValue, value_len: usize) -> usize {
+    let key = kv.key.as_bytes();
+    let key = if key.is_empty() { 0 } else { ld(key.len()) };
+    key + ld(value_len)
 }
 
-fn put_kv(buf: &mut Vec<u8>, kv: &KeyValue) {
-    if !kv.key.is_empty() {
-        put_str(buf, tag(1, LEN), &kv.key);
+/// Writes `kv` as field `key`: each length is computed once, before what it
+/// measures.
+#[inline(always)]
+fn put_kv(buf: &mut Vec<u8>, key: u8, kv: &KeyValue) {
+    let value_len = any_len(&kv.value);
+    let len = kv_len(kv, value_len);
+    let name = kv.key.as_bytes();
+    if len < 0x80 && !name.is_empty() {
+        // The usual attribute: every length in one byte, the key's header
+        // in one write.
+        buf.reserve(len + 1);
+        buf.extend_from_slice(&[key, len as u8, tag(1, LEN), name.len() as u8]);
+        buf.extend_from_slice(name);
+        buf.extend_from_slice(&[tag(2, LEN), value_len as u8]);
+    } else {
+        put_ld_header(buf, key, len);
+        if !name.is_empty() {
+            put_str(buf, tag(1, LEN), name);
+        }
+        put_ld_header(buf, tag(2, LEN), value_len);
     }
-    put_ld_header(buf, tag(2, LEN), any_len(&kv.value));
     put_any(buf, &kv.value);
 }
 
 fn attrs_len(attrs: &[KeyValue]) -> usize {
-    attrs.iter().map(|kv| ld(kv_len(kv))).sum()
+    attrs
+        .iter()
+        .map(|kv| ld(kv_len(kv, any_len(&kv.value))))
+        .sum()
 }
 
 fn put_attrs(buf: &mut Vec<u8>, key: u8, attrs: &[KeyValue]) {
     for kv in attrs {
-        put_ld_header(buf, key, kv_len(kv));
-        put_kv(buf, kv);
-    }
-}
-
-fn opt_u32_len(v: u32) -> usize {
-    if v == 0 {
-        0
-    } else {
-        1 + encoded_len_varint(v as u64)
+        put_kv(buf, key, kv);
     }
 }
 
@@ -226,17 +303,12 @@ fn opt_ld(n: usize) -> usize {
 
 // ---- trace.v1: Span, Event, Link, Status -----------------------------------------
 
-fn event_len(e: &Event) -> usize {
-    let time = if e.time_unix_nano == 0 { 0 } else { 9 };
-    time + opt_ld(e.name.len()) + attrs_len(&e.attributes) + opt_u32_len(e.dropped_attributes_count)
-}
-
 fn put_event(buf: &mut Vec<u8>, e: &Event) {
     if e.time_unix_nano != 0 {
         put_fixed64(buf, tag(1, I64), e.time_unix_nano);
     }
-    if !e.name.is_empty() {
-        put_str(buf, tag(2, LEN), &e.name);
+    if !e.name.as_bytes().is_empty() {
+        put_str(buf, tag(2, LEN), e.name.as_bytes());
     }
     put_attrs(buf, tag(3, LEN), &e.attributes);
     put_opt_u32(buf, tag(4, VARINT), e.dropped_attributes_count);
@@ -245,14 +317,6 @@ fn put_event(buf: &mut Vec<u8>, e: &Event) {
 pub(crate) fn link_flags(l: &Link) -> u32 {
     let sc = &l.span_context;
     sc.trace_flags().bits() as u32 | HAS_IS_REMOTE | if sc.is_remote() { IS_REMOTE } else { 0 }
-}
-
-fn link_len(l: &Link) -> usize {
-    18 + 10
-        + opt_ld(trace_state_len(l.span_context.trace_state()))
-        + attrs_len(&l.attributes)
-        + opt_u32_len(l.dropped_attributes_count)
-        + 5
 }
 
 fn put_link(buf: &mut Vec<u8>, l: &Link) {
@@ -283,7 +347,7 @@ fn status_len(s: &Status) -> Option<usize> {
     match s {
         Status::Unset => None,
         Status::Ok => Some(2),
-        Status::Error { description } => Some(opt_ld(description.len()) + 2),
+        Status::Error { description } => Some(opt_ld(description.as_bytes().len()) + 2),
     }
 }
 
@@ -293,58 +357,57 @@ pub(crate) fn span_flags(s: &SpanData) -> u32 {
         | if s.parent_is_remote { IS_REMOTE } else { 0 }
 }
 
-/// Body length of one `Span`.
-fn span_len(s: &SpanData) -> usize {
-    let mut n = 18 + 10; // trace_id, span_id
-    n += opt_ld(trace_state_len(s.span_context.trace_state()));
-    if s.parent_span_id.is_valid() {
-        n += 10;
-    }
-    n += opt_ld(s.name.len());
-    n += 2; // kind, never 0
-    n += if s.start_time_unix_nano == 0 { 0 } else { 9 };
-    n += if s.end_time_unix_nano == 0 { 0 } else { 9 };
-    n += attrs_len(&s.attributes);
-    n += opt_u32_len(s.dropped_attributes_count);
-    n += s.events().iter().map(|e| ld(event_len(e))).sum::<usize>();
-    n += opt_u32_len(s.dropped_events_count());
-    n += s.links().iter().map(|l| ld(link_len(l))).sum::<usize>();
-    n += opt_u32_len(s.dropped_links_count());
-    n += status_len(s.status()).map_or(0, ld);
-    n + 2 + 4 // flags, never 0
-}
-
+/// Writes the body of one `Span`.
+#[inline]
 fn put_span(buf: &mut Vec<u8>, s: &SpanData) {
     let sc = &s.span_context;
-    buf.extend_from_slice(&[tag(1, LEN), 16]);
-    buf.extend_from_slice(sc.trace_id().as_bytes());
-    buf.extend_from_slice(&[tag(2, LEN), 8]);
-    buf.extend_from_slice(sc.span_id().as_bytes());
+    // The ids in one write.
+    let mut ids = [0u8; 28];
+    ids[0] = tag(1, LEN);
+    ids[1] = 16;
+    ids[2..18].copy_from_slice(sc.trace_id().as_bytes());
+    ids[18] = tag(2, LEN);
+    ids[19] = 8;
+    ids[20..28].copy_from_slice(sc.span_id().as_bytes());
+    buf.extend_from_slice(&ids);
     put_trace_state(buf, tag(3, LEN), sc.trace_state());
     if s.parent_span_id.is_valid() {
-        buf.extend_from_slice(&[tag(4, LEN), 8]);
-        buf.extend_from_slice(s.parent_span_id.as_bytes());
+        let mut parent = [0u8; 10];
+        parent[0] = tag(4, LEN);
+        parent[1] = 8;
+        parent[2..].copy_from_slice(s.parent_span_id.as_bytes());
+        buf.extend_from_slice(&parent);
     }
-    if !s.name.is_empty() {
-        put_str(buf, tag(5, LEN), &s.name);
+    if !s.name.as_bytes().is_empty() {
+        put_str(buf, tag(5, LEN), s.name.as_bytes());
     }
-    buf.extend_from_slice(&[tag(6, VARINT), kind_number(s.kind)]);
-    if s.start_time_unix_nano != 0 {
-        put_fixed64(buf, tag(7, I64), s.start_time_unix_nano);
-    }
-    if s.end_time_unix_nano != 0 {
-        put_fixed64(buf, tag(8, I64), s.end_time_unix_nano);
+    if s.start_time_unix_nano != 0 && s.end_time_unix_nano != 0 {
+        // Kind and both times in one write.
+        let mut times = [0u8; 20];
+        times[0] = tag(6, VARINT);
+        times[1] = kind_number(s.kind);
+        times[2] = tag(7, I64);
+        times[3..11].copy_from_slice(&s.start_time_unix_nano.to_le_bytes());
+        times[11] = tag(8, I64);
+        times[12..].copy_from_slice(&s.end_time_unix_nano.to_le_bytes());
+        buf.extend_from_slice(&times);
+    } else {
+        buf.extend_from_slice(&[tag(6, VARINT), kind_number(s.kind)]);
+        if s.start_time_unix_nano != 0 {
+            put_fixed64(buf, tag(7, I64), s.start_time_unix_nano);
+        }
+        if s.end_time_unix_nano != 0 {
+            put_fixed64(buf, tag(8, I64), s.end_time_unix_nano);
+        }
     }
     put_attrs(buf, tag(9, LEN), &s.attributes);
     put_opt_u32(buf, tag(10, VARINT), s.dropped_attributes_count);
     for e in s.events() {
-        put_ld_header(buf, tag(11, LEN), event_len(e));
-        put_event(buf, e);
+        put_nested::<1>(buf, tag(11, LEN), |buf| put_event(buf, e));
     }
     put_opt_u32(buf, tag(12, VARINT), s.dropped_events_count());
     for l in s.links() {
-        put_ld_header(buf, tag(13, LEN), link_len(l));
-        put_link(buf, l);
+        put_nested::<1>(buf, tag(13, LEN), |buf| put_link(buf, l));
     }
     put_opt_u32(buf, tag(14, VARINT), s.dropped_links_count());
     if let Some(n) = status_len(s.status()) {
@@ -352,8 +415,8 @@ fn put_span(buf: &mut Vec<u8>, s: &SpanData) {
         match s.status() {
             Status::Ok => buf.extend_from_slice(&[tag(3, VARINT), 1]),
             Status::Error { description } => {
-                if !description.is_empty() {
-                    put_str(buf, tag(2, LEN), description);
+                if !description.as_bytes().is_empty() {
+                    put_str(buf, tag(2, LEN), description.as_bytes());
                 }
                 buf.extend_from_slice(&[tag(3, VARINT), 2]);
             }
@@ -377,23 +440,19 @@ pub(crate) fn put_resource(buf: &mut Vec<u8>, r: &Resource) {
 }
 
 fn scope_len(s: &InstrumentationScope) -> usize {
-    opt_ld(s.name.len())
-        + s.version.as_ref().map_or(0, |v| opt_ld(v.len()))
+    opt_ld(s.name.as_bytes().len())
+        + s.version.as_ref().map_or(0, |v| opt_ld(v.as_bytes().len()))
         + attrs_len(&s.attributes)
 }
 
 fn put_scope(buf: &mut Vec<u8>, s: &InstrumentationScope) {
-    if !s.name.is_empty() {
-        put_str(buf, tag(1, LEN), &s.name);
+    if !s.name.as_bytes().is_empty() {
+        put_str(buf, tag(1, LEN), s.name.as_bytes());
     }
-    if let Some(v) = s.version.as_ref().filter(|v| !v.is_empty()) {
-        put_str(buf, tag(2, LEN), v);
+    if let Some(v) = s.version.as_ref().filter(|v| !v.as_bytes().is_empty()) {
+        put_str(buf, tag(2, LEN), v.as_bytes());
     }
     put_attrs(buf, tag(3, LEN), &s.attributes);
-}
-
-fn schema_url_len(s: &InstrumentationScope) -> usize {
-    s.schema_url.as_ref().map_or(0, |u| opt_ld(u.len()))
 }
 
 // ---- grouping and the request ------------------------------------------------------
@@ -402,14 +461,12 @@ fn schema_url_len(s: &InstrumentationScope) -> usize {
 pub(crate) struct ScopeGroup<'a> {
     pub(crate) instrumentation: &'a Instrumentation,
     pub(crate) spans: Vec<usize>,
-    len: usize,
 }
 
 /// The scopes of one resource.
 pub(crate) struct ResourceGroup<'a> {
     pub(crate) instrumentation: &'a Instrumentation,
     pub(crate) scopes: Vec<ScopeGroup<'a>>,
-    len: usize,
 }
 
 fn same_resource(a: &Instrumentation, b: &Instrumentation) -> bool {
@@ -444,7 +501,6 @@ pub(crate) fn group(batch: &[SpanData]) -> Vec<ResourceGroup<'_>> {
                 groups.push(ResourceGroup {
                     instrumentation: inst,
                     scopes: Vec::new(),
-                    len: 0,
                 });
                 groups.len() - 1
             }
@@ -459,7 +515,6 @@ pub(crate) fn group(batch: &[SpanData]) -> Vec<ResourceGroup<'_>> {
                 scopes.push(ScopeGroup {
                     instrumentation: inst,
                     spans: Vec::new(),
-                    len: 0,
                 });
                 scopes.len() - 1
             }
@@ -476,44 +531,92 @@ pub(crate) fn group(batch: &[SpanData]) -> Vec<ResourceGroup<'_>> {
 /// Spans are grouped by resource and then by instrumentation scope; an empty batch
 /// encodes to zero bytes (an empty request).
 pub fn encode_request(batch: &[SpanData], buf: &mut Vec<u8>) -> usize {
-    let mut groups = group(batch);
-    let span_lens: Vec<usize> = batch.iter().map(span_len).collect();
-    let mut total = 0;
-    for g in &mut groups {
-        let mut rlen = ld(resource_len(g.instrumentation.resource()));
-        for sg in &mut g.scopes {
-            let scope = sg.instrumentation.scope();
-            sg.len = ld(scope_len(scope))
-                + sg.spans.iter().map(|&i| ld(span_lens[i])).sum::<usize>()
-                + schema_url_len(scope);
-            rlen += ld(sg.len);
-        }
-        g.len = rlen;
-        total += ld(rlen);
-    }
-    buf.reserve(total);
     let start = buf.len();
-    for g in &groups {
-        put_ld_header(buf, tag(1, LEN), g.len);
-        let resource = g.instrumentation.resource();
-        put_ld_header(buf, tag(1, LEN), resource_len(resource));
-        put_resource(buf, resource);
-        for sg in &g.scopes {
-            put_ld_header(buf, tag(2, LEN), sg.len);
-            let scope = sg.instrumentation.scope();
-            put_ld_header(buf, tag(1, LEN), scope_len(scope));
-            put_scope(buf, scope);
-            for &i in &sg.spans {
-                put_ld_header(buf, tag(2, LEN), span_lens[i]);
-                put_span(buf, &batch[i]);
-            }
-            if let Some(url) = scope.schema_url.as_ref().filter(|u| !u.is_empty()) {
-                put_str(buf, tag(3, LEN), url);
-            }
-        }
+    let at = encode_request_unaligned(batch, buf);
+    let len = buf.len() - at;
+    move_message(buf, at, start, len);
+    len
+}
+
+/// Writes the encoding of [`encode_request`] after the end of `buf`, but not
+/// necessarily right after it: a few bytes may be left between them (at most
+/// 18, the room for two lengths less their shortest). Returns where the request starts;
+/// it ends at the end of `buf`.
+pub(crate) fn encode_request_unaligned(batch: &[SpanData], buf: &mut Vec<u8>) -> usize {
+    let start = buf.len();
+    let groups = group(batch);
+    let Some((first, others)) = groups.split_first() else {
+        return start;
+    };
+    // The first ResourceSpans: its resource, the first ScopeSpans' header
+    // and its scope are written after its spans, into the room in front of
+    // them, when the lengths they hold are known.
+    let Some((first_scope, other_scopes)) = first.scopes.split_first() else {
+        return start;
+    };
+    let resource = first.instrumentation.resource();
+    let scope = first_scope.instrumentation.scope();
+    let resource_field = ld(resource_len(resource));
+    let scope_field = ld(scope_len(scope));
+    let room = 2 * (1 + FRONT_LENGTH_ROOM) + resource_field + scope_field;
+    buf.resize(start + room, 0);
+    let spans_at = buf.len();
+    put_scope_spans_tail(buf, batch, first_scope);
+    let first_scope_len = scope_field + buf.len() - spans_at;
+    let other_scopes_at = buf.len();
+    for sg in other_scopes {
+        put_nested::<GROUP_LENGTH_ROOM>(buf, tag(2, LEN), |buf| put_scope_spans(buf, batch, sg));
     }
-    debug_assert_eq!(buf.len() - start, total, "encoded length mismatch");
-    buf.len() - start
+    let resource_spans_len = resource_field + ld(first_scope_len) + buf.len() - other_scopes_at;
+    // The head, written at the end, then moved into place before the spans.
+    let head_at = buf.len();
+    put_ld_header(buf, tag(1, LEN), resource_spans_len);
+    put_ld_header(buf, tag(1, LEN), resource_len(resource));
+    put_resource(buf, resource);
+    put_ld_header(buf, tag(2, LEN), first_scope_len);
+    put_ld_header(buf, tag(1, LEN), scope_len(scope));
+    put_scope(buf, scope);
+    let head_len = buf.len() - head_at;
+    let at = spans_at - head_len;
+    buf.copy_within(head_at.., at);
+    buf.truncate(head_at);
+    for g in others {
+        put_nested::<GROUP_LENGTH_ROOM>(buf, tag(1, LEN), |buf| {
+            let resource = g.instrumentation.resource();
+            put_ld_header(buf, tag(1, LEN), resource_len(resource));
+            put_resource(buf, resource);
+            for sg in &g.scopes {
+                put_nested::<GROUP_LENGTH_ROOM>(buf, tag(2, LEN), |buf| {
+                    put_scope_spans(buf, batch, sg)
+                });
+            }
+        });
+    }
+    at
+}
+
+/// Writes the body of a `ScopeSpans`.
+fn put_scope_spans(buf: &mut Vec<u8>, batch: &[SpanData], sg: &ScopeGroup<'_>) {
+    let scope = sg.instrumentation.scope();
+    put_ld_header(buf, tag(1, LEN), scope_len(scope));
+    put_scope(buf, scope);
+    put_scope_spans_tail(buf, batch, sg);
+}
+
+/// Writes the fields of a `ScopeSpans` after its scope: its spans and its
+/// schema URL.
+fn put_scope_spans_tail(buf: &mut Vec<u8>, batch: &[SpanData], sg: &ScopeGroup<'_>) {
+    for &i in &sg.spans {
+        put_nested::<SPAN_LENGTH_ROOM>(buf, tag(2, LEN), |buf| put_span(buf, &batch[i]));
+    }
+    let scope = sg.instrumentation.scope();
+    if let Some(url) = scope
+        .schema_url
+        .as_ref()
+        .filter(|u| !u.as_bytes().is_empty())
+    {
+        put_str(buf, tag(3, LEN), url.as_bytes());
+    }
 }
 
 #[cfg(test)]

@@ -315,3 +315,44 @@ fn direct_encoding_matches_prost_encoding() {
     let decoded = proto::ExportTraceServiceRequest::decode(&buf[..]).unwrap();
     assert_eq!(decoded, expected);
 }
+
+#[test]
+fn lengths_of_every_width_match_prost_encoding() {
+    // Spans, events and links whose lengths take one, two and three bytes,
+    // so the room left for each length is too much, enough and too little;
+    // in a batch of one scope (nothing before the spans moves) and in the
+    // rich batch's groups.
+    let long = |n: usize| "x".repeat(n);
+    let mut small = golden_span();
+    small.attributes.clear();
+    let mut big = golden_span();
+    big.attributes.push(KeyValue::new("big", long(20_000)));
+    let mut with_details = golden_span();
+    with_details.details_mut().events = vec![Event {
+        name: long(200).into(),
+        time_unix_nano: 7,
+        attributes: vec![KeyValue::new("k", long(20_000))],
+        dropped_attributes_count: 0,
+    }];
+    with_details.details_mut().links = vec![Link {
+        span_context: small.span_context.clone(),
+        attributes: vec![KeyValue::new("l", long(300))],
+        dropped_attributes_count: 0,
+    }];
+    let one_scope = vec![small, big, with_details];
+    let mut mixed = rich_batch();
+    mixed.extend(one_scope.iter().cloned());
+    mixed.extend(rich_batch());
+    for batch in [one_scope, mixed] {
+        let expected = to_message(&batch).encode_to_vec();
+        let mut buf = vec![0xAA; 3];
+        let n = encode_request(&batch, &mut buf);
+        assert_eq!(n, expected.len());
+        assert_eq!(buf[..3], [0xAA; 3], "what the buffer held stays");
+        assert_eq!(buf[3..], expected[..]);
+        let mut unaligned = vec![0xAA; 3];
+        let at = encode_request_unaligned(&batch, &mut unaligned);
+        assert!((3..=3 + 18).contains(&at), "{at}");
+        assert_eq!(unaligned[at..], expected[..]);
+    }
+}

@@ -12,13 +12,14 @@ use crate::config::{
     OtlpHttpExporterBuilder, Protocol,
 };
 use crate::error::{excerpt, Error};
+use crate::gzip::Gzip;
 use crate::proto;
+use crate::resolver::CachingResolver;
 use crate::retry::{backoff_ceiling, parse_retry_after, XorShift};
 use prost::Message;
 use runtrace::diagnostics::{emit, Level};
 use runtrace::{ExportCancel, ExportError, SpanData, SpanExporter};
 use std::fmt;
-use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
 use ureq::http::Uri;
 
@@ -35,6 +36,8 @@ pub const USER_AGENT: &str = concat!("runtrace-otlp-http/", env!("CARGO_PKG_VERS
 /// example.
 pub struct OtlpHttpExporter {
     agent: ureq::Agent,
+    /// The agent's resolver: forgotten after a connection failure.
+    resolver: CachingResolver,
     endpoint: Uri,
     protocol: Protocol,
     headers: Headers,
@@ -44,8 +47,12 @@ pub struct OtlpHttpExporter {
     max_backoff: Duration,
     max_request_size: usize,
     rng: XorShift,
+    /// The encoded request is `body[body_start..]`.
     body: Vec<u8>,
+    body_start: usize,
     gzip: Vec<u8>,
+    /// The deflate state, kept between requests (made at the first).
+    gzipper: Option<Gzip>,
     shut_down: bool,
     /// The processor's signal to stop waiting between retries (at shutdown).
     cancel: ExportCancel,
@@ -140,8 +147,15 @@ impl OtlpHttpExporter {
             .max_redirects_will_error(false)
             .tls_config(tls.build())
             .build();
+        let resolver = CachingResolver::default();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            resolver.clone(),
+        );
         Ok(OtlpHttpExporter {
-            agent: ureq::Agent::new_with_config(config),
+            agent,
+            resolver,
             endpoint,
             protocol,
             headers: b.headers,
@@ -152,7 +166,9 @@ impl OtlpHttpExporter {
             max_request_size: b.max_request_size,
             rng: XorShift::from_entropy(),
             body: Vec::new(),
+            body_start: 0,
             gzip: Vec::new(),
+            gzipper: None,
             shut_down: false,
             cancel: ExportCancel::default(),
         })
@@ -215,10 +231,14 @@ impl OtlpHttpExporter {
     /// whole call, parts already delivered included (they count as failed).
     fn export_within_limit(&mut self, batch: &[SpanData], end: Instant) -> Result<TooLarge, Error> {
         self.body.clear();
-        let size = match self.protocol {
-            Protocol::HttpJson => crate::encode_json::encode_request_json(batch, &mut self.body),
-            _ => crate::encode::encode_request(batch, &mut self.body),
+        self.body_start = match self.protocol {
+            Protocol::HttpJson => {
+                crate::encode_json::encode_request_json(batch, &mut self.body);
+                0
+            }
+            _ => crate::encode::encode_request_unaligned(batch, &mut self.body),
         };
+        let size = self.body.len() - self.body_start;
         if size > self.max_request_size {
             if let [_] = batch {
                 return Ok(TooLarge {
@@ -236,14 +256,9 @@ impl OtlpHttpExporter {
         }
         if self.compression == Compression::Gzip {
             self.gzip.clear();
-            let mut enc = flate2::write::GzEncoder::new(
-                std::mem::take(&mut self.gzip),
-                flate2::Compression::fast(),
-            );
-            let written = enc.write_all(&self.body).and_then(|_| enc.finish());
-            match written {
-                Ok(out) => self.gzip = out,
-                Err(e) => return Err(Error::Permanent(format!("gzip failed: {e}"))),
+            let gzip = self.gzipper.get_or_insert_with(Gzip::new);
+            if let Err(e) = gzip.compress(&self.body[self.body_start..], &mut self.gzip) {
+                return Err(Error::Permanent(format!("gzip failed: {e}")));
             }
         }
         self.send_with_retries(end)?;
@@ -318,7 +333,7 @@ impl OtlpHttpExporter {
     fn send_once(&mut self, timeout: Duration) -> Result<(), Error> {
         let body: &[u8] = match self.compression {
             Compression::Gzip => &self.gzip,
-            Compression::None => &self.body,
+            Compression::None => &self.body[self.body_start..],
         };
         let mut req = self
             .agent
@@ -337,7 +352,11 @@ impl OtlpHttpExporter {
             .send(body);
         let mut resp = match result {
             Ok(r) => r,
-            Err(e) => return Err(map_transport_error(e)),
+            Err(e) => {
+                // The next connection resolves the host again.
+                self.resolver.forget();
+                return Err(map_transport_error(e));
+            }
         };
         let status = resp.status().as_u16();
         // A JSON request gets a JSON answer; the Content-Type says which it is.
@@ -512,6 +531,7 @@ impl SpanExporter for OtlpHttpExporter {
         self.shut_down = true;
         self.body = Vec::new();
         self.gzip = Vec::new();
+        self.gzipper = None;
         Ok(())
     }
 }

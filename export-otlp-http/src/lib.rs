@@ -69,7 +69,9 @@ mod encode;
 mod encode_json;
 mod error;
 mod exporter;
+mod gzip;
 mod proto;
+mod resolver;
 mod response_json;
 mod retry;
 

@@ -22,7 +22,7 @@
 //! `docs/queue.md`).
 
 use crate::config::MAX_QUEUE_SIZE;
-use crate::data::{KeyValue, SpanDetails, Status};
+use crate::data::{KeyValue, SpanDetails, Status, Str, Value};
 use crate::sync::BoundedQueue;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -166,9 +166,34 @@ pub(crate) fn give_list(list: Vec<KeyValue>) {
 
 fn park_list(mut list: Vec<KeyValue>) {
     if list.capacity() <= MAX_KEPT_ATTRIBUTES {
-        list.clear();
+        clear(&mut list);
         let _ = LISTS.get().push(list);
     }
+}
+
+/// Empties `list`. Most attributes own no memory (static or inline strings,
+/// numbers, booleans): those are forgotten, and only the others go through
+/// their drop glue, which `Vec::clear` calls out of line for every value.
+#[inline]
+fn clear(list: &mut Vec<KeyValue>) {
+    for kv in list.drain(..) {
+        if owns_memory(&kv) {
+            drop(kv);
+        } else {
+            std::mem::forget(kv);
+        }
+    }
+}
+
+/// Whether dropping `kv` frees or releases anything.
+#[inline]
+fn owns_memory(kv: &KeyValue) -> bool {
+    matches!(kv.key, Str::Shared(_))
+        || match &kv.value {
+            Value::String(s) => matches!(s, Str::Shared(_)),
+            Value::Array(_) => true,
+            Value::Bool(_) | Value::I64(_) | Value::F64(_) => false,
+        }
 }
 
 /// Empty span details (no events, links or status), recycled when available.
@@ -251,6 +276,29 @@ mod tests {
         assert!(lists < spans, "the list pool stayed at {lists}");
         assert!(details < spans, "the details pool stayed at {details}");
         assert!(parked_lists <= lists && parked_details <= details);
+    }
+
+    #[test]
+    fn parked_lists_release_what_their_attributes_hold() {
+        use crate::data::Array;
+        use std::sync::Arc;
+        let key: Arc<str> = Arc::from("a key longer than twenty-two bytes");
+        let text: Arc<str> = Arc::from("a value longer than twenty-two bytes");
+        let list = vec![
+            KeyValue::new("static", 1),
+            KeyValue {
+                key: Str::Shared(key.clone()),
+                value: Value::Bool(true),
+            },
+            KeyValue::new("text", Value::String(Str::Shared(text.clone()))),
+            KeyValue::new(
+                "array",
+                Value::Array(Array::String(vec![Str::Shared(text.clone())])),
+            ),
+        ];
+        assert_eq!((Arc::strong_count(&key), Arc::strong_count(&text)), (2, 3));
+        give_list(list);
+        assert_eq!((Arc::strong_count(&key), Arc::strong_count(&text)), (1, 1));
     }
 
     #[test]

@@ -220,19 +220,32 @@ fn proc_status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU time so far of this process's `runtrace-batch` threads (0 before one
-/// starts), in nanoseconds, from `/proc/self/task/*/schedstat` (`None` where
-/// unreadable).
-fn batch_thread_cpu_ns() -> Option<u64> {
-    let mut total = 0;
+/// CPU time so far of this process's `runtrace-batch` threads (zero before
+/// one starts), from `/proc/self/task/*/`: `None` where unreadable.
+#[derive(Clone, Copy, Default)]
+struct WorkerCpu {
+    /// On-CPU nanoseconds (`schedstat`).
+    on_cpu_ns: u64,
+    /// Clock ticks in user and in kernel mode (`stat` fields 14 and 15;
+    /// sampled at each tick, so a share rather than a time).
+    user_ticks: u64,
+    kernel_ticks: u64,
+}
+
+fn batch_thread_cpu() -> Option<WorkerCpu> {
+    let mut total = WorkerCpu::default();
     for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
         if comm.trim_end() != "runtrace-batch" {
             continue;
         }
         let schedstat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
-        let on_cpu_ns: u64 = schedstat.split_whitespace().next()?.parse().ok()?;
-        total += on_cpu_ns;
+        total.on_cpu_ns += schedstat.split_whitespace().next()?.parse::<u64>().ok()?;
+        // The fields after the command name, which ends at the last ')'.
+        let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+        let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+        total.user_ticks += fields.nth(11)?.parse::<u64>().ok()?;
+        total.kernel_ticks += fields.next()?.parse::<u64>().ok()?;
     }
     Some(total)
 }
@@ -368,7 +381,7 @@ fn main() {
     let tracer = provider.tracer("soak");
     let hists: Vec<Histogram> = (0..args.threads).map(|_| Histogram::new()).collect();
     let baseline_rss_kib = proc_status_kib("VmRSS:");
-    let worker_cpu_start = batch_thread_cpu_ns();
+    let worker_cpu_start = batch_thread_cpu();
 
     // The load.
     let start = Instant::now();
@@ -403,12 +416,24 @@ fn main() {
     // The worker's CPU per span it exported while the load ran (shutdown's
     // final drain aside).
     let exported_in_run = provider.stats().spans_exported;
-    let worker_cpu_ns_per_span = match (worker_cpu_start, batch_thread_cpu_ns()) {
-        (Some(before), Some(after)) if exported_in_run > 0 => {
-            Some(((after - before) as f64 / exported_in_run as f64).round() as u64)
-        }
+    let worker_cpu_during = match (worker_cpu_start, batch_thread_cpu()) {
+        (Some(before), Some(after)) => Some(WorkerCpu {
+            on_cpu_ns: after.on_cpu_ns - before.on_cpu_ns,
+            user_ticks: after.user_ticks - before.user_ticks,
+            kernel_ticks: after.kernel_ticks - before.kernel_ticks,
+        }),
         _ => None,
     };
+    let worker_cpu_ns_per_span = worker_cpu_during
+        .filter(|_| exported_in_run > 0)
+        .map(|c| (c.on_cpu_ns as f64 / exported_in_run as f64).round() as u64);
+    // The share of those ticks the worker spent in the kernel (system calls,
+    // loopback TCP, page faults, wake-ups).
+    let worker_kernel_share = worker_cpu_during
+        .filter(|c| c.user_ticks + c.kernel_ticks > 0)
+        .map(|c| {
+            (c.kernel_ticks as f64 / (c.user_ticks + c.kernel_ticks) as f64 * 100.0).round() / 100.0
+        });
 
     // Shutdown, bounded.
     let shutdown_start = Instant::now();
@@ -576,6 +601,7 @@ fn main() {
         "peak_rss_kib": peak_rss_kib,
         "rss_bound_kib": rss_bound_kib,
         "worker_cpu_ns_per_exported_span": worker_cpu_ns_per_span,
+        "worker_cpu_kernel_share": worker_kernel_share,
         "shutdown_ms": ms(shutdown_time),
         "shutdown_ok": shutdown.is_ok(),
         "shutdown_timed_out": timed_out,
