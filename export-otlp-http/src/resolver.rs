@@ -23,18 +23,28 @@ const KEEP_FOR: Duration = Duration::from_secs(30);
 /// A [`Resolver`] that keeps the last answer (see the module docs). Clones
 /// share it, so the exporter can [`forget`](Self::forget) what the agent's
 /// copy holds.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct CachingResolver {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug, Default)]
+/// Says only whether addresses are kept: the authority it keeps them for
+/// may carry credentials (`user:password@host`).
+impl std::fmt::Debug for CachingResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kept = self.inner.last.lock().is_ok_and(|last| last.is_some());
+        f.debug_struct("CachingResolver")
+            .field("kept", &kept)
+            .finish()
+    }
+}
+
+#[derive(Default)]
 struct Inner {
     resolver: DefaultResolver,
     last: Mutex<Option<Resolved>>,
 }
 
-#[derive(Debug)]
 struct Resolved {
     /// The URI's scheme and authority (`http`, `host:port`) it was for.
     scheme: String,
