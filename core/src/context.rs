@@ -9,8 +9,8 @@
 //! and may drop in any order) in a `Vec`, and the frames of calls (each poll
 //! of a `FutureExt` future, each `Tracer::in_span`), which nest in each other
 //! and so live in the calls themselves (`sync::Frames`). The current context is
-//! the newest of the two tops: a frame records how many guard entries were
-//! below it.
+//! the newer of the two tops: ids, which only grow on a thread, order them (a
+//! frame records the id the next guard will get).
 
 use crate::data::{SpanContext, SpanData};
 use crate::diagnostics::{self, OnceFlag};
@@ -48,16 +48,26 @@ struct Frame {
     /// The id that handles to its span carry (unique in the process, as
     /// guards' ids); 0 for a frame without a span.
     id: u64,
-    /// How many guard entries were below it: those pushed later are newer.
-    /// Lowered when one of those below leaves out of order.
-    depth: usize,
+    /// The id the next guard of this thread gets: guard entries with this id
+    /// or a higher one were attached after the frame, and are newer.
+    since: u64,
+}
+
+impl Frame {
+    /// Whether the frame is newer than the newest guard entry, whose id is
+    /// `newest_guard` (0: none).
+    #[inline]
+    fn is_newer_than(&self, newest_guard: u64) -> bool {
+        newest_guard == 0 || newest_guard < self.since
+    }
 }
 
 impl Drop for Stack {
     /// Thread exit: spans started later by other thread-locals' destructors
     /// see an empty context instead of a destroyed stack.
     fn drop(&mut self) {
-        ATTACHED.set(ATTACHED.get() - GUARDS.replace(0));
+        ATTACHED.set(ATTACHED.get() - self.0.len());
+        NEWEST_GUARD.set(0);
     }
 }
 
@@ -65,8 +75,8 @@ thread_local! {
     static STACK: RefCell<Stack> = const { RefCell::new(Stack(Vec::new())) };
     /// The calls' frames (no destructor: usable until the thread is gone).
     static FRAMES: Frames<Frame, Context, Option<SpanData>> = const { Frames::new() };
-    /// `STACK`'s length.
-    static GUARDS: Cell<usize> = const { Cell::new(0) };
+    /// The id of `STACK`'s last entry, the newest (0 while it is empty).
+    static NEWEST_GUARD: Cell<u64> = const { Cell::new(0) };
     /// Guard entries and frames. While 0 the current context is empty, and
     /// reading it costs one plain thread-local load (no borrow, no clone).
     static ATTACHED: Cell<usize> = const { Cell::new(0) };
@@ -81,18 +91,22 @@ const TAG_SHIFT: u32 = 40;
 /// The next thread's tag; tags start at 1, so no id is 0.
 static NEXT_THREAD_TAG: AtomicU64 = AtomicU64::new(1);
 
-/// A new guard id for this thread.
+/// A new guard id for this thread: higher than every id it had before.
 fn next_guard_id() -> u64 {
     NEXT_GUARD.with(|next| {
         let mut id = next.get();
-        if id == 0 {
-            // This thread's first guard.
+        if id & COUNT_MASK == COUNT_MASK || id == 0 {
+            // This thread's first guard, or its count is used up (2^40 ids):
+            // a new tag, higher than every tag given before.
             id = NEXT_THREAD_TAG.fetch_add(1, Ordering::Relaxed) << TAG_SHIFT;
         }
-        next.set(id.wrapping_add(1));
+        next.set(id + 1);
         id
     })
 }
+
+/// The count part of a guard id.
+const COUNT_MASK: u64 = (1 << TAG_SHIFT) - 1;
 
 static WARN_OUT_OF_ORDER: OnceFlag = OnceFlag::new();
 
@@ -130,9 +144,9 @@ impl Context {
         }
         let mut f = Some(f);
         let mut call = |cx: &Context| f.take().map(|f| f(cx));
-        let guards = GUARDS.get();
+        let newest_guard = NEWEST_GUARD.get();
         let in_frame = FRAMES.with(|frames| {
-            frames.with_top(|frame, cx, _| (frame.depth >= guards).then(|| call(cx)))
+            frames.with_top(|frame, cx, _| frame.is_newer_than(newest_guard).then(|| call(cx)))
         });
         if let Some(Some(Some(result))) = in_frame {
             return result;
@@ -230,7 +244,7 @@ impl Context {
                 cx: self,
                 span: span.take(),
             });
-            GUARDS.set(stack.0.len());
+            NEWEST_GUARD.set(id);
             ATTACHED.set(ATTACHED.get() + 1);
         });
         ContextGuard {
@@ -278,7 +292,7 @@ impl Context {
     ) -> R {
         let frame = Frame {
             id,
-            depth: GUARDS.get(),
+            since: NEXT_GUARD.get(),
         };
         ATTACHED.set(ATTACHED.get() + 1);
         // Counted out also when `f` panics.
@@ -292,11 +306,11 @@ impl Context {
         if !Self::any_attached() {
             return None;
         }
-        let guards = GUARDS.get();
+        let newest_guard = NEWEST_GUARD.get();
         let in_frame = FRAMES.with(|frames| {
             frames.with_top(|frame, cx, span| {
                 // A frame that is current answers, with or without a span.
-                (frame.depth >= guards).then(|| {
+                frame.is_newer_than(newest_guard).then(|| {
                     span?.as_ref()?;
                     Some((frame.id, cx.span.clone()?))
                 })
@@ -391,23 +405,12 @@ fn remove(id: u64, any_order: bool) -> Option<(Context, Option<Box<Option<SpanDa
             let position = stack.0.iter().rposition(|entry| entry.id == id)?;
             (stack.0.remove(position), Some(position))
         };
-        GUARDS.set(stack.0.len());
+        NEWEST_GUARD.set(stack.0.last().map_or(0, |last| last.id));
         ATTACHED.set(ATTACHED.get() - 1);
-        Some((entry, position))
+        Some((entry, position.is_some()))
     });
-    let (entry, position) = removed.ok().flatten()?;
-    if let Some(position) = position {
-        // Frames above the entry now have one entry fewer below them.
-        FRAMES.with(|frames| {
-            frames.find_mut(|frame, _, _| {
-                if frame.depth > position {
-                    frame.depth -= 1;
-                }
-                None::<()>
-            })
-        });
-    }
-    let out_of_order = position.is_some() && !any_order;
+    let (entry, below_the_last) = removed.ok().flatten()?;
+    let out_of_order = below_the_last && !any_order;
     // After the stack is released: the handler may read the current context.
     if out_of_order && WARN_OUT_OF_ORDER.first() {
         diagnostics::warn(
@@ -429,7 +432,7 @@ impl Drop for ContextGuard {
             match stack.0.last() {
                 Some(last) if last.id == self.id && last.span.is_none() => {
                     stack.0.truncate(len - 1);
-                    GUARDS.set(len - 1);
+                    NEWEST_GUARD.set(stack.0.last().map_or(0, |last| last.id));
                     ATTACHED.set(ATTACHED.get() - 1);
                     true
                 }
@@ -517,9 +520,37 @@ mod tests {
         assert_eq!(framed, cx(2));
         assert_eq!(Context::current(), cx(4));
         STACK.with(|stack| stack.borrow_mut().0.clear());
-        GUARDS.set(0);
+        NEWEST_GUARD.set(0);
         ATTACHED.set(0);
         assert_eq!(Context::current(), Context::new());
+    }
+
+    #[test]
+    fn a_guard_attached_in_a_frame_is_newer_after_an_older_guard_left() {
+        let g = cx(1).attach();
+        let mut framed = cx(2);
+        framed.attached_while(move || {
+            // The older guard leaves in the frame (a guard held across an
+            // `.await` in an `in_span` future, dropped at a later poll).
+            drop(g);
+            assert_eq!(Context::current(), cx(2));
+            let h = cx(3).attach();
+            assert_eq!(Context::current(), cx(3));
+            drop(h);
+            assert_eq!(Context::current(), cx(2));
+        });
+        assert!(!Context::any_attached());
+    }
+
+    #[test]
+    fn guard_ids_grow_across_a_new_tag() {
+        let first = next_guard_id();
+        NEXT_GUARD.set((first | COUNT_MASK) - 1);
+        let last_of_tag = next_guard_id();
+        let next = next_guard_id();
+        assert!(first < last_of_tag && last_of_tag < next);
+        assert_eq!(next & COUNT_MASK, 0, "a new tag's first id");
+        assert_ne!(next >> TAG_SHIFT, first >> TAG_SHIFT);
     }
 
     #[test]

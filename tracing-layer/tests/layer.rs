@@ -348,6 +348,46 @@ fn exits_out_of_order_keep_the_innermost_entered_span_current_without_a_warning(
     );
 }
 
+/// A `tracing` span entered in one poll of an `in_span` future and exited in
+/// the next (its guard held across the `.await`): the spans entered after it
+/// in that poll are still the current context, not the future's span.
+#[test]
+fn an_enter_held_across_a_poll_of_an_in_span_future_does_not_hide_later_entries() {
+    use runtrace::FutureExt;
+    use std::future::Future;
+    use std::task::Poll;
+    let spans = traced(|tracer| {
+        let held = info_span!("held");
+        let mut entered = Some(held.clone().entered());
+        let mut polls = 0;
+        let fut = std::future::poll_fn(move |_| {
+            polls += 1;
+            if polls == 1 {
+                return Poll::Pending;
+            }
+            // The second poll: the guard from before the frame leaves...
+            drop(entered.take());
+            // ...and a span entered now is the parent of what starts inside.
+            let inner = info_span!("inner");
+            let _inner = inner.enter();
+            info_span!("leaf").in_scope(|| {});
+            Poll::Ready(())
+        })
+        .in_span(tracer.span("future").start());
+        let mut fut = std::pin::pin!(fut);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        assert!(fut.as_mut().poll(&mut cx).is_ready());
+        drop(held);
+    });
+    let (inner, leaf) = (named(&spans, "inner"), named(&spans, "leaf"));
+    assert_eq!(leaf.parent_span_id, inner.span_context.span_id());
+    assert_eq!(
+        inner.parent_span_id,
+        named(&spans, "future").span_context.span_id()
+    );
+}
+
 #[test]
 fn follows_from_and_add_link_become_links() {
     let spans = traced(|_| {
