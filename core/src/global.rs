@@ -54,6 +54,8 @@ enum Lookup {
     Hit(Tracer),
     /// Not cached; the tracers of an older provider, to drop.
     Miss(Vec<(Str, Tracer)>),
+    /// The cache is borrowed (by a drop that this call runs under it).
+    Busy,
 }
 
 /// Makes `provider` the global one and returns the previous one, if any (shut
@@ -83,7 +85,9 @@ pub fn tracer(name: impl Into<Str>) -> Tracer {
     let generation = GENERATION.load(Ordering::Acquire);
     // The common case first: the same tracer as last time on this thread.
     let last = CACHE.try_with(|cache| {
-        let cache = cache.borrow();
+        // Busy: a tracer's drop code, run while the cache is borrowed (see
+        // `tracer_slow`), calls this again; it gets an uncached tracer.
+        let cache = cache.try_borrow().ok()?;
         match cache.tracers.last() {
             Some((n, tracer)) if cache.generation == generation && *n == name => {
                 // Its count from the thread's credits, and given back there
@@ -103,7 +107,9 @@ pub fn tracer(name: impl Into<Str>) -> Tracer {
 #[inline(never)]
 fn tracer_slow(name: Str, generation: u64) -> Tracer {
     let cached = CACHE.try_with(|cache| {
-        let mut cache = cache.borrow_mut();
+        let Ok(mut cache) = cache.try_borrow_mut() else {
+            return Lookup::Busy;
+        };
         if cache.generation != generation {
             cache.generation = generation;
             // Dropped by the caller, after the borrow: dropping the last
@@ -123,21 +129,32 @@ fn tracer_slow(name: Str, generation: u64) -> Tracer {
     });
     match cached {
         Ok(Lookup::Hit(tracer)) => return tracer,
-        Ok(Lookup::Miss(stale)) => drop(stale),
-        // Thread exit: no cache.
-        Err(_) => return tracer_provider().tracer(name),
+        Ok(Lookup::Miss(stale)) => release(stale),
+        // Thread exit (no cache), or the cache busy.
+        Err(_) | Ok(Lookup::Busy) => return tracer_provider().tracer(name),
     }
     // Made outside the borrow: the provider may be the last handle of a
     // replaced one, and its tracer's drop glue may run exporter code.
     let tracer = tracer_provider().tracer(name.clone());
     let evicted = CACHE.try_with(|cache| {
-        let mut cache = cache.borrow_mut();
+        let mut cache = cache.try_borrow_mut().ok()?;
         let evicted = (cache.tracers.len() >= CACHED_TRACERS).then(|| cache.tracers.remove(0));
         if cache.generation == generation {
             cache.tracers.push((name, tracer.clone()));
         }
         evicted
     });
-    drop(evicted);
+    if let Ok(Some(evicted)) = evicted {
+        release(vec![evicted]);
+    }
     tracer
+}
+
+/// Drops tracers the cache let go of, with the counts this thread's stock
+/// holds on them given back first: a replaced provider is freed now, on this
+/// call's path, rather than later on some span's.
+fn release(tracers: Vec<(Str, Tracer)>) {
+    for (_, tracer) in &tracers {
+        tracer.release_thread_credits();
+    }
 }

@@ -1,6 +1,28 @@
 //! `runtrace::global`: one test, since the global provider is process-wide.
 
-use runtrace::{global, InMemoryExporter, TracerProvider};
+use runtrace::export::{ExportError, SpanExporter};
+use runtrace::{global, InMemoryExporter, SpanData, TracerProvider};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Discards spans; when dropped (its provider freed), takes a global tracer,
+/// as exporter code may, and raises its flag.
+#[derive(Debug)]
+struct FlagOnDrop(Arc<AtomicBool>);
+
+impl SpanExporter for FlagOnDrop {
+    fn export(&mut self, _batch: &[SpanData], _deadline: Instant) -> Result<(), ExportError> {
+        Ok(())
+    }
+}
+
+impl Drop for FlagOnDrop {
+    fn drop(&mut self) {
+        drop(global::tracer("from a drop"));
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
 
 #[test]
 fn global_tracers_follow_the_provider_set_when_they_are_taken() {
@@ -84,4 +106,35 @@ fn global_tracers_follow_the_provider_set_when_they_are_taken() {
         let scope = if i.is_multiple_of(2) { "even" } else { "odd" };
         assert_eq!(span.instrumentation.scope().name, scope);
     }
+
+    // A replaced provider is freed when its last handle goes and the threads
+    // that used it move on: here the next `tracer` call, which lets go of the
+    // cached tracers (and the counts the thread's stock holds on them), and
+    // a span ended into the new provider (each thread keeps the pipeline it
+    // ended a span into last). Its exporter's drop may take a global tracer.
+    let freed = Arc::new(AtomicBool::new(false));
+    global::set_tracer_provider(
+        TracerProvider::builder()
+            .with_simple_exporter(FlagOnDrop(freed.clone()))
+            .build(),
+    );
+    for _ in 0..3 {
+        global::tracer("lib").span("cached").start().end();
+    }
+    let replaced = global::set_tracer_provider(
+        TracerProvider::builder()
+            .with_simple_exporter(InMemoryExporter::default())
+            .build(),
+    )
+    .expect("the flagged one");
+    drop(replaced);
+    assert!(
+        !freed.load(Ordering::SeqCst),
+        "this thread's cache still holds it"
+    );
+    global::tracer("lib").span("after").start().end();
+    assert!(
+        freed.load(Ordering::SeqCst),
+        "the replaced provider was not freed"
+    );
 }

@@ -13,6 +13,7 @@ use crate::data::{
 };
 use crate::processor::recycle;
 use crate::sampling::{FixedDecisions, SamplingDecision, SamplingParameters};
+use crate::sync::counted::TRACERS;
 use crate::sync::CountedRef;
 use std::future::Future;
 use std::sync::Arc;
@@ -53,7 +54,7 @@ impl Drop for Tracer {
     /// this tracer (after a `clone_biased`), else to the shared count.
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
-            shared.drop_biased();
+            shared.drop_biased_in::<TRACERS>();
         }
     }
 }
@@ -91,8 +92,19 @@ impl Tracer {
     #[inline]
     pub(crate) fn clone_biased(&self) -> Self {
         Tracer {
-            shared: self.shared.as_ref().map(CountedRef::clone_biased),
+            shared: self
+                .shared
+                .as_ref()
+                .map(CountedRef::clone_biased_in::<TRACERS>),
             plain_decisions: self.plain_decisions,
+        }
+    }
+
+    /// Gives back the counts that this thread's stock holds on this tracer,
+    /// so that dropping its last handle frees it at once.
+    pub(crate) fn release_thread_credits(&self) {
+        if let Some(shared) = &self.shared {
+            shared.release_thread_credits();
         }
     }
 

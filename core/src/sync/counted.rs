@@ -25,6 +25,7 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
+use std::thread::LocalKey;
 
 /// Beyond this many counts something leaks references: abort, as `Arc` does.
 const MAX_REFS: usize = isize::MAX as usize;
@@ -33,7 +34,7 @@ const MAX_REFS: usize = isize::MAX as usize;
 pub(crate) const CREDIT_BATCH: usize = 64;
 
 /// At most this many credits on one value are kept from references given up
-/// by [`CountedRef::drop_biased`]; beyond it they go back to the shared count,
+/// by [`CountedRef::drop_biased_in`]; beyond it they go back to the shared count,
 /// so a thread that drops more references than it takes holds no pile.
 const MAX_HELD_CREDITS: usize = 2 * CREDIT_BATCH;
 
@@ -64,6 +65,12 @@ struct Counted<T> {
 /// to a reference yet.
 type Credits = (Option<NonNull<Header>>, usize);
 
+/// The stock of credits for spans' references to their scope.
+pub(crate) const SCOPES: usize = 0;
+/// The stock of credits for tracers handed out per call (`global::tracer`):
+/// apart from the scopes', so that neither displaces the other's credits.
+pub(crate) const TRACERS: usize = 1;
+
 thread_local! {
     /// This thread's credits on the value it referenced most recently.
     static CREDITS: Cell<Credits> = const { Cell::new((None, 0)) };
@@ -71,6 +78,9 @@ thread_local! {
     /// taken in turn (spans of two tracers nested in each other) do not trade
     /// credits back and forth.
     static OLDER_CREDITS: Cell<Credits> = const { Cell::new((None, 0)) };
+    /// The same two for the [`TRACERS`] stock.
+    static TRACER_CREDITS: Cell<Credits> = const { Cell::new((None, 0)) };
+    static OLDER_TRACER_CREDITS: Cell<Credits> = const { Cell::new((None, 0)) };
     /// Gives the credits back when the thread exits. Registered by the first
     /// refill; the fast path touches only `CREDITS`, which needs no destructor.
     static CREDITS_GUARD: CreditsGuard = const { CreditsGuard };
@@ -80,12 +90,28 @@ struct CreditsGuard;
 
 impl Drop for CreditsGuard {
     fn drop(&mut self) {
-        for (ptr, n) in [CREDITS.replace((None, 0)), OLDER_CREDITS.replace((None, 0))] {
+        let stocks = [
+            CREDITS.replace((None, 0)),
+            OLDER_CREDITS.replace((None, 0)),
+            TRACER_CREDITS.replace((None, 0)),
+            OLDER_TRACER_CREDITS.replace((None, 0)),
+        ];
+        for (ptr, n) in stocks {
             if let (Some(ptr), 1..) = (ptr, n) {
                 // SAFETY: the thread owned these `n` counts and forgets them here.
                 unsafe { release(ptr, n) }
             }
         }
+    }
+}
+
+/// The two credit slots (most recent value, the one before) of stock `S`.
+#[inline(always)]
+fn slots<const S: usize>() -> [&'static LocalKey<Cell<Credits>>; 2] {
+    if S == TRACERS {
+        [&TRACER_CREDITS, &OLDER_TRACER_CREDITS]
+    } else {
+        [&CREDITS, &OLDER_CREDITS]
     }
 }
 
@@ -151,34 +177,63 @@ impl<T: Send + Sync + 'static> CountedRef<T> {
     /// references to two other values since.
     #[inline]
     pub(crate) fn clone_biased(&self) -> Self {
+        self.clone_biased_in::<SCOPES>()
+    }
+
+    /// [`clone_biased`](Self::clone_biased) from stock `S` ([`SCOPES`] or
+    /// [`TRACERS`]).
+    #[inline]
+    pub(crate) fn clone_biased_in<const S: usize>(&self) -> Self {
         let header = self.header();
-        match CREDITS.get() {
-            (Some(p), n @ 1..) if p == header => CREDITS.set((Some(p), n - 1)),
-            _ => self.take_credit(header),
+        let [recent, _] = slots::<S>();
+        match recent.get() {
+            (Some(p), n @ 1..) if p == header => recent.set((Some(p), n - 1)),
+            _ => self.take_credit(header, slots::<S>()),
         }
         Self::from_ptr(self.ptr)
     }
 
-    /// Gives this reference up like `drop`, but into the thread's credits when
-    /// the thread holds credits on the same value (up to [`MAX_HELD_CREDITS`]):
-    /// then no atomic operation, and the next [`clone_biased`] takes the count
-    /// back. A value cloned and dropped per call on one thread (a tracer fetched
-    /// per request) so costs no write to the shared count at all.
+    /// Gives this reference up like `drop`, but into the thread's credits of
+    /// stock `S` when they are on the same value (up to [`MAX_HELD_CREDITS`]):
+    /// then no atomic operation, and the next [`clone_biased_in`] takes the
+    /// count back. A value cloned and dropped per call on one thread (a tracer
+    /// fetched per request) so costs no write to the shared count at all.
     ///
-    /// [`clone_biased`]: Self::clone_biased
+    /// [`clone_biased_in`]: Self::clone_biased_in
     #[inline]
-    pub(crate) fn drop_biased(self) {
+    pub(crate) fn drop_biased_in<const S: usize>(self) {
         let header = self.header();
         std::mem::forget(self);
         // Only a thread whose credits guard is alive has a value named in its
         // credits (the guard clears them when it drops), so these counts are
-        // given back at thread exit like the others. Each key named as it is
+        // given back at thread exit like the others. Each slot named as it is
         // (a loop over the two keys calls their accessors indirectly).
-        if !CREDITS.with(|c| give_credit(c, header))
-            && !OLDER_CREDITS.with(|c| give_credit(c, header))
-        {
+        let [recent, older] = slots::<S>();
+        if !recent.with(|c| give_credit(c, header)) && !older.with(|c| give_credit(c, header)) {
             // SAFETY: `self` owned one count and was forgotten above.
             unsafe { release(header, 1) }
+        }
+    }
+
+    /// Gives back the credits this thread holds on this value (counts taken
+    /// by [`clone_biased`] or kept by [`drop_biased`]), so that the value is
+    /// freed as soon as its last reference drops.
+    ///
+    /// [`clone_biased`]: Self::clone_biased
+    /// [`drop_biased`]: Self::drop_biased_in
+    pub(crate) fn release_thread_credits(&self) {
+        let header = self.header();
+        for credits in slots::<SCOPES>().into_iter().chain(slots::<TRACERS>()) {
+            if let (Some(p), n) = credits.get() {
+                if p == header {
+                    credits.set((None, 0));
+                    if n > 0 {
+                        // SAFETY: the thread owned these `n` counts and no
+                        // longer lists them; `self` keeps the value alive.
+                        unsafe { release(p, n) }
+                    }
+                }
+            }
         }
     }
 
@@ -187,15 +242,16 @@ impl<T: Send + Sync + 'static> CountedRef<T> {
     /// or takes [`CREDIT_BATCH`] more counts; the value becomes the most
     /// recent one, and the credits this displaces are given back.
     #[inline(never)]
-    fn take_credit(&self, ptr: NonNull<Header>) {
+    fn take_credit(&self, ptr: NonNull<Header>, slots: [&'static LocalKey<Cell<Credits>>; 2]) {
+        let [recent_slot, older_slot] = slots;
         // The guard gives the credits back at thread exit; once it is gone
         // (the thread is exiting), take just the one count.
         if CREDITS_GUARD.try_with(|_| ()).is_err() {
             self.acquire(1);
             return;
         }
-        let recent = CREDITS.get();
-        let older = OLDER_CREDITS.get();
+        let recent = recent_slot.get();
+        let older = older_slot.get();
         let (now, keep, displaced) = match older {
             // The older value's turn again: the two swap.
             (Some(p), n @ 1..) if p == ptr => ((older.0, n - 1), recent, None),
@@ -211,8 +267,8 @@ impl<T: Send + Sync + 'static> CountedRef<T> {
                 }
             }
         };
-        CREDITS.set(now);
-        OLDER_CREDITS.set(keep);
+        recent_slot.set(now);
+        older_slot.set(keep);
         if let Some((Some(old), n @ 1..)) = displaced {
             // SAFETY: the thread owned these counts and no longer lists them.
             unsafe { release(old, n) }

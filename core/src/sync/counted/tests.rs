@@ -195,17 +195,19 @@ fn biased_drops_give_counts_to_the_threads_credits_and_balance_at_exit() {
         // A clone and a biased drop per call: the shared count moves only at
         // the first clone, which takes a batch.
         for _ in 0..1000 {
-            a.clone_biased().drop_biased();
+            a.clone_biased().drop_biased_in::<SCOPES>();
         }
         assert_eq!(count(&a), 2 + CREDIT_BATCH);
         // A reference taken elsewhere (a plain clone) dropped here joins the
         // credits too, up to the cap; beyond it the shared count takes it.
         let plain: Vec<_> = (0..2 * CREDIT_BATCH).map(|_| a.clone()).collect();
         assert_eq!(count(&a), 2 + 3 * CREDIT_BATCH);
-        plain.into_iter().for_each(CountedRef::drop_biased);
+        plain
+            .into_iter()
+            .for_each(CountedRef::drop_biased_in::<SCOPES>);
         assert_eq!(count(&a), 2 + MAX_HELD_CREDITS);
         // A value the thread has no credits on: given back at once.
-        b.clone().drop_biased();
+        b.clone().drop_biased_in::<SCOPES>();
         assert_eq!(count(&b), 2);
         drop((a, b));
     })
@@ -216,4 +218,49 @@ fn biased_drops_give_counts_to_the_threads_credits_and_balance_at_exit() {
     assert_eq!(count(&b2), 1);
     drop(a2);
     assert!(!alive(&res_a));
+}
+
+#[test]
+fn releasing_the_threads_credits_frees_the_value_with_its_last_reference() {
+    let (a, res_a) = scope("a");
+    thread::spawn(move || {
+        a.clone_biased().drop_biased_in::<SCOPES>();
+        assert_eq!(count(&a), 1 + CREDIT_BATCH, "the thread holds credits");
+        a.release_thread_credits();
+        assert_eq!(count(&a), 1);
+        drop(a);
+        assert!(
+            !alive(&res_a),
+            "freed with its last reference, not at thread exit"
+        );
+        // Nothing is given back twice at thread exit.
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn the_two_stocks_keep_their_credits_apart() {
+    let (scopes, _r1) = scope("scopes");
+    let (others, _r2) = scope("others");
+    let (tracer, _r3) = scope("tracer");
+    let (scopes2, others2, tracer2) = (scopes.clone(), others.clone(), tracer.clone());
+    thread::spawn(move || {
+        // A tracer per call between the spans of two scopes: the scopes keep
+        // both their slots, and the tracer's count never moves after the first.
+        for _ in 0..1000 {
+            let t = tracer.clone_biased_in::<TRACERS>();
+            drop(scopes.clone_biased());
+            drop(others.clone_biased());
+            t.drop_biased_in::<TRACERS>();
+        }
+        assert_eq!(count(&tracer), 2 + CREDIT_BATCH);
+        drop((scopes, others, tracer));
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        (count(&scopes2), count(&others2), count(&tracer2)),
+        (1, 1, 1)
+    );
 }
