@@ -330,9 +330,10 @@ impl Context {
             .flatten()
     }
 
-    /// Runs `f` on the parked span data of guard `id`'s entry, if that entry
-    /// is still attached on this thread. `f` must not attach, detach or read
-    /// contexts (it runs with the stack borrowed).
+    /// Runs `f` on the span data of the frame or guard entry `id`, if it is
+    /// still attached on this thread. `f` must not attach, detach or read
+    /// contexts: it runs inside an exclusive visit of the frames (where a
+    /// context read is refused) or with the stack borrowed.
     pub(crate) fn with_parked<R>(id: u64, f: impl FnOnce(&mut Option<SpanData>) -> R) -> Option<R> {
         if id == 0 {
             return None;

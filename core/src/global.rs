@@ -76,10 +76,11 @@ pub fn tracer_provider() -> TracerProvider {
 /// A tracer of the global provider for the scope `name`: a no-op tracer until
 /// a provider is set. Cached per thread, so it is cheap to call per request
 /// (a few nanoseconds: the returned tracer's count comes from, and goes back
-/// to, the thread's own stock, with no atomic operation). A replaced
-/// provider's memory lives on, shut down, while a thread keeps its cached
-/// tracers (until it next calls `tracer` or exits) or that stock (until it
-/// has used two other tracers or scopes since, or exits).
+/// to, the thread's own stock of counts for tracers, with no atomic
+/// operation while a thread takes at most two tracers in turn). A replaced
+/// provider's memory lives on, shut down, until each thread that used it next
+/// calls `tracer` (which lets go of its cached tracers and their counts) and
+/// ends a span into another provider, or exits.
 pub fn tracer(name: impl Into<Str>) -> Tracer {
     let name = name.into();
     let generation = GENERATION.load(Ordering::Acquire);

@@ -1,14 +1,15 @@
 //! The current span: handing a span to the thread's context, so that code
 //! called meanwhile can record on it without being passed it.
 //!
-//! The context stack entry that makes such a span current holds its data:
-//! moved there by [`Span::make_current`] (whose guard moves, so the data
-//! cannot stay in it), or lent, where it lies, by [`Tracer::in_span`] and
-//! [`FutureExt::in_span`](crate::FutureExt::in_span) for the length of the
-//! call or poll. The `&mut Span` handles given out meanwhile
-//! ([`with_current_span`]'s, `in_span`'s) carry only that entry's id, and
-//! each method borrows the entry for the time of its own update: there is
-//! never a second `&mut` to the same data, and nested calls are fine.
+//! What makes such a span current holds its data: the context stack entry of
+//! [`Span::make_current`]'s guard, moved there (the guard moves, so the data
+//! cannot stay in it), or the frame of the call of [`Tracer::in_span`] or of
+//! the poll of [`FutureExt::in_span`](crate::FutureExt::in_span), lent where
+//! it lies for the length of the call or poll. The `&mut Span` handles given
+//! out meanwhile ([`with_current_span`]'s, `in_span`'s) carry only that
+//! entry's or frame's id, and each method reaches the data for the time of
+//! its own update: there is never a second `&mut` to the same data, and
+//! nested calls are fine.
 //!
 //! [`Tracer::in_span`]: crate::Tracer::in_span
 
