@@ -90,12 +90,14 @@ pub trait FutureExt: Future + Sized {
     /// Runs this future in `span`: the span is current while the future is
     /// polled (on whichever thread polls it), and ends when the future
     /// completes, or when it is dropped unfinished.
+    #[inline]
     fn in_span(self, span: Span) -> InSpan<Self> {
         let cx = span.span_context().is_valid().then(|| span.context());
         Instrumented::new(self, SpanScope { span, cx })
     }
 
     /// Makes `cx` current while this future is polled.
+    #[inline]
     fn with_context(self, cx: Context) -> WithContext<Self> {
         Instrumented::new(self, cx)
     }

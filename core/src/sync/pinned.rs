@@ -27,6 +27,7 @@ pub struct Instrumented<F, S> {
 }
 
 impl<F, S> Instrumented<F, S> {
+    #[inline]
     pub(crate) fn new(future: F, state: S) -> Self {
         Instrumented { future, state }
     }
