@@ -62,6 +62,15 @@ impl Frame {
     }
 }
 
+impl Stack {
+    /// After an entry left: the newest id and the count follow.
+    #[inline]
+    fn entry_left(&self) {
+        NEWEST_GUARD.set(self.0.last().map_or(0, |last| last.id));
+        ATTACHED.set(ATTACHED.get() - 1);
+    }
+}
+
 impl Drop for Stack {
     /// Thread exit: spans started later by other thread-locals' destructors
     /// see an empty context instead of a destroyed stack.
@@ -406,8 +415,7 @@ fn remove(id: u64, any_order: bool) -> Option<(Context, Option<Box<Option<SpanDa
             let position = stack.0.iter().rposition(|entry| entry.id == id)?;
             (stack.0.remove(position), Some(position))
         };
-        NEWEST_GUARD.set(stack.0.last().map_or(0, |last| last.id));
-        ATTACHED.set(ATTACHED.get() - 1);
+        stack.entry_left();
         Some((entry, position.is_some()))
     });
     let (entry, below_the_last) = removed.ok().flatten()?;
@@ -433,8 +441,7 @@ impl Drop for ContextGuard {
             match stack.0.last() {
                 Some(last) if last.id == self.id && last.span.is_none() => {
                     stack.0.truncate(len - 1);
-                    NEWEST_GUARD.set(stack.0.last().map_or(0, |last| last.id));
-                    ATTACHED.set(ATTACHED.get() - 1);
+                    stack.entry_left();
                     true
                 }
                 _ => false,

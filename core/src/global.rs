@@ -145,8 +145,8 @@ fn tracer_slow(name: Str, generation: u64) -> Tracer {
         }
         evicted
     });
-    if let Ok(Some(evicted)) = evicted {
-        release(vec![evicted]);
+    if let Ok(evicted) = evicted {
+        release(evicted);
     }
     tracer
 }
@@ -154,8 +154,8 @@ fn tracer_slow(name: Str, generation: u64) -> Tracer {
 /// Drops tracers the cache let go of, with the counts this thread's stock
 /// holds on them given back first: a replaced provider is freed now, on this
 /// call's path, rather than later on some span's.
-fn release(tracers: Vec<(Str, Tracer)>) {
-    for (_, tracer) in &tracers {
+fn release(tracers: impl IntoIterator<Item = (Str, Tracer)>) {
+    for (_, tracer) in tracers {
         tracer.release_thread_credits();
     }
 }

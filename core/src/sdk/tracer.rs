@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Starts spans for one instrumentation scope. Cheap to clone.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Tracer {
     /// The scope its spans share and the pipeline they go to; `None` for a
     /// no-op tracer. One counted reference: a clone and a drop cost one
@@ -38,15 +38,6 @@ pub struct Tracer {
 struct TracerShared {
     instrumentation: Instrumentation,
     pipeline: Arc<Pipeline>,
-}
-
-impl Clone for Tracer {
-    fn clone(&self) -> Self {
-        Tracer {
-            shared: self.shared.clone(),
-            plain_decisions: self.plain_decisions,
-        }
-    }
 }
 
 impl Drop for Tracer {

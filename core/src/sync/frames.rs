@@ -93,7 +93,7 @@ impl<M, A, B> Frames<M, A, B> {
     /// exclusive access; `None` if it never does, or while another visit runs.
     pub(crate) fn find_mut<R>(
         &self,
-        mut f: impl FnMut(&mut M, &mut A, Option<&mut B>) -> Option<R>,
+        mut f: impl FnMut(&M, &mut A, Option<&mut B>) -> Option<R>,
     ) -> Option<R> {
         let visit = Visit::exclusive(self);
         debug_assert!(
@@ -110,7 +110,7 @@ impl<M, A, B> Frames<M, A, B> {
             next = node.below;
             // SAFETY: as above.
             let (a, b) = unsafe { (node.a.as_mut(), node.b.map(|mut b| b.as_mut())) };
-            if let Some(found) = f(&mut node.meta, a, b) {
+            if let Some(found) = f(&node.meta, a, b) {
                 return Some(found);
             }
         }
