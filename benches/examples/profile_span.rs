@@ -17,11 +17,17 @@
 //! queue size (default 65536, as in the benches). Under valgrind, which runs one
 //! thread at a time, give a queue that holds every span so that the queue-full
 //! drop path stays out of the profile (a huge queue costs page faults in real
-//! time, so not under perf). Prints ns/span and the delivery counters.
+//! time, so not under perf). A fifth argument `warm` first runs the case `n`
+//! times untimed and flushes, so that the timed spans find the recycle pools
+//! full (under valgrind the batch thread lags, and without a warm-up the
+//! profile shows allocations that a real run does not make); with
+//! `--toggle-collect='profile_span::measure*'` callgrind then counts only the
+//! timed loop. Prints ns/span and the delivery counters.
 
 use runtrace_benches::Discard;
+use std::cell::RefCell;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +40,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
     let queue: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(65536);
+    WARM.store(args.get(5).is_some_and(|a| a == "warm"), Ordering::Relaxed);
     let elapsed = match lib {
         "runtrace" => rt::run(case, n, queue),
         "otel" => otel::run(case, n, queue),
@@ -46,7 +53,34 @@ fn main() {
     );
 }
 
+/// Whether [`time`] warms up first (the fifth argument, `warm`).
+static WARM: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Flushes the library's spans to its exporter, after a warm-up.
+    static FLUSH: RefCell<Option<Box<dyn Fn()>>> = const { RefCell::new(None) };
+}
+
+/// Sets what flushes after a warm-up.
+fn on_warm_up(flush: impl Fn() + 'static) {
+    FLUSH.with(|f| *f.borrow_mut() = Some(Box::new(flush)));
+}
+
+/// Runs `op` `n` times (after a warm-up and a flush, if asked) and returns
+/// how long the timed runs took.
 fn time(n: u64, mut op: impl FnMut()) -> Duration {
+    if WARM.load(Ordering::Relaxed) {
+        for _ in 0..n {
+            op();
+        }
+        FLUSH.with(|f| f.borrow().as_ref().map(|flush| flush()));
+    }
+    measure(n, op)
+}
+
+/// The timed loop, out of line so that callgrind can count it alone.
+#[inline(never)]
+fn measure(n: u64, mut op: impl FnMut()) -> Duration {
     let start = Instant::now();
     for _ in 0..n {
         op();
@@ -98,6 +132,8 @@ mod rt {
             _ => provider(AlwaysOn, queue),
         };
         let tracer = p.tracer("bench");
+        let flushed = p.clone();
+        on_warm_up(move || drop(flushed.force_flush()));
         let elapsed = match case {
             "sampled_root" | "dropped" | "disabled" => time(n, || root(&tracer)),
             "sampled_root_4attrs" => time(n, || {
@@ -234,6 +270,8 @@ mod otel {
             .with_span_processor(bsp)
             .build();
         let tracer = p.tracer("bench");
+        let flushed = p.clone();
+        on_warm_up(move || drop(flushed.force_flush()));
         let elapsed = match case {
             "sampled_root" | "dropped" => time(n, || root(&tracer)),
             "sampled_root_4attrs" => time(n, || {
@@ -273,6 +311,7 @@ mod ft {
     pub(super) fn run(case: &str, n: u64) -> Duration {
         let exported = Arc::new(AtomicU64::new(0));
         fastrace::set_reporter(Discard(exported.clone()), Config::default());
+        on_warm_up(fastrace::flush);
         let root = || Span::root(black_box("span"), SpanContext::random());
         let elapsed = match case {
             "sampled_root" => time(n, || drop(root())),
