@@ -1,0 +1,114 @@
+//! The `tracing` bench's cases in a plain loop through `Registry +
+//! RuntraceLayer`, for profilers (`valgrind --tool=callgrind`, `perf record`),
+//! as `profile_span` does for native spans:
+//!
+//! ```text
+//! cargo build --release -p runtrace-benches --example profile_tracing
+//! valgrind --tool=callgrind --separate-threads=yes --toggle-collect='profile_tracing::measure*' \
+//!     target/release/examples/profile_tracing child_span_with_event 200000 1048576
+//! ```
+//!
+//! Arguments: case (`span_4fields`, `child_span_with_event`,
+//! `instrumented_future`, as in `benches/benches/tracing.rs`), span count,
+//! batch queue size (default 65536). The case first runs `n` times untimed and
+//! flushes, so that the timed runs find the recycle pools full; the timed
+//! loop is `measure`. Prints ns/span and the delivery counters.
+
+use runtrace::{BatchConfig, TracerProvider};
+use runtrace_benches::Discard;
+use runtrace_tracing::RuntraceLayer;
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::{Duration, Instant};
+use tracing::{info, info_span, Instrument};
+use tracing_subscriber::layer::SubscriberExt;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let case = args.get(1).map_or("child_span_with_event", |s| s.as_str());
+    let n: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let queue: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(65536);
+    let op: fn() = match case {
+        "span_4fields" => span_4fields,
+        "child_span_with_event" => child_span_with_event,
+        "instrumented_future" => instrumented_future,
+        _ => panic!("unknown case {case}"),
+    };
+    let config = BatchConfig::builder()
+        .with_max_queue_size(queue)
+        .with_scheduled_delay(Duration::from_millis(100))
+        .build();
+    let provider = TracerProvider::builder()
+        .with_batch_config(config)
+        .with_batch_exporter(Discard::default())
+        .build();
+    let layer = RuntraceLayer::new(provider.tracer("bench"));
+    let subscriber = tracing_subscriber::registry().with(layer);
+    let elapsed = tracing::subscriber::with_default(subscriber, || {
+        let parent = info_span!("parent");
+        let _entered = (case == "child_span_with_event").then(|| parent.enter());
+        for _ in 0..n {
+            op();
+        }
+        let _ = provider.force_flush();
+        measure(n, op)
+    });
+    let _ = provider.force_flush();
+    eprintln!("{:?}", provider.stats());
+    println!(
+        "runtrace-tracing/{case}: {n} iterations, {:.1} ns each",
+        elapsed.as_nanos() as f64 / n as f64
+    );
+    let _ = provider.shutdown();
+}
+
+/// The timed loop, out of line so that callgrind can count it alone.
+#[inline(never)]
+fn measure(n: u64, op: fn()) -> Duration {
+    let start = Instant::now();
+    for _ in 0..n {
+        op();
+    }
+    start.elapsed()
+}
+
+fn span_4fields() {
+    let span = info_span!(
+        "request",
+        request.id = 42_u64,
+        http.route = "/v1/infer",
+        cache.hit = true,
+        load = 0.75
+    );
+    drop(span.enter());
+}
+
+fn child_span_with_event() {
+    let span = info_span!("child");
+    let _entered = span.enter();
+    info!(rows = 3, "fetched");
+}
+
+/// A future that is pending `self.0` times (waking itself) before it
+/// completes.
+struct PendingTimes(u8);
+
+impl Future for PendingTimes {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        if self.0 == 0 {
+            return Poll::Ready(());
+        }
+        self.0 -= 1;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+fn instrumented_future() {
+    let mut task = pin!(PendingTimes(2).instrument(info_span!("task", task.id = 7_u64)));
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    while task.as_mut().poll(&mut cx).is_pending() {}
+}
