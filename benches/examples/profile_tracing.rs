@@ -27,7 +27,10 @@ use tracing_subscriber::layer::SubscriberExt;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let case = args.get(1).map_or("child_span_with_event", |s| s.as_str());
-    let n: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let n: u64 = args
+        .get(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let queue: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(65536);
     let op: fn() = match case {
         "span_4fields" => span_4fields,
