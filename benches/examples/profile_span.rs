@@ -22,7 +22,8 @@
 //! full (under valgrind the batch thread lags, and without a warm-up the
 //! profile shows allocations that a real run does not make); with
 //! `--toggle-collect='profile_span::measure*'` callgrind then counts only the
-//! timed loop. Prints ns/span and the delivery counters.
+//! timed loop (not for `2threads`). Prints ns/span and the delivery counters
+//! (which count the warm-up's spans too).
 
 use runtrace_benches::Discard;
 use std::cell::RefCell;
@@ -89,7 +90,12 @@ fn measure(n: u64, mut op: impl FnMut()) -> Duration {
 }
 
 /// Two threads each run `op` `n / 2` times; the wall time for all `n`.
+/// The threads are made for the timed runs, so there is no warm-up here.
 fn time_2threads(n: u64, op: &(impl Fn() + Sync)) -> Duration {
+    assert!(
+        !WARM.load(Ordering::Relaxed),
+        "`warm` is for one thread's cases, not `2threads`"
+    );
     let start = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..2 {

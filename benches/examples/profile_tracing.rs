@@ -12,7 +12,8 @@
 //! `instrumented_future`, as in `benches/benches/tracing.rs`), span count,
 //! batch queue size (default 65536). The case first runs `n` times untimed and
 //! flushes, so that the timed runs find the recycle pools full; the timed
-//! loop is `measure`. Prints ns/span and the delivery counters.
+//! loop is `measure`. Prints ns/span and the delivery counters (which count
+//! the warm-up's spans too).
 
 use runtrace::{BatchConfig, TracerProvider};
 use runtrace_benches::Discard;

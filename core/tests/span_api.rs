@@ -653,6 +653,58 @@ fn builder_attributes_are_deduplicated_and_limited_on_every_path() {
     assert_eq!(spans[1].parent_span_id, parent.span_context().span_id());
 }
 
+/// Builder attributes past the first recycled list's room, and mixed with
+/// `attributes(..)` in either order (a list taken over as it is, then pushed
+/// onto; pushes, then a list appended), keep every attribute in order, with
+/// the first place and last value of a repeated key.
+#[test]
+fn builder_attributes_grow_and_mix_with_attribute_lists() {
+    let (provider, exporter) = setup();
+    let tracer = provider.tracer("t");
+    for round in 0..3 {
+        let mut many = tracer.span("many");
+        for i in 0..40_i64 {
+            many = many.attribute(format!("k{i}"), i);
+        }
+        many.attribute("k7", -7).start().end();
+        tracer
+            .span("list first")
+            .attributes(vec![KeyValue::new("a", 1), KeyValue::new("b", 2)])
+            .attribute("c", 3)
+            .attribute("a", 10)
+            .start()
+            .end();
+        tracer
+            .span("pushes first")
+            .attribute("a", 1)
+            .attributes([KeyValue::new("b", 2), KeyValue::new("a", 10)])
+            .attribute("c", 3)
+            .start()
+            .end();
+        tracer
+            .span("empty list first")
+            .attributes(Vec::new())
+            .attribute("a", 1)
+            .start()
+            .end();
+        let spans = exporter.finished_spans();
+        let spans = &spans[spans.len() - 4..];
+        let expected: Vec<KeyValue> = (0..40_i64)
+            .map(|i| KeyValue::new(format!("k{i}"), if i == 7 { -7 } else { i }))
+            .collect();
+        assert_eq!(spans[0].attributes, expected, "round {round}");
+        assert_eq!(spans[0].dropped_attributes_count, 0);
+        let abc = vec![
+            KeyValue::new("a", 10),
+            KeyValue::new("b", 2),
+            KeyValue::new("c", 3),
+        ];
+        assert_eq!(spans[1].attributes, abc, "round {round}");
+        assert_eq!(spans[2].attributes, abc, "round {round}");
+        assert_eq!(spans[3].attributes, vec![KeyValue::new("a", 1)]);
+    }
+}
+
 /// `set_attributes` keeps what `set_attribute` one by one would: the first
 /// place and last value of a repeated key, the count limit (dropped keys
 /// counted) and the value length limit; on a span with attributes, it adds.

@@ -116,7 +116,9 @@ impl<'t> SpanBuilder<'t> {
             // The list left by `take` is empty and allocates nothing: an
             // assignment would drop it, by a call that takes the builder's
             // address.
-            std::mem::forget(std::mem::replace(&mut self.attributes, list));
+            let empty = std::mem::replace(&mut self.attributes, list);
+            debug_assert_eq!(empty.capacity(), 0);
+            std::mem::forget(empty);
         }
     }
 
@@ -266,9 +268,12 @@ impl<'t> SpanBuilder<'t> {
 }
 
 /// `list` with `attribute` pushed: a recycled list for the first attribute,
-/// else the list grown. `extern "C"` makes it a call that cannot unwind (an
-/// allocation failure aborts anyway), so the builder's caller needs no
-/// clean-up path that takes the builder's address.
+/// else the list grown. `extern "C"` makes it a call that cannot unwind, so
+/// the builder's caller needs no clean-up path that takes the builder's
+/// address: a panic in here would abort the process instead. None can happen:
+/// an allocation failure aborts anyway, a list of 56-byte attributes cannot
+/// reach the capacity overflow `push` checks for, and taking a recycled list
+/// neither panics (a poisoned lock is recovered) nor needs a thread-local.
 #[inline(never)]
 #[allow(improper_ctypes_definitions)] // Called from Rust only.
 extern "C" fn pushed(mut list: Vec<KeyValue>, attribute: KeyValue) -> Vec<KeyValue> {
