@@ -10,7 +10,8 @@
 //!
 //! Arguments: case (`span_4fields`, `child_span_with_event`,
 //! `instrumented_future`, as in `benches/benches/tracing.rs`), span count,
-//! batch queue size (default 65536). The case first runs `n` times untimed and
+//! batch queue size (default 65536), and `none` to run through the registry
+//! alone (what `tracing` itself costs). The case first runs `n` times untimed and
 //! flushes, so that the timed runs find the recycle pools full; the timed
 //! loop is `measure`. Prints ns/span and the delivery counters (which count
 //! the warm-up's spans too).
@@ -22,7 +23,7 @@ use std::future::Future;
 use std::pin::{pin, Pin};
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
-use tracing::{info, info_span, Instrument};
+use tracing::{info, info_span, Dispatch, Instrument};
 use tracing_subscriber::layer::SubscriberExt;
 
 fn main() {
@@ -47,9 +48,14 @@ fn main() {
         .with_batch_config(config)
         .with_batch_exporter(Discard::default())
         .build();
-    let layer = RuntraceLayer::new(provider.tracer("bench"));
-    let subscriber = tracing_subscriber::registry().with(layer);
-    let elapsed = tracing::subscriber::with_default(subscriber, || {
+    // `none` as a fourth argument: the registry alone, as the bench's `none`.
+    let dispatch = if args.get(4).map(String::as_str) == Some("none") {
+        Dispatch::new(tracing_subscriber::registry())
+    } else {
+        let layer = RuntraceLayer::new(provider.tracer("bench"));
+        Dispatch::new(tracing_subscriber::registry().with(layer))
+    };
+    let elapsed = tracing::dispatcher::with_default(&dispatch, || {
         let parent = info_span!("parent");
         let _entered = (case == "child_span_with_event").then(|| parent.enter());
         for _ in 0..n {
