@@ -136,7 +136,11 @@ impl RuntraceLayer {
     /// it again after export), and what its `otel.*` and error fields ask.
     fn span_attributes(&self, attrs: &Attributes<'_>) -> (Vec<KeyValue>, Conventions) {
         let mut attributes = self.tracer.attribute_list();
-        attributes.reserve(attrs.fields().len() + 5);
+        // Exactly the room needed (the fields, the three code attributes and
+        // the two thread ones if asked): a recycled list with that much
+        // room, as most are, is not grown.
+        let thread = if self.threads { 2 } else { 0 };
+        attributes.reserve(attrs.fields().len() + 3 + thread);
         attributes.extend(code_attributes(attrs.metadata()));
         if self.threads {
             attributes.extend(thread_attributes());
