@@ -24,63 +24,17 @@
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use runtrace_benches::tracing_cases::{child_span_with_event, instrumented_future, span_4fields};
 use runtrace_benches::{timed, Discard};
 use std::cell::Cell;
-use std::future::Future;
-use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
-use tracing::{info, info_span, Dispatch, Instrument};
+use tracing::{info_span, Dispatch};
 use tracing_subscriber::layer::SubscriberExt;
 
 const MAX_QUEUE_SIZE: usize = 65536;
 const SCHEDULED_DELAY: Duration = Duration::from_millis(100);
-
-#[inline(always)]
-fn span_4fields() {
-    let span = info_span!(
-        "request",
-        request.id = 42_u64,
-        http.route = "/v1/infer",
-        cache.hit = true,
-        load = 0.75
-    );
-    let entered = span.enter();
-    drop(entered);
-}
-
-#[inline(always)]
-fn child_span_with_event() {
-    let span = info_span!("child");
-    let _entered = span.enter();
-    info!(rows = 3, "fetched");
-}
-
-/// A future that is pending `self.0` times (waking itself) before it
-/// completes: each `.await` of a task that waits.
-struct PendingTimes(u8);
-
-impl Future for PendingTimes {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
-        if self.0 == 0 {
-            return Poll::Ready(());
-        }
-        self.0 -= 1;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
-
-#[inline(always)]
-fn instrumented_future() {
-    let mut task = pin!(PendingTimes(2).instrument(info_span!("task", task.id = 7_u64)));
-    let mut cx = TaskContext::from_waker(Waker::noop());
-    while task.as_mut().poll(&mut cx).is_pending() {}
-}
 
 /// The cases, each measured for every subscriber in turn.
 #[derive(Clone, Copy)]

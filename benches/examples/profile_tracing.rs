@@ -17,13 +17,11 @@
 //! the warm-up's spans too).
 
 use runtrace::{BatchConfig, TracerProvider};
+use runtrace_benches::tracing_cases::{child_span_with_event, instrumented_future, span_4fields};
 use runtrace_benches::Discard;
 use runtrace_tracing::RuntraceLayer;
-use std::future::Future;
-use std::pin::{pin, Pin};
-use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
-use tracing::{info, info_span, Dispatch, Instrument};
+use tracing::{info_span, Dispatch};
 use tracing_subscriber::layer::SubscriberExt;
 
 fn main() {
@@ -81,44 +79,4 @@ fn measure(n: u64, op: fn()) -> Duration {
         op();
     }
     start.elapsed()
-}
-
-fn span_4fields() {
-    let span = info_span!(
-        "request",
-        request.id = 42_u64,
-        http.route = "/v1/infer",
-        cache.hit = true,
-        load = 0.75
-    );
-    drop(span.enter());
-}
-
-fn child_span_with_event() {
-    let span = info_span!("child");
-    let _entered = span.enter();
-    info!(rows = 3, "fetched");
-}
-
-/// A future that is pending `self.0` times (waking itself) before it
-/// completes.
-struct PendingTimes(u8);
-
-impl Future for PendingTimes {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
-        if self.0 == 0 {
-            return Poll::Ready(());
-        }
-        self.0 -= 1;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
-
-fn instrumented_future() {
-    let mut task = pin!(PendingTimes(2).instrument(info_span!("task", task.id = 7_u64)));
-    let mut cx = TaskContext::from_waker(Waker::noop());
-    while task.as_mut().poll(&mut cx).is_pending() {}
 }

@@ -1,7 +1,10 @@
 //! Benchmarks of runtrace against its peers; see `benches/` (run with `cargo bench -p runtrace-benches`).
 //!
 //! What the benches and profiling examples share: a runtrace exporter that
-//! counts and drops spans, and the timing loop of a criterion `iter_custom`.
+//! counts and drops spans, the timing loop of a criterion `iter_custom`, and
+//! the `tracing` bench's cases ([`tracing_cases`]).
+
+pub mod tracing_cases;
 
 use runtrace::{ExportError, SpanData, SpanExporter};
 use std::cell::Cell;
