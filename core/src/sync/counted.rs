@@ -90,14 +90,13 @@ struct CreditsGuard;
 
 impl Drop for CreditsGuard {
     fn drop(&mut self) {
-        let stocks = [
-            CREDITS.replace((None, 0)),
-            OLDER_CREDITS.replace((None, 0)),
-            TRACER_CREDITS.replace((None, 0)),
-            OLDER_TRACER_CREDITS.replace((None, 0)),
-        ];
-        for (ptr, n) in stocks {
-            if let (Some(ptr), 1..) = (ptr, n) {
+        // All emptied before any is released: a value freed here may drop
+        // references of its own, which then find no credits on them.
+        let [recent, older] = slots::<SCOPES>();
+        let [tracer_recent, tracer_older] = slots::<TRACERS>();
+        let taken = [recent, older, tracer_recent, tracer_older].map(|c| c.replace((None, 0)));
+        for credits in taken {
+            if let (Some(ptr), n @ 1..) = credits {
                 // SAFETY: the thread owned these `n` counts and forgets them here.
                 unsafe { release(ptr, n) }
             }
