@@ -327,10 +327,15 @@ impl Span {
     }
 
     /// Whether mutations are recorded (the sampler kept it and it has not ended).
+    #[inline]
     pub fn is_recording(&self) -> bool {
-        self.data.is_some()
-            || (self.parked != 0
-                && Context::with_parked(self.parked, |slot| slot.is_some()) == Some(true))
+        self.data.is_some() || (self.parked != 0 && self.parked_is_recording())
+    }
+
+    /// [`is_recording`](Self::is_recording) of a handle to a parked span.
+    #[inline(never)]
+    fn parked_is_recording(&self) -> bool {
+        Context::with_parked(self.parked, |slot| slot.is_some()) == Some(true)
     }
 
     /// Makes this span the thread's current span until the guard drops, so spans
