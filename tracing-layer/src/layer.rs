@@ -98,6 +98,13 @@ impl RuntraceLayer {
         self
     }
 
+    /// This layer among the layers that entered spans on a thread: its
+    /// address, which does not change once it is in a subscriber (the only
+    /// place it gets callbacks).
+    fn key(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
     /// The tracer that starts this layer's spans.
     pub(crate) fn tracer(&self) -> &Tracer {
         &self.tracer
@@ -321,7 +328,14 @@ where
         if starting() {
             return;
         }
-        let Some(span) = ctx.event_span(event) else {
+        // The current span from the layer's own list of entered spans (the
+        // registry's would cost a lookup more), else the registry's.
+        let span = if event.is_contextual() {
+            current::innermost(self.key()).and_then(|id| ctx.span(&id))
+        } else {
+            None
+        };
+        let Some(span) = span.or_else(|| ctx.event_span(event)) else {
             return;
         };
         if !is_recorded(&span) {
@@ -370,17 +384,15 @@ where
         if !self.tracer.is_enabled() {
             return;
         }
-        if let Some(cx) = ctx
+        let cx = ctx
             .span(id)
-            .and_then(|span| context_of(span, Some(&self.tracer)))
-        {
-            current::enter(id, cx);
-        }
+            .and_then(|span| context_of(span, Some(&self.tracer)));
+        current::enter(self.key(), id, cx);
     }
 
     fn on_exit(&self, id: &Id, _ctx: LayerContext<'_, S>) {
         if self.tracer.is_enabled() {
-            current::exit(id);
+            current::exit(self.key(), id);
         }
     }
 

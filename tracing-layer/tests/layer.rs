@@ -572,3 +572,89 @@ fn with_threads_records_the_creating_thread_on_roots_and_children() {
     let spans = traced(|_| info_span!("plain").in_scope(|| {}));
     assert!(attribute(named(&spans, "plain"), "thread.id").is_none());
 }
+
+/// The names of the events each span got.
+fn events_by_span(spans: &[SpanData]) -> HashMap<String, Vec<String>> {
+    spans
+        .iter()
+        .map(|s| {
+            let events = s.events().iter().map(|e| e.name.to_string()).collect();
+            (s.name.to_string(), events)
+        })
+        .collect()
+}
+
+#[test]
+fn an_event_goes_to_the_span_the_registry_calls_current() {
+    let spans = traced(|_| {
+        let a = info_span!("a");
+        let b = info_span!("b");
+        let _a = a.enter();
+        let _b = b.enter();
+        tracing::info!("in b");
+        {
+            // Re-entered: the registry's current span stays `b`.
+            let _a_again = a.enter();
+            tracing::info!("in b again");
+        }
+        drop(_b);
+        tracing::info!("in a");
+        // An explicit parent wins over the current span.
+        tracing::info!(parent: &b, "to b");
+    });
+    let events = events_by_span(&spans);
+    assert_eq!(events["b"], ["in b", "in b again", "to b"]);
+    assert_eq!(events["a"], ["in a"]);
+}
+
+#[test]
+fn an_event_in_a_filtered_span_goes_to_the_nearest_kept_one() {
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let layer = RuntraceLayer::new(provider.tracer("test"))
+        .with_filter(filter_fn(|meta| meta.target() != "noisy"));
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let _outer = info_span!("outer").entered();
+        let _skipped = info_span!(target: "noisy", "skipped").entered();
+        tracing::info!("kept");
+    });
+    let events = events_by_span(&exporter.finished_spans());
+    assert_eq!(events["outer"], ["kept"]);
+}
+
+/// Two subscribers on one thread number their spans alike (each registry's
+/// first span is id 1): each layer's events and exits stay with its own.
+#[test]
+fn two_subscribers_on_one_thread_keep_their_spans_apart() {
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = |name: &'static str| {
+        tracing_subscriber::registry().with(RuntraceLayer::new(provider.tracer(name)))
+    };
+    tracing::subscriber::with_default(subscriber("outer"), || {
+        let outer = info_span!("outer");
+        let outer_guard = outer.enter();
+        tracing::subscriber::with_default(subscriber("inner"), || {
+            let inner = info_span!("inner");
+            let _inner = inner.enter();
+            assert_eq!(outer.id(), inner.id(), "the ids collide");
+            tracing::info!("in inner");
+        });
+        tracing::info!("in outer");
+        drop(outer_guard);
+    });
+    let spans = exporter.finished_spans();
+    let events = events_by_span(&spans);
+    assert_eq!(events["inner"], ["in inner"]);
+    assert_eq!(events["outer"], ["in outer"]);
+    // The inner subscriber's root is a child of the outer's span, entered
+    // (and current) on this thread when it started.
+    assert_eq!(
+        named(&spans, "inner").parent_span_id,
+        named(&spans, "outer").span_context.span_id()
+    );
+}
