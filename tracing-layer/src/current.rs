@@ -3,8 +3,19 @@
 //! Entering a `tracing` span attaches its context; exiting detaches it.
 //! `tracing` lets spans exit in any order, so the guards are runtrace's
 //! any-order ones ([`Context::attach_any_order`]): the current context stays
-//! the innermost span still entered. Each thread keeps its guards here, with
-//! the span each belongs to, innermost last.
+//! the innermost span still entered. Each thread keeps here one entry per
+//! enter, innermost last: the span, the layer that entered it, whether it was
+//! a re-entry, and the guard of its context if the layer keeps one. The list
+//! also answers which span is current for a layer ([`innermost`]), so an event
+//! finds its span without asking the registry.
+//!
+//! Subscribers on one thread (nested `with_default`) share the list, and their
+//! span ids can collide, so each entry names its layer: a layer exits and
+//! looks up only its own entries. The one exception is a layer that exits a
+//! span it has no entry for, which happens only when it replaced the layer
+//! that entered it (`tracing_subscriber::reload` of a boxed layer): it takes
+//! the latest entry of that id, so the replaced layer's context does not stay
+//! current.
 
 use runtrace::{Context, ContextGuard};
 use std::cell::RefCell;
@@ -28,8 +39,9 @@ thread_local! {
     static ENTERED: RefCell<Vec<Entered>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Makes `cx` current for span `id`, entered through `layer`, until [`exit`]
-/// with the same id.
+/// Records that `layer` entered span `id` on this thread and makes `cx`
+/// current, if there is one, until [`exit`] with the same id. The entry is
+/// pushed even without a context, so [`innermost`] sees every entered span.
 pub(crate) fn enter(layer: usize, id: &Id, cx: Option<Context>) {
     let guard = cx.map(Context::attach_any_order);
     // At thread exit (the list destroyed) the guard drops here.
@@ -45,10 +57,10 @@ pub(crate) fn enter(layer: usize, id: &Id, cx: Option<Context>) {
     });
 }
 
-/// Detaches the context the latest [`enter`] of span `id` through `layer` on
-/// this thread attached, or, if `layer` entered no such span (it replaced the
-/// layer that did, as `tracing_subscriber::reload` does), the latest entry of
-/// `id` by any layer; does nothing if there is none.
+/// Removes the latest entry of span `id` by `layer` on this thread and
+/// detaches its context. If `layer` has no entry of `id` (it replaced the
+/// layer that entered it, see the module doc), the latest entry of `id` by any
+/// layer is removed instead; nothing happens if there is none.
 pub(crate) fn exit(layer: usize, id: &Id) {
     let guard = ENTERED.try_with(|entered| {
         let mut entered = entered.borrow_mut();

@@ -100,7 +100,12 @@ impl RuntraceLayer {
 
     /// This layer among the layers that entered spans on a thread: its
     /// address, which does not change once it is in a subscriber (the only
-    /// place it gets callbacks).
+    /// place it gets callbacks), not even when `tracing_subscriber::reload`
+    /// swaps in a new layer, which is written over the old one in place.
+    /// A later layer may reuse the address of a dropped one; that is harmless
+    /// because a layer leaves no entry behind: a span keeps its subscriber
+    /// alive until it exits, and every exit removes its entry (only a
+    /// `mem::forget`-ten enter guard leaves one).
     fn key(&self) -> usize {
         std::ptr::from_ref(self) as usize
     }
@@ -391,9 +396,9 @@ where
     }
 
     fn on_exit(&self, id: &Id, _ctx: LayerContext<'_, S>) {
-        if self.tracer.is_enabled() {
-            current::exit(self.key(), id);
-        }
+        // Not skipped for a disabled tracer: a reloaded layer may exit what
+        // an enabled one entered.
+        current::exit(self.key(), id);
     }
 
     fn on_close(&self, id: Id, ctx: LayerContext<'_, S>) {

@@ -492,6 +492,36 @@ fn context_behind_a_reload_layer() {
     );
 }
 
+/// A boxed layer reloaded while its span is entered: the new layer, at
+/// another address, exits what the old one entered, so the old span's context
+/// does not stay current on the thread.
+#[test]
+fn a_boxed_layer_reloaded_inside_a_span_leaves_no_context_behind() {
+    type Boxed = Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>;
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let boxed =
+        |name: &'static str| -> Boxed { Box::new(RuntraceLayer::new(provider.tracer(name))) };
+    let (layer, handle) = tracing_subscriber::reload::Layer::new(boxed("old"));
+    let (inside, after) =
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            let span = info_span!("entered");
+            let entered = span.enter();
+            let inside = Context::current();
+            handle.reload(boxed("new")).expect("reloaded");
+            drop(entered);
+            (inside, Context::current())
+        });
+    let spans = exporter.finished_spans();
+    assert_eq!(
+        inside.span_context(),
+        Some(&named(&spans, "entered").span_context)
+    );
+    assert_eq!(after, Context::new());
+}
+
 /// Drops the spans whose builder attributes say `health = true`.
 #[derive(Debug)]
 struct DropHealthChecks;
@@ -583,6 +613,10 @@ fn events_by_span(spans: &[SpanData]) -> HashMap<String, Vec<String>> {
         })
         .collect()
 }
+
+// The event tests below go through the layer's own list of entered spans
+// (the fast path, `current::innermost`); its unit tests in `src/current.rs`
+// cover re-entries, exits out of order and layers sharing a thread.
 
 #[test]
 fn an_event_goes_to_the_span_the_registry_calls_current() {
