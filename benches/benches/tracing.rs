@@ -16,9 +16,12 @@
 //!
 //! Sampled spans go through each library's std-thread batch processor (queue
 //! 65536) into an exporter that counts and discards; the counts are printed
-//! after each case. Both layers run with their defaults (tracing-opentelemetry
-//! adds the code location and thread attributes, runtrace-tracing the code
-//! location). Each subscriber is the thread's default for its case
+//! after each case. Both layers do the same work: each span gets the code
+//! location and thread attributes (runtrace-tracing `.with_threads(true)`,
+//! tracing-opentelemetry's default) and neither tracks busy and idle time
+//! (tracing-opentelemetry `.with_tracked_inactivity(false)`: its default reads
+//! the clock at every enter and exit and adds `busy_ns` and `idle_ns`, which
+//! runtrace-tracing does not offer). Each subscriber is the thread's default for its case
 //! (`with_default`), so every `tracing` call looks up the thread's dispatcher,
 //! as for the three alike.
 
@@ -90,7 +93,7 @@ mod rt {
             .with_batch_config(config)
             .with_batch_exporter(Discard::default())
             .build();
-        let layer = RuntraceLayer::new(provider.tracer("bench"));
+        let layer = RuntraceLayer::new(provider.tracer("bench")).with_threads(true);
         let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
         let ended = case.run(g, "runtrace", &dispatch);
         let _ = provider.force_flush();
@@ -137,7 +140,9 @@ mod otel {
         let provider = SdkTracerProvider::builder()
             .with_span_processor(processor)
             .build();
-        let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"));
+        let layer = tracing_opentelemetry::layer()
+            .with_tracked_inactivity(false)
+            .with_tracer(provider.tracer("bench"));
         let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
         let ended = case.run(g, "otel", &dispatch);
         let _ = provider.force_flush();

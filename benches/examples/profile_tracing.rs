@@ -50,7 +50,8 @@ fn main() {
     let dispatch = if args.get(4).map(String::as_str) == Some("none") {
         Dispatch::new(tracing_subscriber::registry())
     } else {
-        let layer = RuntraceLayer::new(provider.tracer("bench"));
+        // As the bench configures it.
+        let layer = RuntraceLayer::new(provider.tracer("bench")).with_threads(true);
         Dispatch::new(tracing_subscriber::registry().with(layer))
     };
     let elapsed = tracing::dispatcher::with_default(&dispatch, || {

@@ -17,7 +17,7 @@
 //! disabled (runtrace's no-op provider), and "tracing" is each library's CPU
 //! less that baseline.
 
-use runtrace_benches::Discard;
+use runtrace_benches::{process_cpu, Discard};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,17 +26,6 @@ use std::time::Duration;
 const REQUESTS: u64 = 1_000;
 const SPANS_PER_REQUEST: u64 = 5;
 const QUEUE: usize = 65_536;
-
-/// The process's CPU time so far (user + system, every thread), from
-/// `/proc/self/stat` (clock ticks of 10 ms) — too coarse for one round of a
-/// few milliseconds, so each round serves the requests `REPEAT` times.
-fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("Linux /proc");
-    // Fields after the command name (which may hold spaces) close with ')'.
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 10)
-}
 
 /// Times the requests are served per round, so that a round takes seconds of
 /// CPU against the 10 ms tick.

@@ -1,8 +1,9 @@
 //! Benchmarks of runtrace against its peers; see `benches/` (run with `cargo bench -p runtrace-benches`).
 //!
 //! What the benches and profiling examples share: a runtrace exporter that
-//! counts and drops spans, the timing loop of a criterion `iter_custom`, and
-//! the `tracing` bench's cases ([`tracing_cases`]).
+//! counts and drops spans, the timing loop of a criterion `iter_custom`, the
+//! process's CPU time for the tokio apps, and the `tracing` bench's cases
+//! ([`tracing_cases`]).
 
 pub mod tracing_cases;
 
@@ -33,4 +34,23 @@ pub fn timed(count: &Cell<u64>, iters: u64, mut op: impl FnMut()) -> Duration {
         op();
     }
     start.elapsed()
+}
+
+/// The process's CPU time so far (user + system, every thread), from
+/// `/proc/self/stat`, whose times are in `USER_HZ` clock ticks: 100 a second
+/// on Linux for x86-64 and arm64 alike (the kernel's ABI, whatever its own
+/// tick rate). A tick of 10 ms is too coarse for a round of a few
+/// milliseconds, so the tokio apps serve their requests many times a round.
+///
+/// # Panics
+///
+/// Without Linux's `/proc` (the tokio apps measure on Linux only).
+pub fn process_cpu() -> Duration {
+    const USER_HZ: u64 = 100;
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("Linux /proc");
+    // Fields after the command name (which may hold spaces) close with ')'.
+    let after_name = stat.rfind(')').expect("/proc/self/stat names the command") + 2;
+    let fields: Vec<&str> = stat[after_name..].split(' ').collect();
+    let ticks = |i: usize| -> u64 { fields[i].parse().expect("/proc/self/stat CPU ticks") };
+    Duration::from_millis((ticks(11) + ticks(12)) * 1000 / USER_HZ)
 }
