@@ -3,7 +3,7 @@
 //! `tracing-subscriber` registry alone (what `tracing` itself costs).
 //!
 //! Run with `cargo bench -p runtrace-benches --bench tracing -- --warm-up-time 1
-//! --measurement-time 3`. Each case runs for the three subscribers back to
+//! --measurement-time 3`. Each case runs for the four subscribers back to
 //! back (the shared VM drifts between a fast and a slow phase over minutes):
 //!
 //! - `span_4fields`: an `info_span!` with 4 fields of mixed types (u64, str,
@@ -21,9 +21,11 @@
 //! tracing-opentelemetry's default) and neither tracks busy and idle time
 //! (tracing-opentelemetry `.with_tracked_inactivity(false)`: its default reads
 //! the clock at every enter and exit and adds `busy_ns` and `idle_ns`, which
-//! runtrace-tracing does not offer). Each subscriber is the thread's default for its case
+//! runtrace-tracing does not offer). `otel_defaults` is tracing-opentelemetry
+//! as `layer()` makes it, busy and idle time included: what its users run.
+//! Each subscriber is the thread's default for its case
 //! (`with_default`), so every `tracing` call looks up the thread's dispatcher,
-//! as for the three alike.
+//! as for all alike.
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
@@ -128,7 +130,10 @@ mod otel {
         }
     }
 
-    pub(super) fn bench(g: &mut BenchmarkGroup<'_, WallTime>, case: Case) {
+    /// `defaults`: the layer as `tracing_opentelemetry::layer()` makes it,
+    /// busy and idle time included (`otel_defaults`); else doing runtrace's
+    /// work (`otel`).
+    pub(super) fn bench(g: &mut BenchmarkGroup<'_, WallTime>, case: Case, defaults: bool) {
         let exported = Arc::new(AtomicU64::new(0));
         let config = BatchConfigBuilder::default()
             .with_max_queue_size(MAX_QUEUE_SIZE)
@@ -141,13 +146,14 @@ mod otel {
             .with_span_processor(processor)
             .build();
         let layer = tracing_opentelemetry::layer()
-            .with_tracked_inactivity(false)
+            .with_tracked_inactivity(defaults)
             .with_tracer(provider.tracer("bench"));
         let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
-        let ended = case.run(g, "otel", &dispatch);
+        let lib = if defaults { "otel_defaults" } else { "otel" };
+        let ended = case.run(g, lib, &dispatch);
         let _ = provider.force_flush();
         eprintln!(
-            "[otel/{}] spans ended {ended}, exported {}",
+            "[{lib}/{}] spans ended {ended}, exported {}",
             case.name(),
             exported.load(Ordering::Relaxed)
         );
@@ -163,7 +169,8 @@ fn tracing_benches(c: &mut Criterion) {
         Case::InstrumentedFuture,
     ] {
         rt::bench(&mut g, case);
-        otel::bench(&mut g, case);
+        otel::bench(&mut g, case, false);
+        otel::bench(&mut g, case, true);
         let registry = Dispatch::new(tracing_subscriber::registry());
         let ended = case.run(&mut g, "none", &registry);
         eprintln!("[none/{}] spans ended {ended}", case.name());
