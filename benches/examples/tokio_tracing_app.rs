@@ -20,7 +20,9 @@
 //! kept in the registry, nothing exported); `runtrace`, the registry with
 //! runtrace-tracing's layer; `otel`, the registry with tracing-opentelemetry's
 //! layer. The two layers do the same work, as in `benches/benches/tracing.rs`:
-//! code location and thread attributes on each span, no busy and idle time.
+//! code location and thread attributes on each span, no `target` attribute, no
+//! busy and idle time (tracing-opentelemetry also puts the code location on
+//! each event).
 //! `none` goes first, then the two libraries, alternating which goes first. Both
 //! libraries export through their batch processor (queue 65,536) to an exporter
 //! that counts and discards, and each provider is flushed inside the measured
@@ -202,6 +204,7 @@ mod otel {
             .build();
         let layer = tracing_opentelemetry::layer()
             .with_tracked_inactivity(false)
+            .with_target(false)
             .with_tracer(provider.tracer("tokio_tracing_app"));
         let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
         let cpu = measure(dispatch, || {
