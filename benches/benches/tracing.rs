@@ -3,7 +3,7 @@
 //! `tracing-subscriber` registry alone (what `tracing` itself costs).
 //!
 //! Run with `cargo bench -p runtrace-benches --bench tracing -- --warm-up-time 1
-//! --measurement-time 3`. Each case runs for the four subscribers back to
+//! --measurement-time 3`. Each case runs for the five subscribers back to
 //! back (the shared VM drifts between a fast and a slow phase over minutes):
 //!
 //! - `span_4fields`: an `info_span!` with 4 fields of mixed types (u64, str,
@@ -25,7 +25,9 @@
 //! (no `target` attribute on spans, as runtrace-tracing). One difference
 //! remains: tracing-opentelemetry also puts the code location on each event
 //! (three attributes; its option for it is the spans' too). `otel_defaults`
-//! is tracing-opentelemetry as `layer()` makes it: what its users run.
+//! is tracing-opentelemetry as `layer()` makes it, what its users run, and
+//! `runtrace_timed` its match: runtrace-tracing with busy and idle time too
+//! (`.with_tracked_inactivity(true)`).
 //! Each subscriber is the thread's default for its case
 //! (`with_default`), so every `tracing` call looks up the thread's dispatcher,
 //! as for all alike.
@@ -89,7 +91,9 @@ mod rt {
     use runtrace::{BatchConfig, TracerProvider};
     use runtrace_tracing::RuntraceLayer;
 
-    pub(super) fn bench(g: &mut BenchmarkGroup<'_, WallTime>, case: Case) {
+    /// `timed`: with busy and idle time (`runtrace_timed`, to compare with
+    /// `otel_defaults`); else without (`runtrace`).
+    pub(super) fn bench(g: &mut BenchmarkGroup<'_, WallTime>, case: Case, timed: bool) {
         let config = BatchConfig::builder()
             .with_max_queue_size(MAX_QUEUE_SIZE)
             .with_scheduled_delay(SCHEDULED_DELAY)
@@ -98,13 +102,16 @@ mod rt {
             .with_batch_config(config)
             .with_batch_exporter(Discard::default())
             .build();
-        let layer = RuntraceLayer::new(provider.tracer("bench")).with_threads(true);
+        let layer = RuntraceLayer::new(provider.tracer("bench"))
+            .with_threads(true)
+            .with_tracked_inactivity(timed);
         let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
-        let ended = case.run(g, "runtrace", &dispatch);
+        let lib = if timed { "runtrace_timed" } else { "runtrace" };
+        let ended = case.run(g, lib, &dispatch);
         let _ = provider.force_flush();
         let s = provider.stats();
         eprintln!(
-            "[runtrace/{}] spans ended {ended}, exported {}, dropped {}",
+            "[{lib}/{}] spans ended {ended}, exported {}, dropped {}",
             case.name(),
             s.spans_exported,
             s.dropped_total()
@@ -172,8 +179,9 @@ fn tracing_benches(c: &mut Criterion) {
         Case::ChildSpanWithEvent,
         Case::InstrumentedFuture,
     ] {
-        rt::bench(&mut g, case);
+        rt::bench(&mut g, case, false);
         otel::bench(&mut g, case, false);
+        rt::bench(&mut g, case, true);
         otel::bench(&mut g, case, true);
         let registry = Dispatch::new(tracing_subscriber::registry());
         let ended = case.run(&mut g, "none", &registry);

@@ -32,7 +32,7 @@
 //! `state` (what a `tracing` span keeps: its runtrace span, or a local root
 //! not yet started), `fields` (fields as attributes, the `otel.*`
 //! conventions), `current` (the contexts entered spans attach, per thread),
-//! `span_ext` ([`TracingSpanExt`]).
+//! `timings` (busy and idle time, if asked), `span_ext` ([`TracingSpanExt`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
@@ -41,6 +41,7 @@ mod fields;
 mod layer;
 mod span_ext;
 mod state;
+mod timings;
 
 pub use layer::RuntraceLayer;
 pub use span_ext::{SetParentError, TracingSpanExt};

@@ -55,6 +55,15 @@ impl SpanState {
         }
     }
 
+    /// Whether it records: a pending root does until its sampler says (it
+    /// may still be dropped when it starts).
+    pub(crate) fn is_recording(&self) -> bool {
+        match self {
+            SpanState::Started { span, .. } => span.is_recording(),
+            SpanState::Pending(_) => true,
+        }
+    }
+
     /// Starts a pending root with the layer's `tracer` (no-op once started)
     /// and returns the span.
     pub(crate) fn start(&mut self, tracer: &Tracer) -> &mut Span {

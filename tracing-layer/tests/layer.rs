@@ -459,6 +459,58 @@ fn a_root_never_entered_ends_on_close_with_its_creation_time() {
     assert!(idle.end_time_unix_nano - idle.start_time_unix_nano >= 5_000_000);
 }
 
+fn nanos(span: &SpanData, key: &str) -> Option<i64> {
+    match attribute(span, key)? {
+        Value::I64(ns) => Some(*ns),
+        other => panic!("{key} is {other:?}"),
+    }
+}
+
+/// Busy while entered (a nested enter counts once), idle from the creation or
+/// an exit to the next enter. Sleeps of 5 ms; the bounds only need the
+/// sleeps to last at least that long, and the sum to fit in the elapsed time.
+#[test]
+fn tracked_inactivity_records_busy_and_idle_time() {
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let layer = RuntraceLayer::new(provider.tracer("test")).with_tracked_inactivity(true);
+    let sleep = || std::thread::sleep(std::time::Duration::from_millis(5));
+    let started = std::time::Instant::now();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let span = info_span!("timed");
+        sleep(); // idle
+        span.in_scope(|| {
+            sleep(); // busy
+            span.in_scope(sleep); // busy, nested: counted once
+        });
+        sleep(); // idle
+        span.in_scope(sleep); // busy
+        sleep(); // after the last exit: neither
+        drop(span);
+    });
+    let elapsed = i64::try_from(started.elapsed().as_nanos()).unwrap();
+    let spans = exporter.finished_spans();
+    let timed = named(&spans, "timed");
+    let busy = nanos(timed, "busy_ns").expect("busy_ns");
+    let idle = nanos(timed, "idle_ns").expect("idle_ns");
+    assert!(busy >= 15_000_000, "busy {busy} ns");
+    assert!(idle >= 10_000_000, "idle {idle} ns");
+    assert!(
+        busy + idle + 5_000_000 <= elapsed,
+        "{busy} + {idle} + 5 ms > {elapsed} ns"
+    );
+}
+
+#[test]
+fn busy_and_idle_time_are_off_by_default() {
+    let spans = traced(|_| info_span!("plain").in_scope(|| ()));
+    let plain = named(&spans, "plain");
+    assert_eq!(nanos(plain, "busy_ns"), None);
+    assert_eq!(nanos(plain, "idle_ns"), None);
+}
+
 /// `reload::Layer` forwards no downcast, so `context()` cannot find the layer:
 /// started spans still give their context, and a local root gives its own
 /// once entered (empty before, documented).
