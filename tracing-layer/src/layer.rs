@@ -181,11 +181,16 @@ impl RuntraceLayer {
     /// it again after export), and what its `otel.*` and error fields ask.
     fn span_attributes(&self, attrs: &Attributes<'_>) -> (Vec<KeyValue>, Conventions) {
         let mut attributes = self.tracer.attribute_list();
-        // Exactly the room needed (the fields, the three code attributes and
-        // the two thread ones if asked): a recycled list with that much
-        // room, as most are, is not grown.
+        // Exactly the room needed (the fields, the three code attributes, the
+        // two thread ones and the two timings if asked): a recycled list with
+        // that much room, as most are, is not grown. A list that grows past
+        // the pool's largest kept size is freed by the batch thread instead of
+        // recycled: `span_4fields` with timings added at close took 2.2 µs a
+        // span instead of 0.83, and the batch thread, freeing every list,
+        // fell behind and dropped a fifth of the spans.
         let thread = if self.threads { 2 } else { 0 };
-        attributes.reserve(attrs.fields().len() + 3 + thread);
+        let timings = if self.tracked_inactivity { 2 } else { 0 };
+        attributes.reserve(attrs.fields().len() + 3 + thread + timings);
         attributes.extend(code_attributes(attrs.metadata()));
         if self.threads {
             attributes.extend(thread_attributes());
