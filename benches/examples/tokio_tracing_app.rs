@@ -31,8 +31,9 @@
 //! flushing, and checks that every span ended was exported by the end of the
 //! window: a round of runtrace that loses spans fails the run (exit status 1,
 //! after the figures); tracing-opentelemetry's losses are counted and
-//! printed. Prints CPU per span for each round and the medians. The runtime's own cost (tasks, yields, spawns) and `tracing`'s
-//! (the registry's span bookkeeping, events dispatched) are in the three runs:
+//! printed. Prints CPU per span for each round and the medians. The
+//! runtime's own cost (tasks, yields, spawns) and `tracing`'s (the registry's
+//! span bookkeeping, events dispatched) are in the three runs:
 //! "tracing's share" is each library's CPU less the `none` run's, what its
 //! layer and batch thread add. CPU per span is per span ended: opentelemetry_sdk
 //! drops spans when its queue is full (without a count one can read), and a run

@@ -15,7 +15,7 @@
 //! span it has no entry for, which happens only when it replaced the layer
 //! that entered it (`tracing_subscriber::reload` of a boxed layer): it takes
 //! the latest entry of that id, so the replaced layer's context does not stay
-//! current.
+//! current. A disabled layer, which enters nothing, does not exit either.
 
 use runtrace::{Context, ContextGuard};
 use std::cell::RefCell;

@@ -138,7 +138,9 @@ impl RuntraceLayer {
     /// A later layer may reuse the address of a dropped one; that is harmless
     /// because a layer leaves no entry behind: a span keeps its subscriber
     /// alive until it exits, and every exit removes its entry (only a
-    /// `mem::forget`-ten enter guard leaves one).
+    /// `mem::forget`-ten enter guard leaves one, or a reload that swaps in a
+    /// layer with a disabled tracer while a span is entered, since a disabled
+    /// layer does not exit).
     fn key(&self) -> usize {
         std::ptr::from_ref(self) as usize
     }
@@ -443,8 +445,12 @@ where
     }
 
     fn on_exit(&self, id: &Id, ctx: LayerContext<'_, S>) {
-        // Not skipped for a disabled tracer: a reloaded layer may exit what
-        // an enabled one entered.
+        // Skipped as `on_enter` is: a disabled layer keeps no entries, and
+        // looking for one it does not have would take another subscriber's
+        // entry of the same id on this thread (the fallback kept for reload).
+        if !self.tracer.is_enabled() {
+            return;
+        }
         current::exit(self.key(), id);
         if self.tracked_inactivity {
             if let Some(span) = ctx.span(id) {

@@ -744,3 +744,30 @@ fn two_subscribers_on_one_thread_keep_their_spans_apart() {
         named(&spans, "outer").span_context.span_id()
     );
 }
+
+/// A disabled layer keeps no entries, so its exits must not take another
+/// subscriber's entry of the same id: the outer span stays current.
+#[test]
+fn a_disabled_layer_on_the_same_thread_leaves_the_other_subscribers_span_current() {
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let outer_subscriber =
+        tracing_subscriber::registry().with(RuntraceLayer::new(provider.tracer("outer")));
+    let disabled_subscriber = tracing_subscriber::registry()
+        .with(RuntraceLayer::new(TracerProvider::noop().tracer("off")));
+    let (outer_context, after_inner) = tracing::subscriber::with_default(outer_subscriber, || {
+        let outer = info_span!("outer");
+        let _outer = outer.enter();
+        let outer_context = Context::current();
+        tracing::subscriber::with_default(disabled_subscriber, || {
+            let inner = info_span!("inner");
+            assert_eq!(outer.id(), inner.id(), "the ids collide");
+            inner.in_scope(|| ());
+        });
+        (outer_context, Context::current())
+    });
+    assert!(outer_context.span_context().is_some());
+    assert_eq!(after_inner, outer_context);
+}
