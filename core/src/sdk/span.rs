@@ -41,7 +41,7 @@ pub struct SpanBuilder<'t> {
     pub(crate) kind: SpanKind,
     pub(crate) attributes: Vec<KeyValue>,
     pub(crate) links: Vec<Link>,
-    pub(crate) parent: Option<Context>,
+    pub(crate) parent: Option<&'t Context>,
     pub(crate) start_time: Option<SystemTime>,
 }
 
@@ -135,10 +135,13 @@ impl<'t> SpanBuilder<'t> {
     }
 
     /// Uses `cx` as the parent instead of the thread's current context
-    /// (an empty context makes a root span).
+    /// (an empty context makes a root span). The builder borrows `cx` until
+    /// [`start`](Self::start) rather than copying it, so a context made in
+    /// the same expression (`.parent(&Context::current())`) is fine, and one
+    /// made for a builder kept in a variable must outlive it.
     #[inline]
-    pub fn parent(mut self, cx: &Context) -> Self {
-        self.parent = Some(cx.clone());
+    pub fn parent(mut self, cx: &'t Context) -> Self {
+        self.parent = Some(cx);
         self
     }
 

@@ -238,12 +238,12 @@ impl Tracer {
         name: Str,
         kind: SpanKind,
         attributes: Vec<KeyValue>,
-        parent: Option<Context>,
+        parent: Option<&Context>,
         start_time: Option<SystemTime>,
         fixed: FixedDecisions,
     ) -> Span {
         let current;
-        let parent = match &parent {
+        let parent = match parent {
             Some(cx) => cx.span_context(),
             None if !Context::any_attached() => None,
             None => {
