@@ -9,7 +9,9 @@
 //! ```
 //!
 //! Arguments: library (`runtrace`, `otel`, `fastrace`), case (`sampled_root`,
-//! `sampled_root_4attrs`, `child`, `dropped`, `disabled`, and for runtrace
+//! `sampled_root_4attrs`, `child`, `dropped`, `disabled`, for runtrace and otel
+//! `sampled_root_20attrs`: an HTTP server span's 20 attributes set one by one
+//! (more than a recycled list's usual capacity), and for runtrace
 //! `2threads`: sampled roots from two threads, `n / 2` each;
 //! `child_explicit_parent`, `root_builder_4attrs`, `async_child`,
 //! `global_tracer`: `global::tracer(name)` and its drop; `async_1poll`,
@@ -53,6 +55,32 @@ fn main() {
         elapsed.as_nanos() as f64 / n as f64
     );
 }
+
+/// An HTTP server span's attributes (as `sampled_root_20attrs` sets them):
+/// static keys and string values, some numbers given as strings so that one
+/// table serves both libraries.
+const HTTP_ATTRIBUTES: [(&str, &str); 20] = [
+    ("http.request.method", "POST"),
+    ("url.full", "https://api.example.com/v1/infer?stream=false"),
+    ("url.path", "/v1/infer"),
+    ("url.scheme", "https"),
+    ("url.query", "stream=false"),
+    ("server.address", "api.example.com"),
+    ("server.port", "443"),
+    ("client.address", "10.1.2.3"),
+    ("client.port", "51234"),
+    ("network.protocol.name", "http"),
+    ("network.protocol.version", "1.1"),
+    ("network.peer.address", "10.1.2.3"),
+    ("user_agent.original", "curl/8.5.0"),
+    ("http.route", "/v1/infer"),
+    ("http.response.status_code", "200"),
+    ("http.request.body.size", "512"),
+    ("http.response.body.size", "2048"),
+    ("code.function", "infer"),
+    ("thread.id", "7"),
+    ("thread.name", "tokio-runtime-worker"),
+];
 
 /// Whether [`time`] warms up first (the fifth argument, `warm`).
 static WARM: AtomicBool = AtomicBool::new(false);
@@ -148,6 +176,13 @@ mod rt {
                 span.set_attribute("model", "llama-3-8b");
                 span.set_attribute("tokens", 512_i64);
                 span.set_attribute("cache.hit", true);
+                span.end();
+            }),
+            "sampled_root_20attrs" => time(n, || {
+                let mut span = black_box(&tracer).span("span").start();
+                for (key, value) in HTTP_ATTRIBUTES {
+                    span.set_attribute(key, value);
+                }
                 span.end();
             }),
             "child" => {
@@ -286,6 +321,13 @@ mod otel {
                 span.set_attribute(KeyValue::new("model", "llama-3-8b"));
                 span.set_attribute(KeyValue::new("tokens", 512_i64));
                 span.set_attribute(KeyValue::new("cache.hit", true));
+                span.end();
+            }),
+            "sampled_root_20attrs" => time(n, || {
+                let mut span = black_box(&tracer).start("span");
+                for (key, value) in HTTP_ATTRIBUTES {
+                    span.set_attribute(KeyValue::new(key, value));
+                }
                 span.end();
             }),
             "child" => {

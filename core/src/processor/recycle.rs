@@ -33,8 +33,15 @@ const MIN_CAPACITY: usize = 2048;
 /// Pool sizes: `MIN_CAPACITY << level`, up to the largest batch queue allowed.
 const LEVELS: usize = (MAX_QUEUE_SIZE / MIN_CAPACITY).ilog2() as usize + 1;
 
-/// Larger attribute lists are freed rather than kept.
-const MAX_KEPT_ATTRIBUTES: usize = 16;
+/// Larger attribute lists are freed rather than kept: the default attribute
+/// count limit (`OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`). Below it, a list that a
+/// span grew comes back at its size, so spans with many attributes (an HTTP
+/// server span's 20 or so) reuse lists as small ones do, instead of each
+/// growing a new one on the application thread and the batch thread freeing
+/// it (with 17 attributes and lists kept up to 16, a span cost 2-3 times as
+/// much, and the queue overflowed). The pool keeps no more than the spans in
+/// flight held at their peak.
+const MAX_KEPT_ATTRIBUTES: usize = 128;
 
 /// Details with room for more events (or links) are freed rather than kept.
 const MAX_KEPT_EVENTS: usize = 8;
