@@ -767,3 +767,82 @@ fn set_attributes_is_set_attribute_one_by_one() {
     );
     assert_eq!(added.dropped_attributes_count, 2);
 }
+
+/// Spans add attributes without looking for their key, and the list is
+/// de-duplicated before export (by the batch thread, or before a custom
+/// processor such as the simple one gets the span): the exporter sees each
+/// key once, in its first place with its last value, and repeats do not count
+/// against the count limit, through either processor.
+#[test]
+fn repeated_keys_reach_the_exporter_once_through_either_processor() {
+    for batch in [true, false] {
+        let exporter = InMemoryExporter::default();
+        let builder = TracerProvider::builder().with_span_limits(SpanLimits {
+            max_attributes_per_span: 4,
+            ..SpanLimits::default()
+        });
+        let provider = match batch {
+            true => builder.with_batch_exporter(exporter.clone()),
+            false => builder.with_simple_exporter(exporter.clone()),
+        }
+        .build();
+        let tracer = provider.tracer("t");
+        let mut below = tracer
+            .span("below the limit")
+            .attribute("a", 1)
+            .attribute("b", 2)
+            .attribute("a", 3)
+            .start();
+        below.set_attribute("b", 4);
+        below.end();
+        // The list fills with repeats of `a`; reaching the limit removes them,
+        // so `c` and `d` still fit.
+        let mut repeats = tracer.span("repeats").start();
+        for (key, value) in [("a", 1), ("a", 2), ("a", 3), ("b", 4), ("c", 5), ("d", 6)] {
+            repeats.set_attribute(key, value);
+        }
+        repeats.end();
+        let mut full = tracer.span("at the limit").start();
+        for round in 0..3 {
+            for key in ["w", "x", "y", "z"] {
+                full.set_attribute(key, round);
+            }
+        }
+        full.set_attribute("v", 9); // a fifth key: dropped
+        full.set_attribute("x", 10); // a key it has: overwritten
+        full.end();
+        provider.force_flush().unwrap();
+        let spans = exporter.finished_spans();
+        let by_name = |name: &str| {
+            let d = spans.iter().find(|d| d.name == name).unwrap();
+            let pairs: Vec<(String, i64)> = d
+                .attributes
+                .iter()
+                .map(|kv| match kv.value {
+                    Value::I64(v) => (kv.key.to_string(), v),
+                    ref other => panic!("{other:?}"),
+                })
+                .collect();
+            (pairs, d.dropped_attributes_count)
+        };
+        let pairs = |list: &[(&str, i64)]| -> Vec<(String, i64)> {
+            list.iter().map(|&(k, v)| (k.to_string(), v)).collect()
+        };
+        let via = if batch { "batch" } else { "simple" };
+        assert_eq!(
+            by_name("below the limit"),
+            (pairs(&[("a", 3), ("b", 4)]), 0),
+            "{via}"
+        );
+        assert_eq!(
+            by_name("repeats"),
+            (pairs(&[("a", 3), ("b", 4), ("c", 5), ("d", 6)]), 0),
+            "{via}"
+        );
+        assert_eq!(
+            by_name("at the limit"),
+            (pairs(&[("w", 2), ("x", 10), ("y", 2), ("z", 2)]), 1),
+            "{via}"
+        );
+    }
+}

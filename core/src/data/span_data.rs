@@ -87,7 +87,8 @@ pub struct SpanData {
     pub start_time_unix_nano: u64,
     /// End, in nanoseconds since the Unix epoch.
     pub end_time_unix_nano: u64,
-    /// Attributes.
+    /// Attributes, each key once by the time a processor or exporter gets the
+    /// span (a key set again keeps its last value, in its first place).
     pub attributes: Vec<KeyValue>,
     /// Attributes discarded by the count limit.
     pub dropped_attributes_count: u32,

@@ -6,6 +6,7 @@
 //! usual end compares two pointers and upgrades nothing.
 
 use super::provider::Pipeline;
+use crate::data::attribute::dedup_keys;
 use crate::data::{SpanContext, SpanData};
 use crate::diagnostics::{self, panic_message, Level, OnceFlag};
 use crate::processor::{BatchSpanProcessor, SpanProcessor};
@@ -77,12 +78,15 @@ impl Processor {
 
 /// Out of line: the usual pipeline is a single batch processor, and this path
 /// would weigh on the frame of every span's end.
+/// The processor gets each attribute key once (the span added them without
+/// looking; the batch processor leaves that to its thread).
 /// A panic in the processor is caught and reported (once per process): the
 /// other processors still get the span, and a span ended while a thread
 /// unwinds does not abort the process.
 #[inline(never)]
 fn end_in_dyn(processor: &dyn SpanProcessor, span: &mut Option<SpanData>) {
-    if let Some(data) = span.take() {
+    if let Some(mut data) = span.take() {
+        dedup_keys(&mut data.attributes);
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| processor.on_end(data))) {
             report_panic("on_end", processor, &panic);
         }

@@ -7,9 +7,10 @@ use super::span::{Span, SpanBuilder};
 use crate::clock;
 use crate::config::SpanLimits;
 use crate::context::Context;
+use crate::data::attribute::dedup_keys;
 use crate::data::{
     Instrumentation, InstrumentationScope, KeyValue, Link, SpanContext, SpanData, SpanId, SpanKind,
-    Str, TraceFlags, TraceId, TraceState, Value,
+    Str, TraceFlags, TraceId, TraceState,
 };
 use crate::processor::recycle;
 use crate::sampling::{FixedDecisions, SamplingDecision, SamplingParameters};
@@ -484,48 +485,6 @@ fn build_recorded(
     })
 }
 
-/// Up to this many attributes, duplicates are found by comparing every pair:
-/// no allocation, and faster than hashing for the handful a span usually has.
-const PAIRWISE_DEDUP_MAX: usize = 16;
-
-/// Keeps the first occurrence of each key, with the value of its last one (a
-/// later `.attribute()` overrides an earlier one), in order. Linear in the
-/// number of attributes beyond [`PAIRWISE_DEDUP_MAX`].
-fn dedup_keys(attributes: &mut Vec<KeyValue>) {
-    if attributes.len() <= PAIRWISE_DEDUP_MAX {
-        let mut i = 1;
-        while i < attributes.len() {
-            if let Some(j) = attributes[..i]
-                .iter()
-                .position(|e| e.key == attributes[i].key)
-            {
-                let kv = attributes.remove(i);
-                attributes[j].value = kv.value;
-            } else {
-                i += 1;
-            }
-        }
-        return;
-    }
-    // For each key's first occurrence, the index of its last one.
-    let mut last = vec![usize::MAX; attributes.len()];
-    {
-        let mut first_of = std::collections::HashMap::with_capacity(attributes.len());
-        for (i, kv) in attributes.iter().enumerate() {
-            let first = *first_of.entry(kv.key.as_str()).or_insert(i);
-            last[first] = i;
-        }
-    }
-    for (first, &last) in last.iter().enumerate() {
-        if last != usize::MAX && last != first {
-            let value = std::mem::replace(&mut attributes[last].value, Value::Bool(false));
-            attributes[first].value = value;
-        }
-    }
-    let mut is_first = last.iter().map(|&l| l != usize::MAX);
-    attributes.retain(|_| is_first.next().unwrap_or(false));
-}
-
 /// Enforces the link count limit and each link's attribute limit. Returns how
 /// many links were dropped.
 fn limit_links(links: &mut Vec<Link>, limits: &SpanLimits) -> u32 {
@@ -541,10 +500,14 @@ fn limit_links(links: &mut Vec<Link>, limits: &SpanLimits) -> u32 {
     dropped
 }
 
-/// Removes duplicate keys (the later value wins), enforces the count limit and
-/// truncates long strings. Returns how many attributes were dropped.
+/// Enforces the count limit and truncates long strings. Returns how many
+/// attributes were dropped. Only distinct keys count: a list beyond the limit
+/// is de-duplicated first; one within it keeps a repeated key until it is
+/// exported (see [`dedup_keys`]).
 pub(super) fn apply_limits(attributes: &mut Vec<KeyValue>, limits: &SpanLimits) -> u32 {
-    dedup_keys(attributes);
+    if attributes.len() > limits.max_attributes_per_span {
+        dedup_keys(attributes);
+    }
     let dropped = attributes
         .len()
         .saturating_sub(limits.max_attributes_per_span);
@@ -553,65 +516,4 @@ pub(super) fn apply_limits(attributes: &mut Vec<KeyValue>, limits: &SpanLimits) 
         attributes.iter_mut().for_each(|kv| kv.value.truncate(n));
     }
     dropped as u32
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn keys_and_ints(attributes: &[KeyValue]) -> Vec<(String, i64)> {
-        attributes
-            .iter()
-            .map(|kv| match &kv.value {
-                Value::I64(v) => (kv.key.to_string(), *v),
-                other => panic!("unexpected {other:?}"),
-            })
-            .collect()
-    }
-
-    /// The pairwise and the hashed path agree: first position, last value.
-    #[test]
-    fn duplicate_keys_keep_the_first_place_and_the_last_value() {
-        for n in [3, PAIRWISE_DEDUP_MAX, PAIRWISE_DEDUP_MAX + 1, 1000] {
-            let mut attributes: Vec<KeyValue> = (0..n)
-                .map(|i| KeyValue::new(format!("k{}", i % 3), i as i64))
-                .collect();
-            dedup_keys(&mut attributes);
-            let last = |k: usize| ((n - 1 - k) / 3 * 3 + k) as i64;
-            assert_eq!(
-                keys_and_ints(&attributes),
-                vec![
-                    ("k0".into(), last(0)),
-                    ("k1".into(), last(1)),
-                    ("k2".into(), last(2))
-                ],
-                "n = {n}"
-            );
-        }
-    }
-
-    #[test]
-    fn distinct_keys_stay_in_order() {
-        let mut attributes: Vec<KeyValue> = (0..100)
-            .map(|i| KeyValue::new(format!("k{i}"), i as i64))
-            .collect();
-        let before = attributes.clone();
-        dedup_keys(&mut attributes);
-        assert_eq!(attributes, before);
-    }
-
-    /// 100,000 builder attributes took 7.7 s when every one was compared with
-    /// every other; linear, it is milliseconds. The bound is 1000× slack for
-    /// a loaded machine and still fails the quadratic version.
-    #[test]
-    fn many_builder_attributes_are_deduplicated_in_linear_time() {
-        let mut attributes: Vec<KeyValue> = (0..100_000)
-            .map(|i| KeyValue::new(format!("k{}", i % 50_000), i as i64))
-            .collect();
-        let start = std::time::Instant::now();
-        dedup_keys(&mut attributes);
-        assert_eq!(attributes.len(), 50_000);
-        assert_eq!(keys_and_ints(&attributes[..1]), vec![("k0".into(), 50_000)]);
-        assert!(start.elapsed() < std::time::Duration::from_secs(5));
-    }
 }

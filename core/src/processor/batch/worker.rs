@@ -3,6 +3,7 @@
 //! within its deadline. Application threads never wait for it.
 
 use super::Shared;
+use crate::data::attribute::dedup_keys;
 use crate::data::{ScopeRun, SpanData};
 use crate::diagnostics::{self, panic_message, Level, RateLimiter};
 use crate::export::{ExportError, SpanExporter};
@@ -209,7 +210,7 @@ impl Worker {
                 return Ok(());
             }
             shared.popped.fetch_add(n as u64, Ordering::Relaxed);
-            let outcome = export_guarded(exporter, &self.batch, deadline);
+            let outcome = export_guarded(exporter, &mut self.batch, deadline);
             let mut scopes = None;
             for span in self.batch.drain(..) {
                 give_back(span, &mut scopes);
@@ -362,12 +363,18 @@ impl Worker {
     }
 }
 
-/// Exports `batch`, turning a panic and an overrun deadline into errors.
+/// De-duplicates each span's attribute keys, then exports `batch`, turning a
+/// panic and an overrun deadline into errors.
 fn export_guarded(
     exporter: &mut Box<dyn SpanExporter>,
-    batch: &[SpanData],
+    batch: &mut [SpanData],
     deadline: Instant,
 ) -> Result<(), ExportError> {
+    // Spans add attributes without looking for their key (`upsert`): a key
+    // set twice keeps its last value here, off the application threads.
+    for span in batch.iter_mut() {
+        dedup_keys(&mut span.attributes);
+    }
     let outcome = catch_unwind(AssertUnwindSafe(|| exporter.export(batch, deadline)));
     match outcome {
         Ok(Ok(())) if Instant::now() > deadline => Err(ExportError::Timeout),
