@@ -400,25 +400,14 @@ impl KeyValue {
     }
 }
 
-/// Sets `kv` in `list` under the count limit. Below the limit it is pushed
-/// without looking for its key (constant time, where a search made a span's
-/// `n` attributes cost `n²/2` compares): an earlier value of the key is
-/// overridden when the list is de-duplicated ([`dedup_keys`], before export).
-/// At the limit, the list is de-duplicated here, so that only distinct keys
-/// count: then an existing key is overwritten, and a new key beyond
-/// `max_count` is discarded. Returns `false` if it was discarded.
-#[inline]
-pub(crate) fn upsert(list: &mut Vec<KeyValue>, kv: KeyValue, max_count: usize) -> bool {
-    if list.len() < max_count {
-        list.push(kv);
-        return true;
-    }
-    upsert_at_limit(list, kv, max_count)
-}
-
-/// [`upsert`] into a list that has reached the count limit.
+/// Sets `kv` in `list`, which has reached the count limit `max_count`. Spans
+/// push attributes without looking for their key (a search made a span's `n`
+/// attributes cost `n²/2` compares), so the list is de-duplicated first
+/// ([`dedup_keys`]) and only distinct keys count: then an existing key is
+/// overwritten, and a new key beyond the limit is discarded. Returns `false`
+/// if it was discarded.
 #[inline(never)]
-fn upsert_at_limit(list: &mut Vec<KeyValue>, kv: KeyValue, max_count: usize) -> bool {
+pub(crate) fn set_at_limit(list: &mut Vec<KeyValue>, kv: KeyValue, max_count: usize) -> bool {
     dedup_keys(list);
     if let Some(existing) = list.iter_mut().find(|e| e.key == kv.key) {
         existing.value = kv.value;
@@ -584,13 +573,17 @@ mod tests {
         }
     }
 
+    /// At the limit, repeats are removed first: a new key fits if they made
+    /// room, an existing one is overwritten, and one more is discarded.
     #[test]
-    fn upsert_overwrites_and_limits() {
-        let mut list = Vec::new();
-        assert!(upsert(&mut list, KeyValue::new("a", 1), 1));
-        assert!(upsert(&mut list, KeyValue::new("a", 2), 1));
-        assert!(!upsert(&mut list, KeyValue::new("b", 3), 1));
-        assert_eq!(list, vec![KeyValue::new("a", 2)]);
+    fn a_full_list_counts_distinct_keys_then_overwrites_or_discards() {
+        let mut list = vec![KeyValue::new("a", 1), KeyValue::new("a", 2)];
+        assert!(set_at_limit(&mut list, KeyValue::new("b", 3), 2));
+        assert_eq!(list, vec![KeyValue::new("a", 2), KeyValue::new("b", 3)]);
+        assert!(set_at_limit(&mut list, KeyValue::new("a", 4), 2));
+        assert!(!set_at_limit(&mut list, KeyValue::new("c", 5), 2));
+        assert_eq!(list, vec![KeyValue::new("a", 4), KeyValue::new("b", 3)]);
+        assert!(!set_at_limit(&mut Vec::new(), KeyValue::new("a", 1), 0));
     }
 
     fn keys_and_ints(attributes: &[KeyValue]) -> Vec<(String, i64)> {

@@ -10,7 +10,7 @@ use super::tracer::{apply_limits, Tracer};
 use crate::clock;
 use crate::config::SpanLimits;
 use crate::context::{Context, ContextGuard};
-use crate::data::attribute::upsert;
+use crate::data::attribute::set_at_limit;
 use crate::data::{
     Event, KeyValue, Link, SpanContext, SpanData, SpanDetails, SpanKind, Status, Str, Value,
 };
@@ -553,19 +553,36 @@ impl Drop for Span {
     }
 }
 
-/// Sets an attribute on a recording span's data.
+/// Sets an attribute on a recording span's data. Below the count limit it is
+/// pushed without looking for its key (a key set again keeps its last value
+/// when the list is de-duplicated before export: [`dedup_keys`]), written
+/// straight into the list when it has room; taking or growing the list, a
+/// value length limit and the count limit are out of line.
+///
+/// [`dedup_keys`]: crate::data::attribute::dedup_keys
 #[inline(always)]
-fn set_attribute_on(data: &mut SpanData, mut kv: KeyValue) {
+fn set_attribute_on(data: &mut SpanData, kv: KeyValue) {
     let limits = Span::limits(data);
-    if let Some(max) = limits.max_attribute_value_length {
-        kv.value.truncate(max);
-    }
-    if data.attributes.capacity() == 0 {
-        data.attributes = recycle::take_list();
-    }
-    if !upsert(&mut data.attributes, kv, limits.max_attributes_per_span) {
+    let kv = match limits.max_attribute_value_length {
+        Some(max) => truncated(kv, max),
+        None => kv,
+    };
+    if data.attributes.len() < limits.max_attributes_per_span {
+        if let Err(kv) = push_within_capacity(&mut data.attributes, kv) {
+            let list = pushed(std::mem::take(&mut data.attributes), kv);
+            // The list left by `take` allocates nothing (see `push_attribute`).
+            std::mem::forget(std::mem::replace(&mut data.attributes, list));
+        }
+    } else if !set_at_limit(&mut data.attributes, kv, limits.max_attributes_per_span) {
         data.dropped_attributes_count += 1;
     }
+}
+
+/// `kv` with its value cut to `max` bytes (characters, for a string).
+#[inline(never)]
+fn truncated(mut kv: KeyValue, max: usize) -> KeyValue {
+    kv.value.truncate(max);
+    kv
 }
 
 /// Sets attributes on a recording span's data: a first list is taken over

@@ -370,7 +370,7 @@ fn export_guarded(
     batch: &mut [SpanData],
     deadline: Instant,
 ) -> Result<(), ExportError> {
-    // Spans add attributes without looking for their key (`upsert`): a key
+    // Spans add attributes without looking for their key: a key
     // set twice keeps its last value here, off the application threads.
     for span in batch.iter_mut() {
         dedup_keys(&mut span.attributes);
