@@ -27,7 +27,7 @@
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use runtrace::TracerProvider;
-use runtrace_benches::{timed, Discard};
+use runtrace_benches::{timed, Discard, HTTP_ATTRIBUTES};
 use std::cell::Cell;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -165,6 +165,22 @@ mod rt {
                 let tracer = p.tracer("bench");
                 g.bench_function(name, |b| {
                     b.iter_custom(|n| timed(&count, n, || root_4attrs(&tracer)))
+                });
+                finish(case.name(), p, count.take());
+            }
+            Case::SampledRoot20Attrs => {
+                let p = provider(AlwaysOn);
+                let tracer = p.tracer("bench");
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| {
+                        timed(&count, n, || {
+                            let mut span = black_box(&tracer).span("span").start();
+                            for (key, value) in HTTP_ATTRIBUTES {
+                                span.set_attribute(key, value);
+                            }
+                            span.end();
+                        })
+                    })
                 });
                 finish(case.name(), p, count.take());
             }
@@ -348,6 +364,22 @@ mod otel {
                 let tracer = p.0.tracer("bench");
                 g.bench_function(name, |b| {
                     b.iter_custom(|n| timed(&count, n, || root_4attrs(&tracer)))
+                });
+                finish(case.name(), p, count.take());
+            }
+            Case::SampledRoot20Attrs => {
+                let p = provider(Sampler::AlwaysOn);
+                let tracer = p.0.tracer("bench");
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| {
+                        timed(&count, n, || {
+                            let mut span = black_box(&tracer).start("span");
+                            for (key, value) in HTTP_ATTRIBUTES {
+                                span.set_attribute(KeyValue::new(key, value));
+                            }
+                            span.end();
+                        })
+                    })
                 });
                 finish(case.name(), p, count.take());
             }
@@ -565,7 +597,10 @@ mod ft {
                 finish(case.name(), exported, count.take());
             }
             // Measured against opentelemetry_sdk only (issue #16's shapes).
-            Case::ChildExplicitParent | Case::RootBuilder4Attrs | Case::AsyncChild => {}
+            Case::ChildExplicitParent
+            | Case::RootBuilder4Attrs
+            | Case::AsyncChild
+            | Case::SampledRoot20Attrs => {}
         }
     }
 }
@@ -587,10 +622,13 @@ enum Case {
     /// A child of an explicit context around a ready future (runtrace:
     /// `FutureExt::in_span`; otel: `FutureExt::with_context`).
     AsyncChild,
+    /// A root with an HTTP server span's 20 attributes set one by one
+    /// ([`HTTP_ATTRIBUTES`]).
+    SampledRoot20Attrs,
 }
 
 impl Case {
-    const ALL: [Case; 9] = [
+    const ALL: [Case; 10] = [
         Case::SampledRoot,
         Case::SampledRoot4Attrs,
         Case::ChildInActiveParent,
@@ -600,6 +638,7 @@ impl Case {
         Case::ChildExplicitParent,
         Case::RootBuilder4Attrs,
         Case::AsyncChild,
+        Case::SampledRoot20Attrs,
     ];
 
     fn name(self) -> &'static str {
@@ -613,6 +652,7 @@ impl Case {
             Case::ChildExplicitParent => "child_explicit_parent",
             Case::RootBuilder4Attrs => "root_builder_4attrs",
             Case::AsyncChild => "async_child",
+            Case::SampledRoot20Attrs => "sampled_root_20attrs",
         }
     }
 }

@@ -27,7 +27,7 @@
 //! timed loop (not for `2threads`). Prints ns/span and the delivery counters
 //! (which count the warm-up's spans too).
 
-use runtrace_benches::Discard;
+use runtrace_benches::{Discard, HTTP_ATTRIBUTES};
 use std::cell::RefCell;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -55,32 +55,6 @@ fn main() {
         elapsed.as_nanos() as f64 / n as f64
     );
 }
-
-/// An HTTP server span's attributes (as `sampled_root_20attrs` sets them):
-/// static keys and string values, some numbers given as strings so that one
-/// table serves both libraries.
-const HTTP_ATTRIBUTES: [(&str, &str); 20] = [
-    ("http.request.method", "POST"),
-    ("url.full", "https://api.example.com/v1/infer?stream=false"),
-    ("url.path", "/v1/infer"),
-    ("url.scheme", "https"),
-    ("url.query", "stream=false"),
-    ("server.address", "api.example.com"),
-    ("server.port", "443"),
-    ("client.address", "10.1.2.3"),
-    ("client.port", "51234"),
-    ("network.protocol.name", "http"),
-    ("network.protocol.version", "1.1"),
-    ("network.peer.address", "10.1.2.3"),
-    ("user_agent.original", "curl/8.5.0"),
-    ("http.route", "/v1/infer"),
-    ("http.response.status_code", "200"),
-    ("http.request.body.size", "512"),
-    ("http.response.body.size", "2048"),
-    ("code.function", "infer"),
-    ("thread.id", "7"),
-    ("thread.name", "tokio-runtime-worker"),
-];
 
 /// Whether [`time`] warms up first (the fifth argument, `warm`).
 static WARM: AtomicBool = AtomicBool::new(false);

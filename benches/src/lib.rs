@@ -54,3 +54,29 @@ pub fn process_cpu() -> Duration {
     let ticks = |i: usize| -> u64 { fields[i].parse().expect("/proc/self/stat CPU ticks") };
     Duration::from_millis((ticks(11) + ticks(12)) * 1000 / USER_HZ)
 }
+
+/// An HTTP server span's 20 attributes, as the `sampled_root_20attrs` cases
+/// set them one by one: more than most spans' recycled lists hold. Static keys
+/// and string values (numbers too, so that one table serves every library).
+pub const HTTP_ATTRIBUTES: [(&str, &str); 20] = [
+    ("http.request.method", "POST"),
+    ("url.full", "https://api.example.com/v1/infer?stream=false"),
+    ("url.path", "/v1/infer"),
+    ("url.scheme", "https"),
+    ("url.query", "stream=false"),
+    ("server.address", "api.example.com"),
+    ("server.port", "443"),
+    ("client.address", "10.1.2.3"),
+    ("client.port", "51234"),
+    ("network.protocol.name", "http"),
+    ("network.protocol.version", "1.1"),
+    ("network.peer.address", "10.1.2.3"),
+    ("user_agent.original", "curl/8.5.0"),
+    ("http.route", "/v1/infer"),
+    ("http.response.status_code", "200"),
+    ("http.request.body.size", "512"),
+    ("http.response.body.size", "2048"),
+    ("code.function", "infer"),
+    ("thread.id", "7"),
+    ("thread.name", "tokio-runtime-worker"),
+];
