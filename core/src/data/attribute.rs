@@ -435,18 +435,23 @@ const TABLE_DEDUP_MAX: usize = 128;
 pub(crate) fn dedup_keys(attributes: &mut Vec<KeyValue>) {
     match attributes.len() {
         0 | 1 => {}
-        n if n <= TABLE_DEDUP_MAX => dedup_in_table(attributes),
+        // A table at most half full; a small one for the usual handful of
+        // attributes is quicker to clear.
+        n if n <= 16 => dedup_in_table::<32>(attributes),
+        n if n <= TABLE_DEDUP_MAX => dedup_in_table::<{ 2 * TABLE_DEDUP_MAX }>(attributes),
         _ => dedup_in_map(attributes),
     }
 }
 
-/// [`dedup_keys`] for at most [`TABLE_DEDUP_MAX`] attributes: an
-/// open-addressing table of 256 one-byte slots (at most half full), each the
-/// index + 1 of a key's first occurrence, and a bit for each later one.
-fn dedup_in_table(attributes: &mut Vec<KeyValue>) {
-    debug_assert!(attributes.len() <= TABLE_DEDUP_MAX);
-    let mut slots = [0u8; 2 * TABLE_DEDUP_MAX];
-    let mask = slots.len() - 1;
+/// [`dedup_keys`] for at most `SLOTS / 2` (and [`TABLE_DEDUP_MAX`])
+/// attributes: an open-addressing table of `SLOTS` one-byte slots, a power of
+/// two, each the index + 1 of a key's first occurrence, and a bit for each
+/// later occurrence.
+fn dedup_in_table<const SLOTS: usize>(attributes: &mut Vec<KeyValue>) {
+    debug_assert!(SLOTS.is_power_of_two() && SLOTS <= 2 * TABLE_DEDUP_MAX);
+    debug_assert!(attributes.len() <= SLOTS / 2);
+    let mut slots = [0u8; SLOTS];
+    let mask = SLOTS - 1;
     let mut repeated = 0u128;
     for i in 0..attributes.len() {
         let mut slot = key_hash(attributes[i].key.as_bytes()) & mask;
@@ -596,10 +601,10 @@ mod tests {
             .collect()
     }
 
-    /// The table and the map agree: first position, last value.
+    /// Every path agrees: first position, last value.
     #[test]
     fn duplicate_keys_keep_the_first_place_and_the_last_value() {
-        for n in [3, 4, TABLE_DEDUP_MAX, TABLE_DEDUP_MAX + 1, 1000] {
+        for n in [3, 4, 16, 17, TABLE_DEDUP_MAX, TABLE_DEDUP_MAX + 1, 1000] {
             let mut attributes: Vec<KeyValue> = (0..n)
                 .map(|i| KeyValue::new(format!("k{}", i % 3), i as i64))
                 .collect();
@@ -650,8 +655,12 @@ mod tests {
             "service.aaa.x.instance",
             "service.bbb.x.instance",
             "service.ccc.x.instance",
+            "service.ddd.x.instance",
+            "service.eee.x.instance",
         ];
-        assert_eq!(key_hash(keys[0].as_bytes()), key_hash(keys[1].as_bytes()));
+        assert!(keys
+            .iter()
+            .all(|k| key_hash(k.as_bytes()) == key_hash(keys[0].as_bytes())));
         let mut attributes: Vec<KeyValue> = keys
             .iter()
             .chain(&keys)
@@ -659,14 +668,12 @@ mod tests {
             .map(|(i, k)| KeyValue::new(*k, i as i64))
             .collect();
         dedup_keys(&mut attributes);
-        assert_eq!(
-            keys_and_ints(&attributes),
-            vec![
-                (keys[0].into(), 3),
-                (keys[1].into(), 4),
-                (keys[2].into(), 5)
-            ]
-        );
+        let expected: Vec<(String, i64)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.to_string(), (i + keys.len()) as i64))
+            .collect();
+        assert_eq!(keys_and_ints(&attributes), expected);
     }
 
     /// Every variant of `Str` and every key length the hash reads differently
