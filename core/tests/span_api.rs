@@ -772,18 +772,22 @@ fn set_attributes_is_set_attribute_one_by_one() {
 /// de-duplicated before export (by the batch thread, or before a custom
 /// processor such as the simple one gets the span): the exporter sees each
 /// key once, in its first place with its last value, and repeats do not count
-/// against the count limit, through either processor.
+/// against the count limit, through either processor or both.
 #[test]
-fn repeated_keys_reach_the_exporter_once_through_either_processor() {
-    for batch in [true, false] {
+fn repeated_keys_reach_the_exporter_once_through_every_processor() {
+    for via in ["batch", "simple", "batch and simple"] {
         let exporter = InMemoryExporter::default();
+        let other = InMemoryExporter::default();
         let builder = TracerProvider::builder().with_span_limits(SpanLimits {
             max_attributes_per_span: 4,
             ..SpanLimits::default()
         });
-        let provider = match batch {
-            true => builder.with_batch_exporter(exporter.clone()),
-            false => builder.with_simple_exporter(exporter.clone()),
+        let provider = match via {
+            "batch" => builder.with_batch_exporter(exporter.clone()),
+            "simple" => builder.with_simple_exporter(exporter.clone()),
+            _ => builder
+                .with_batch_exporter(exporter.clone())
+                .with_simple_exporter(other.clone()),
         }
         .build();
         let tracer = provider.tracer("t");
@@ -812,7 +816,16 @@ fn repeated_keys_reach_the_exporter_once_through_either_processor() {
         full.set_attribute("x", 10); // a key it has: overwritten
         full.end();
         provider.force_flush().unwrap();
-        let spans = exporter.finished_spans();
+        let mut spans = exporter.finished_spans();
+        if via == "batch and simple" {
+            let simple = other.finished_spans();
+            assert_eq!(simple.len(), 3);
+            for d in &simple {
+                let batched = spans.iter().find(|b| b.name == d.name).unwrap();
+                assert_eq!(d.attributes, batched.attributes, "{}", d.name);
+            }
+            spans = simple;
+        }
         let by_name = |name: &str| {
             let d = spans.iter().find(|d| d.name == name).unwrap();
             let pairs: Vec<(String, i64)> = d
@@ -828,7 +841,6 @@ fn repeated_keys_reach_the_exporter_once_through_either_processor() {
         let pairs = |list: &[(&str, i64)]| -> Vec<(String, i64)> {
             list.iter().map(|&(k, v)| (k.to_string(), v)).collect()
         };
-        let via = if batch { "batch" } else { "simple" };
         assert_eq!(
             by_name("below the limit"),
             (pairs(&[("a", 3), ("b", 4)]), 0),
@@ -845,4 +857,59 @@ fn repeated_keys_reach_the_exporter_once_through_either_processor() {
             "{via}"
         );
     }
+}
+
+/// A span that sets one key again and again (a progress counter, say) keeps
+/// a small list: attributes are pushed without a search, but a full list is
+/// de-duplicated before it grows. The builder's list alike. Without that, a
+/// million sets under a high count limit held a million attributes until
+/// export.
+#[test]
+fn setting_one_key_again_and_again_keeps_the_list_small() {
+    /// Records the length and capacity of each ended span's attribute list.
+    #[derive(Debug, Default, Clone)]
+    struct Capacities(std::sync::Arc<std::sync::Mutex<Vec<(String, usize, usize)>>>);
+    impl runtrace::SpanProcessor for Capacities {
+        fn on_end(&self, span: runtrace::SpanData) {
+            let mut seen = self.0.lock().unwrap();
+            seen.push((
+                span.name.to_string(),
+                span.attributes.len(),
+                span.attributes.capacity(),
+            ));
+        }
+        fn force_flush(&self, _: std::time::Instant) -> Result<(), runtrace::FlushError> {
+            Ok(())
+        }
+        fn shutdown(&self, _: std::time::Instant) -> Result<(), runtrace::FlushError> {
+            Ok(())
+        }
+    }
+    let capacities = Capacities::default();
+    let provider = TracerProvider::builder()
+        .with_span_limits(SpanLimits {
+            max_attributes_per_span: 1_000_000,
+            ..SpanLimits::default()
+        })
+        .with_span_processor(capacities.clone())
+        .build();
+    let tracer = provider.tracer("t");
+    let mut span = tracer.span("set").attribute("other", 0).start();
+    for i in 0..100_000_i64 {
+        span.set_attribute("progress", i);
+    }
+    span.end();
+    let mut builder = tracer.span("built");
+    for i in 0..100_000_i64 {
+        builder = builder.attribute("progress", i);
+    }
+    builder.start().end();
+    let seen = capacities.0.lock().unwrap();
+    for (name, len, capacity) in seen.iter() {
+        // A recycled list may come with up to 128 attributes' room (lists
+        // are kept up to that size); the list never grew past it.
+        assert!(*capacity <= 128, "{name}: capacity {capacity}");
+        assert!(*len <= 2, "{name}: {len} attributes");
+    }
+    assert_eq!(seen.len(), 2);
 }

@@ -170,7 +170,7 @@ impl RuntraceLayer {
             let parent_sampled = parent.span_context().is_some_and(|p| p.is_sampled());
             return parent_sampled.then(|| SpanState::started(span));
         }
-        // Handed to the span as it is: one duplicate-key pass, no growth.
+        // Handed to the span as it is: no copy, no growth.
         let (attributes, conventions) = self.span_attributes(attrs);
         span.set_attributes(attributes);
         let mut state = SpanState::started(span);

@@ -132,8 +132,8 @@ impl Pending {
             status,
             exception,
         } = self;
-        // The fields as builder attributes: one duplicate-key pass, and the
-        // sampler sees them. The list is handed over, not copied.
+        // The fields as builder attributes, which the sampler sees. The list
+        // is handed over, not copied.
         let mut builder = tracer
             .span(name)
             .kind(kind)

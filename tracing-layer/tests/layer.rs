@@ -34,11 +34,13 @@ fn named<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
     found[0]
 }
 
+/// The value of `key` on `span`, which has the key at most once (a field
+/// recorded again keeps its last value).
 fn attribute<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
-    span.attributes
-        .iter()
-        .find(|kv| kv.key == key)
-        .map(|kv| &kv.value)
+    let mut found = span.attributes.iter().filter(|kv| kv.key == key);
+    let first = found.next();
+    assert!(found.next().is_none(), "{key:?} twice on {:?}", span.name);
+    first.map(|kv| &kv.value)
 }
 
 #[test]

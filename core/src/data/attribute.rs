@@ -400,19 +400,20 @@ impl KeyValue {
     }
 }
 
-/// Sets `kv` in `list`, which has reached the count limit `max_count`. Spans
-/// push attributes without looking for their key (a search made a span's `n`
-/// attributes cost `n²/2` compares), so the list is de-duplicated first
-/// ([`dedup_keys`]) and only distinct keys count: then an existing key is
-/// overwritten, and a new key beyond the limit is discarded. Returns `false`
-/// if it was discarded.
+/// Sets `kv` in `list`, which has reached the count limit `max_count`. An
+/// existing key is overwritten (its last occurrence: the value that wins when
+/// the list is de-duplicated). A new key makes the list de-duplicated
+/// ([`dedup_keys`]; spans push attributes without looking for their key, as
+/// a search made a span's `n` attributes cost `n²/2` compares), so that only
+/// distinct keys count, and is discarded if the list is still full. Returns
+/// `false` if it was discarded.
 #[inline(never)]
 pub(crate) fn set_at_limit(list: &mut Vec<KeyValue>, kv: KeyValue, max_count: usize) -> bool {
-    dedup_keys(list);
-    if let Some(existing) = list.iter_mut().find(|e| e.key == kv.key) {
+    if let Some(existing) = list.iter_mut().rev().find(|e| e.key == kv.key) {
         existing.value = kv.value;
         return true;
     }
+    dedup_keys(list);
     if list.len() >= max_count {
         return false;
     }

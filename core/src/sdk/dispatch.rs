@@ -168,9 +168,14 @@ fn dispatch(pipeline: &Pipeline, span: &mut Option<SpanData>) {
     }
 }
 
-/// Every processor but the last gets a copy. Out of line, like `end_in_dyn`.
+/// Every processor but the last gets a copy, each attribute key once (made
+/// so before copying: the processors' own passes then only read). Out of
+/// line, like `end_in_dyn`.
 #[inline(never)]
 fn dispatch_to_several(processors: &[Processor], span: &mut Option<SpanData>) {
+    if let Some(data) = span.as_mut() {
+        dedup_keys(&mut data.attributes);
+    }
     if let [rest @ .., last] = processors {
         for p in rest {
             if let Some(data) = span.as_ref() {

@@ -10,7 +10,7 @@ use super::tracer::{apply_limits, Tracer};
 use crate::clock;
 use crate::config::SpanLimits;
 use crate::context::{Context, ContextGuard};
-use crate::data::attribute::set_at_limit;
+use crate::data::attribute::{dedup_keys, set_at_limit};
 use crate::data::{
     Event, KeyValue, Link, SpanContext, SpanData, SpanDetails, SpanKind, Status, Str, Value,
 };
@@ -270,18 +270,34 @@ impl<'t> SpanBuilder<'t> {
     }
 }
 
+/// A full list of at least this many attributes is de-duplicated before it
+/// grows (see [`pushed`]).
+const DEDUP_BEFORE_GROWING: usize = 16;
+
 /// `list` with `attribute` pushed: a recycled list for the first attribute,
-/// else the list grown. `extern "C"` makes it a call that cannot unwind, so
-/// the builder's caller needs no clean-up path that takes the builder's
-/// address: a panic in here would abort the process instead. None can happen:
-/// an allocation failure aborts anyway, a list of 56-byte attributes cannot
-/// reach the capacity overflow `push` checks for, and taking a recycled list
-/// neither panics (a poisoned lock is recovered) nor needs a thread-local.
+/// else the list grown. Attributes are pushed without looking for their key,
+/// so a full list of [`DEDUP_BEFORE_GROWING`] or more is de-duplicated first,
+/// and grows only if that left it more than half full: a span that sets one
+/// key again and again keeps a small list, and each pass is paid for by as
+/// many pushes as the list holds (constant time a push, amortised).
+///
+/// `extern "C"` makes it a call that cannot unwind, so the builder's caller
+/// needs no clean-up path that takes the builder's address: a panic in here
+/// would abort the process instead. None can happen: an allocation failure
+/// aborts anyway, a list of 56-byte attributes cannot reach the capacity
+/// overflow `push` checks for, de-duplicating indexes only within the list,
+/// and taking a recycled list neither panics (a poisoned lock is recovered)
+/// nor needs a thread-local.
 #[inline(never)]
 #[allow(improper_ctypes_definitions)] // Called from Rust only.
 extern "C" fn pushed(mut list: Vec<KeyValue>, attribute: KeyValue) -> Vec<KeyValue> {
     if list.capacity() == 0 {
         list = recycle::take_list();
+    } else if list.len() >= DEDUP_BEFORE_GROWING {
+        dedup_keys(&mut list);
+        if list.len() > list.capacity() / 2 {
+            list.reserve(list.capacity());
+        }
     }
     list.push(attribute);
     list

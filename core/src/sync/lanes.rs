@@ -836,13 +836,16 @@ impl<T> Run<'_, T> {
         self.claim.as_ref().map_or(0, Claim::len)
     }
 
-    /// Runs `f` on the values, in place (it may change them), then moves them out one by one to
+    /// Runs `f` on the values, in place, then moves them out one by one to
     /// `each` (which drops them) and gives their cells back to the lane's
     /// owner.
     ///
     /// Moving them out reads the cells and writes nothing there: taking a
     /// value's parts out in place would leave the owner's next write to the
-    /// cell waiting for this thread's cache to give the line up.
+    /// cell waiting for this thread's cache to give the line up. `f` may
+    /// change the values, and should seldom need to (the batch worker writes
+    /// to a span's cell only to shorten an attribute list with a repeated
+    /// key).
     pub(crate) fn export(mut self, f: impl FnOnce(&mut [T]), mut each: impl FnMut(T)) {
         if let Some(claim) = self.claim.take() {
             let move_out = |run: &mut [T]| {
