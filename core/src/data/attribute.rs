@@ -432,8 +432,19 @@ const TABLE_DEDUP_MAX: usize = 128;
 /// export or before a span reaches a custom processor (and on the application
 /// thread only for a list that reaches the count limit).
 ///
-/// A list without duplicates, the usual one, is only read.
+/// A list without duplicates, the usual one, is only read. Inlined: most
+/// spans have fewer than two attributes, and the batch thread calls this for
+/// every span it exports.
+#[inline]
 pub(crate) fn dedup_keys(attributes: &mut Vec<KeyValue>) {
+    if attributes.len() > 1 {
+        dedup_repeats(attributes);
+    }
+}
+
+/// [`dedup_keys`] for two attributes or more.
+#[inline(never)]
+fn dedup_repeats(attributes: &mut Vec<KeyValue>) {
     match attributes.len() {
         0 | 1 => {}
         // A table at most half full; a small one for the usual handful of
