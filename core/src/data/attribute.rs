@@ -430,7 +430,8 @@ const TABLE_DEDUP_MAX: usize = 128;
 /// of attributes: spans, and builders, add attributes without looking for
 /// their key, and the list is de-duplicated once, by the batch thread before
 /// export or before a span reaches a custom processor (and on the application
-/// thread only for a list that reaches the count limit).
+/// thread only for a list that reaches the count limit, or one of 16 or more
+/// that is about to grow).
 ///
 /// A list without duplicates, the usual one, is only read. Inlined: most
 /// spans have fewer than two attributes, and the batch thread calls this for

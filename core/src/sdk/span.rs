@@ -602,7 +602,7 @@ fn truncated(mut kv: KeyValue, max: usize) -> KeyValue {
 }
 
 /// Sets attributes on a recording span's data: a first list is taken over
-/// (then de-duplicated and limited once), later ones go in one by one.
+/// (and limited once), later ones go in one by one.
 fn set_attributes_on(data: &mut SpanData, attributes: impl IntoIterator<Item = KeyValue>) {
     if !data.attributes.is_empty() {
         attributes
