@@ -33,15 +33,17 @@ const MIN_CAPACITY: usize = 2048;
 /// Pool sizes: `MIN_CAPACITY << level`, up to the largest batch queue allowed.
 const LEVELS: usize = (MAX_QUEUE_SIZE / MIN_CAPACITY).ilog2() as usize + 1;
 
-/// Larger attribute lists are freed rather than kept: the default attribute
-/// count limit (`OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`). Below it, a list that a
+/// Larger attribute lists are freed rather than kept. Up to it, a list that a
 /// span grew comes back at its size, so spans with many attributes (an HTTP
 /// server span's 20 or so) reuse lists as small ones do, instead of each
 /// growing a new one on the application thread and the batch thread freeing
 /// it (with 17 attributes and lists kept up to 16, a span cost 2-3 times as
-/// much, and the queue overflowed). The pool keeps no more than the spans in
-/// flight held at their peak.
-const MAX_KEPT_ATTRIBUTES: usize = 128;
+/// much, and the queue overflowed). Lists only grow, and the pool hands them
+/// out in turn, so spans with many attributes, even occasional ones, enlarge
+/// the lists of the others over time: the pool's memory is bounded by its
+/// slots times this capacity (3.5 KiB of attributes a list), not by what the
+/// spans in flight hold.
+const MAX_KEPT_ATTRIBUTES: usize = 64;
 
 /// Details with room for more events (or links) are freed rather than kept.
 const MAX_KEPT_EVENTS: usize = 8;
