@@ -422,17 +422,17 @@ pub(crate) fn set_at_limit(list: &mut Vec<KeyValue>, kv: KeyValue, max_count: us
 }
 
 /// Up to this many attributes, duplicates are found with a table on the
-/// stack; beyond it, with a `HashMap`.
+/// stack; beyond it, by sorting.
 const TABLE_DEDUP_MAX: usize = 128;
 
 /// Keeps the first occurrence of each key, with the value of its last one (a
 /// key set again overrides its earlier value), in order. Linear in the number
 /// of attributes up to [`TABLE_DEDUP_MAX`] (`n log n` beyond): spans, and
-/// builders, add attributes without looking for
-/// their key, and the list is de-duplicated once, by the batch thread before
-/// export, or on the application thread: before a span reaches a custom
-/// processor (or several processors), for a list that reaches the count
-/// limit, and for a full list of 16 or more that is about to grow.
+/// builders, add attributes without looking for their key, and the list is
+/// de-duplicated once, by the batch thread before export, or on the
+/// application thread: before a span reaches a custom processor (or several
+/// processors), for a list that reaches the count limit, and for a full list
+/// of 16 or more that is about to grow.
 ///
 /// A list without duplicates, the usual one, is only read. Inlined: most
 /// spans have fewer than two attributes, and the batch thread calls this for
