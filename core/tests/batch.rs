@@ -849,3 +849,52 @@ fn absurd_queue_size_is_clamped_not_fatal() {
         .build();
     assert_eq!(cfg.max_queue_size, runtrace::config::MAX_QUEUE_SIZE);
 }
+
+/// Spans add attributes without looking for their key, and the batch thread
+/// resolves repeats before export, on both of its paths: a lane's full run
+/// exported in place, and a batch gathered from the lanes and the shared
+/// queue (more threads than lanes, small batches). Every span arrives with
+/// each key once, in its first place, with its last value.
+#[test]
+fn repeated_keys_are_resolved_for_spans_from_many_threads() {
+    use runtrace::{KeyValue, Value};
+    let exporter = InMemoryExporter::default();
+    let provider = provider_with(exporter.clone(), config(1 << 16, 64, 5));
+    let threads = more_threads_than_lanes();
+    let per_thread = 1_000_i64;
+    on_threads(&provider, threads, move |p| {
+        let tracer = p.tracer("t");
+        for i in 0..per_thread {
+            let mut span = tracer
+                .span("s")
+                .attribute("n", i)
+                .attribute("k0", 0)
+                .attribute("n", i) // a repeat among the builder's
+                .start();
+            span.set_attribute("k0", 1);
+            span.set_attribute("k1", i);
+            span.set_attribute("k0", 2);
+            span.end();
+        }
+    });
+    provider.force_flush().unwrap();
+    let s = provider.stats();
+    let total = threads as u64 * per_thread as u64;
+    assert_eq!((s.spans_exported, s.dropped_total()), (total, 0), "{s:?}");
+    for span in exporter.finished_spans() {
+        let Some(KeyValue {
+            value: Value::I64(i),
+            ..
+        }) = span.attributes.first()
+        else {
+            panic!("no n first: {:?}", span.attributes)
+        };
+        let expected = vec![
+            KeyValue::new("n", *i),
+            KeyValue::new("k0", 2),
+            KeyValue::new("k1", *i),
+        ];
+        assert_eq!(span.attributes, expected);
+    }
+    provider.shutdown().unwrap();
+}
