@@ -15,13 +15,20 @@ use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Layer;
 
-/// Runs `f` with a registry and a runtrace layer as the thread's subscriber;
-/// returns the spans exported, in end order.
-fn traced(f: impl FnOnce(&runtrace::Tracer)) -> Vec<SpanData> {
+/// A provider that exports each span as it ends, and the exporter that
+/// collects them.
+fn simple_provider() -> (TracerProvider, InMemoryExporter) {
     let exporter = InMemoryExporter::default();
     let provider = TracerProvider::builder()
         .with_simple_exporter(exporter.clone())
         .build();
+    (provider, exporter)
+}
+
+/// Runs `f` with a registry and a runtrace layer as the thread's subscriber;
+/// returns the spans exported, in end order.
+fn traced(f: impl FnOnce(&runtrace::Tracer)) -> Vec<SpanData> {
+    let (provider, exporter) = simple_provider();
     let tracer = provider.tracer("test");
     let subscriber = tracing_subscriber::registry().with(RuntraceLayer::new(tracer.clone()));
     tracing::subscriber::with_default(subscriber, || f(&tracer));
@@ -426,10 +433,7 @@ fn follows_from_and_add_link_become_links() {
 
 #[test]
 fn a_per_layer_filter_skips_spans_and_their_children_attach_above() {
-    let exporter = InMemoryExporter::default();
-    let provider = TracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
+    let (provider, exporter) = simple_provider();
     let layer = RuntraceLayer::new(provider.tracer("test"))
         .with_filter(filter_fn(|meta| meta.target() != "noisy"));
     let outer_context =
@@ -473,10 +477,7 @@ fn nanos(span: &SpanData, key: &str) -> Option<i64> {
 /// sleeps to last at least that long, and the sum to fit in the elapsed time.
 #[test]
 fn tracked_inactivity_records_busy_and_idle_time() {
-    let exporter = InMemoryExporter::default();
-    let provider = TracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
+    let (provider, exporter) = simple_provider();
     let layer = RuntraceLayer::new(provider.tracer("test")).with_tracked_inactivity(true);
     let sleep = || std::thread::sleep(std::time::Duration::from_millis(5));
     let started = std::time::Instant::now();
@@ -518,10 +519,7 @@ fn busy_and_idle_time_are_off_by_default() {
 /// once entered (empty before, documented).
 #[test]
 fn context_behind_a_reload_layer() {
-    let exporter = InMemoryExporter::default();
-    let provider = TracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
+    let (provider, exporter) = simple_provider();
     let (layer, _handle) =
         tracing_subscriber::reload::Layer::new(RuntraceLayer::new(provider.tracer("test")));
     let seen =
@@ -552,10 +550,7 @@ fn context_behind_a_reload_layer() {
 #[test]
 fn a_boxed_layer_reloaded_inside_a_span_leaves_no_context_behind() {
     type Boxed = Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>;
-    let exporter = InMemoryExporter::default();
-    let provider = TracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
+    let (provider, exporter) = simple_provider();
     let boxed =
         |name: &'static str| -> Boxed { Box::new(RuntraceLayer::new(provider.tracer(name))) };
     let (layer, handle) = tracing_subscriber::reload::Layer::new(boxed("old"));
@@ -625,10 +620,7 @@ fn a_local_roots_sampler_sees_its_fields() {
 
 #[test]
 fn with_threads_records_the_creating_thread_on_roots_and_children() {
-    let exporter = InMemoryExporter::default();
-    let provider = TracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
+    let (provider, exporter) = simple_provider();
     let layer = RuntraceLayer::new(provider.tracer("test")).with_threads(true);
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     std::thread::Builder::new()
@@ -697,10 +689,7 @@ fn an_event_goes_to_the_span_the_registry_calls_current() {
 
 #[test]
 fn an_event_in_a_filtered_span_goes_to_the_nearest_kept_one() {
-    let exporter = InMemoryExporter::default();
-    let provider = TracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
+    let (provider, exporter) = simple_provider();
     let layer = RuntraceLayer::new(provider.tracer("test"))
         .with_filter(filter_fn(|meta| meta.target() != "noisy"));
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
@@ -716,10 +705,7 @@ fn an_event_in_a_filtered_span_goes_to_the_nearest_kept_one() {
 /// first span is id 1): each layer's events and exits stay with its own.
 #[test]
 fn two_subscribers_on_one_thread_keep_their_spans_apart() {
-    let exporter = InMemoryExporter::default();
-    let provider = TracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
+    let (provider, exporter) = simple_provider();
     let subscriber = |name: &'static str| {
         tracing_subscriber::registry().with(RuntraceLayer::new(provider.tracer(name)))
     };
@@ -751,10 +737,7 @@ fn two_subscribers_on_one_thread_keep_their_spans_apart() {
 /// subscriber's entry of the same id: the outer span stays current.
 #[test]
 fn a_disabled_layer_on_the_same_thread_leaves_the_other_subscribers_span_current() {
-    let exporter = InMemoryExporter::default();
-    let provider = TracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
+    let (provider, _exporter) = simple_provider();
     let outer_subscriber =
         tracing_subscriber::registry().with(RuntraceLayer::new(provider.tracer("outer")));
     let disabled_subscriber = tracing_subscriber::registry()
