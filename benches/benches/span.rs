@@ -596,7 +596,8 @@ mod ft {
                 });
                 finish(case.name(), exported, count.take());
             }
-            // Measured against opentelemetry_sdk only (issue #16's shapes).
+            // Measured against opentelemetry_sdk only: issue #16's shapes,
+            // and the 20-attribute span.
             Case::ChildExplicitParent
             | Case::RootBuilder4Attrs
             | Case::AsyncChild
