@@ -21,8 +21,9 @@
 //! (runtrace-tracing `.with_threads(true)`, tracing-opentelemetry's default),
 //! and tracing-opentelemetry runs `.with_tracked_inactivity(false)` (its
 //! default reads the clock at every enter and exit and adds `busy_ns` and
-//! `idle_ns`, which runtrace-tracing does not offer) and `.with_target(false)`
-//! (no `target` attribute on spans, as runtrace-tracing). One difference
+//! `idle_ns`, which runtrace-tracing adds only when asked) and
+//! `.with_target(false)` (no `target` attribute on spans, as
+//! runtrace-tracing). One difference
 //! remains: tracing-opentelemetry also puts the code location on each event
 //! (three attributes; its option for it is the spans' too). `otel_defaults`
 //! is tracing-opentelemetry as `layer()` makes it, what its users run, and
