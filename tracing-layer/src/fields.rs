@@ -28,6 +28,22 @@ pub(crate) struct Conventions {
 }
 
 impl Conventions {
+    /// Whether no field asked for anything.
+    pub(crate) fn is_empty(&self) -> bool {
+        let Conventions {
+            name,
+            kind,
+            status_ok,
+            status_message,
+            exception,
+        } = self;
+        name.is_none()
+            && kind.is_none()
+            && status_ok.is_none()
+            && status_message.is_none()
+            && exception.is_none()
+    }
+
     /// The status these fields set, if any: an error field or `otel.status_code =
     /// "error"` makes an error (described by `otel.status_message`, else by the
     /// error's text), `ok` makes `Ok`; a message alone makes an error, as in
@@ -244,6 +260,23 @@ mod tests {
         assert_eq!(c.status(), Some(Status::error("upstream timed out")));
         c.status_ok = Some(true);
         assert_eq!(c.status(), Some(Status::Ok));
+    }
+
+    #[test]
+    fn conventions_are_empty_only_when_no_field_asked_for_anything() {
+        assert!(Conventions::default().is_empty());
+        let set: [fn(&mut Conventions); 5] = [
+            |c| c.name = Some("n".into()),
+            |c| c.kind = Some(SpanKind::Server),
+            |c| c.status_ok = Some(false),
+            |c| c.status_message = Some("m".into()),
+            |c| c.exception = Some("e".into()),
+        ];
+        for set in set {
+            let mut c = Conventions::default();
+            set(&mut c);
+            assert!(!c.is_empty());
+        }
     }
 
     #[test]

@@ -86,6 +86,10 @@ impl SpanState {
 
     /// Applies what the `otel.*` and error fields asked for.
     pub(crate) fn apply(&mut self, conventions: Conventions) {
+        if conventions.is_empty() {
+            // Most spans: no `otel.*` or error field.
+            return;
+        }
         let status = conventions.status();
         let exception = conventions.exception_event();
         match self {
