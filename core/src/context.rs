@@ -11,6 +11,15 @@
 //! and so live in the calls themselves (`sync::Frames`). The current context is
 //! the newer of the two tops: ids, which only grow on a thread, order them (a
 //! frame records the id the next guard will get).
+//!
+//! A bridge from another instrumentation library (runtrace-tracing, for
+//! `tracing`'s entered spans) keeps its own stack and opens a
+//! [`ForeignScope`] for each entry: an id in the same order, and nothing else
+//! until someone asks for the current context. Then the bridge's
+//! [`ForeignResolver`] answers for its newest scope that has a context, and
+//! that context is current if it is newer than the tops of the two stacks
+//! here. A bridge thus pays for a context only when one is read, not at each
+//! enter and exit.
 
 use crate::data::{SpanContext, SpanData};
 use crate::diagnostics::{self, OnceFlag};
@@ -91,6 +100,10 @@ thread_local! {
     static ATTACHED: Cell<usize> = const { Cell::new(0) };
     /// The id of the next guard made on this thread; 0 until the first one.
     static NEXT_GUARD: Cell<u64> = const { Cell::new(0) };
+    /// The foreign scopes open on this thread (counted in `ATTACHED` too).
+    static FOREIGN_OPEN: Cell<usize> = const { Cell::new(0) };
+    /// The resolver of the last foreign scope opened on this thread.
+    static FOREIGN_RESOLVER: Cell<Option<ForeignResolver>> = const { Cell::new(None) };
 }
 
 /// Guard ids are `thread tag << TAG_SHIFT | count`: unique in the process, so
@@ -144,21 +157,64 @@ impl Context {
         ATTACHED.with(Cell::get) != 0
     }
 
+    /// A copy of the calling thread's current context, in which `resolve`
+    /// answers for the open [`ForeignScope`]s instead of the resolver they
+    /// were opened with: for a bridge inside its own library's callbacks,
+    /// where that resolver may not reach the library's state (`tracing`
+    /// refuses to hand out its default dispatcher while it dispatches).
+    /// `resolve` gets and returns what a [`ForeignResolver`] does.
+    ///
+    /// ```
+    /// use runtrace::context::ForeignScope;
+    /// use runtrace::{Context, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    /// let cx = Context::from_span_context(SpanContext::new(
+    ///     TraceId::from_bytes([1; 16]),
+    ///     SpanId::from_bytes([1; 8]),
+    ///     TraceFlags::SAMPLED,
+    ///     false,
+    ///     TraceState::EMPTY,
+    /// ));
+    /// let scope = ForeignScope::open(|_| None);
+    /// let id = scope.id();
+    /// assert_eq!(Context::current(), Context::new()); // its resolver knows no context
+    /// assert_eq!(Context::current_resolving(|_| Some((id, cx.clone()))), cx);
+    /// ```
+    pub fn current_resolving(resolve: impl FnOnce(u64) -> Option<(u64, Context)>) -> Self {
+        Self::with_current_resolving(resolve, Context::clone)
+    }
+
     /// Runs `f` with the current context borrowed (no clone). `f` must not
     /// attach or detach contexts.
     #[inline]
     pub(crate) fn with_current<R>(f: impl FnOnce(&Context) -> R) -> R {
+        Self::with_current_resolving(resolve_foreign, f)
+    }
+
+    /// [`with_current`](Self::with_current), with `resolve` answering for the
+    /// foreign scopes.
+    #[inline]
+    fn with_current_resolving<R>(
+        resolve: impl FnOnce(u64) -> Option<(u64, Context)>,
+        f: impl FnOnce(&Context) -> R,
+    ) -> R {
         if !Self::any_attached() {
             return f(&Context::new());
         }
+        let newest_guard = NEWEST_GUARD.get();
+        // Asked before anything here is borrowed: a resolver may read its
+        // library's state, and start a span there.
+        let foreign = foreign_newer_than(newest_guard, resolve);
+        let newest = foreign.as_ref().map_or(newest_guard, |(id, _)| *id);
         let mut f = Some(f);
         let mut call = |cx: &Context| f.take().map(|f| f(cx));
-        let newest_guard = NEWEST_GUARD.get();
         let in_frame = FRAMES.with(|frames| {
-            frames.with_top(|frame, cx, _| frame.is_newer_than(newest_guard).then(|| call(cx)))
+            frames.with_top(|frame, cx, _| frame.is_newer_than(newest).then(|| call(cx)))
         });
         if let Some(Some(Some(result))) = in_frame {
             return result;
+        }
+        if let Some((_, cx)) = &foreign {
+            return call(cx).expect("`f` runs once: the frame's closure did not run");
         }
         let seen = STACK.try_with(|stack| match stack.borrow().0.last() {
             Some(entry) => call(&entry.cx),
@@ -316,10 +372,12 @@ impl Context {
             return None;
         }
         let newest_guard = NEWEST_GUARD.get();
+        let foreign = foreign_newer_than(newest_guard, resolve_foreign);
+        let newest = foreign.as_ref().map_or(newest_guard, |(id, _)| *id);
         let in_frame = FRAMES.with(|frames| {
             frames.with_top(|frame, cx, span| {
                 // A frame that is current answers, with or without a span.
-                frame.is_newer_than(newest_guard).then(|| {
+                frame.is_newer_than(newest).then(|| {
                     span?.as_ref()?;
                     Some((frame.id, cx.span.clone()?))
                 })
@@ -327,6 +385,10 @@ impl Context {
         });
         if let Some(Some(current)) = in_frame {
             return current;
+        }
+        if foreign.is_some() {
+            // A foreign scope's span is not runtrace's to record on.
+            return None;
         }
         STACK
             .try_with(|stack| {
@@ -391,6 +453,127 @@ impl ContextGuard {
         std::mem::forget(self);
         remove(id, any_order)
     }
+}
+
+/// Answers, when the current context is read while [`ForeignScope`]s are
+/// open on this thread, for the newest of them with an id greater than its
+/// argument that has a context: that scope's id and its context. `None` if
+/// there is none (or the bridge cannot tell now); the current context is then
+/// the newest of runtrace's own. A resolver runs with nothing of runtrace's
+/// context borrowed: it may start spans and read the current context (which
+/// calls it again).
+pub type ForeignResolver = fn(u64) -> Option<(u64, Context)>;
+
+/// A scope of another instrumentation library that is current on this
+/// thread while open, such as an entered `tracing` span: newer than every
+/// context attached before it, older than those attached after. It holds no
+/// context: while it is open, reading the current context asks the
+/// [`ForeignResolver`] it was opened with, so a bridge pays for its
+/// context only when one is read. Scopes may close in any order. Not `Send`:
+/// it must drop on the thread that opened it.
+///
+/// ```
+/// use runtrace::context::ForeignScope;
+/// use runtrace::{Context, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+/// use std::cell::RefCell;
+///
+/// thread_local! {
+///     // The bridge's own stack: each open scope's id and context.
+///     static OPEN: RefCell<Vec<(u64, Context)>> = const { RefCell::new(Vec::new()) };
+/// }
+/// fn resolve(newer_than: u64) -> Option<(u64, Context)> {
+///     OPEN.with(|open| open.borrow().last().filter(|(id, _)| *id > newer_than).cloned())
+/// }
+/// let cx = Context::from_span_context(SpanContext::new(
+///     TraceId::from_bytes([1; 16]),
+///     SpanId::from_bytes([1; 8]),
+///     TraceFlags::SAMPLED,
+///     false,
+///     TraceState::EMPTY,
+/// ));
+/// let scope = ForeignScope::open(resolve);
+/// OPEN.with(|open| open.borrow_mut().push((scope.id(), cx.clone())));
+/// assert_eq!(Context::current(), cx);
+/// {
+///     // Attached after the scope opened: newer.
+///     let _guard = Context::new().attach();
+///     assert_eq!(Context::current(), Context::new());
+/// }
+/// assert_eq!(Context::current(), cx);
+/// OPEN.with(|open| open.borrow_mut().pop());
+/// drop(scope);
+/// assert_eq!(Context::current(), Context::new());
+/// ```
+#[derive(Debug)]
+#[must_use = "the scope closes as soon as it drops"]
+pub struct ForeignScope {
+    id: u64,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl ForeignScope {
+    /// Opens a scope on this thread, newer than every context attached so
+    /// far; `resolve` answers for it (and for the other open scopes) until a
+    /// later scope is opened with another resolver.
+    #[inline]
+    pub fn open(resolve: ForeignResolver) -> ForeignScope {
+        let id = next_guard_id();
+        FOREIGN_RESOLVER.set(Some(resolve));
+        FOREIGN_OPEN.set(FOREIGN_OPEN.get() + 1);
+        ATTACHED.set(ATTACHED.get() + 1);
+        ForeignScope {
+            id,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Its place in this thread's order of contexts: greater than the id of
+    /// every scope opened and context attached before it on this thread,
+    /// never 0. A resolver returns it with the scope's context.
+    #[inline]
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Whether no context attached on this thread since it opened is still
+    /// attached: then the current context is this scope's, if it is the
+    /// bridge's newest and has one. A bridge that knows that context can use
+    /// it without asking for the current one.
+    #[inline]
+    pub fn is_newest_of_runtrace(&self) -> bool {
+        if NEWEST_GUARD.get() > self.id {
+            return false;
+        }
+        FRAMES
+            .with(|frames| frames.with_top(|frame, _, _| !frame.is_newer_than(self.id)))
+            .unwrap_or(true)
+    }
+}
+
+impl Drop for ForeignScope {
+    #[inline]
+    fn drop(&mut self) {
+        FOREIGN_OPEN.set(FOREIGN_OPEN.get() - 1);
+        ATTACHED.set(ATTACHED.get() - 1);
+    }
+}
+
+/// The context of the newest foreign scope that has one, if it is newer
+/// than the newest guard entry (`newest_guard`), as `resolve` tells.
+#[inline]
+fn foreign_newer_than(
+    newest_guard: u64,
+    resolve: impl FnOnce(u64) -> Option<(u64, Context)>,
+) -> Option<(u64, Context)> {
+    if FOREIGN_OPEN.get() == 0 {
+        return None;
+    }
+    resolve(newest_guard).filter(|(id, _)| *id > newest_guard)
+}
+
+/// What this thread's foreign scopes' resolver answers.
+fn resolve_foreign(newer_than: u64) -> Option<(u64, Context)> {
+    FOREIGN_RESOLVER.get()?(newer_than)
 }
 
 /// Counts a frame out of [`ATTACHED`] when dropped.
@@ -572,6 +755,105 @@ mod tests {
             drop(g);
             assert_eq!(Context::current(), cx(5));
         });
+        assert!(!Context::any_attached());
+    }
+
+    thread_local! {
+        /// The test bridge's open scopes: id and context (`None`: it keeps
+        /// none for that scope), oldest first.
+        static BRIDGE: RefCell<Vec<(u64, Option<Context>)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// The test bridge's resolver: its newest scope with a context.
+    fn bridge(newer_than: u64) -> Option<(u64, Context)> {
+        BRIDGE.with(|open| {
+            open.borrow()
+                .iter()
+                .rev()
+                .take_while(|(id, _)| *id > newer_than)
+                .find_map(|(id, cx)| Some((*id, cx.clone()?)))
+        })
+    }
+
+    fn open(cx: Option<Context>) -> ForeignScope {
+        let scope = ForeignScope::open(bridge);
+        BRIDGE.with(|open| open.borrow_mut().push((scope.id(), cx)));
+        scope
+    }
+
+    fn close(scope: ForeignScope) {
+        BRIDGE.with(|open| open.borrow_mut().retain(|(id, _)| *id != scope.id()));
+    }
+
+    #[test]
+    fn foreign_scopes_take_their_place_among_guards_and_frames() {
+        let g1 = cx(1).attach();
+        let s2 = open(Some(cx(2)));
+        assert!(s2.id() > 0);
+        assert_eq!(Context::current(), cx(2));
+        let g3 = cx(3).attach();
+        assert_eq!(Context::current(), cx(3));
+        let mut framed = cx(4);
+        framed.attached_while(|| {
+            assert_eq!(Context::current(), cx(4));
+            // Opened in the frame: newer than it.
+            let s5 = open(Some(cx(5)));
+            assert_eq!(Context::current(), cx(5));
+            close(s5);
+            assert_eq!(Context::current(), cx(4));
+        });
+        drop(g3);
+        assert_eq!(Context::current(), cx(2));
+        // Closed out of order, under a newer scope.
+        let s6 = open(Some(cx(6)));
+        close(s2);
+        assert_eq!(Context::current(), cx(6));
+        close(s6);
+        assert_eq!(Context::current(), cx(1));
+        drop(g1);
+        assert!(!Context::any_attached());
+        assert_eq!(Context::current(), Context::new());
+    }
+
+    #[test]
+    fn a_foreign_scope_without_a_context_leaves_the_one_below_current() {
+        let g1 = cx(1).attach();
+        let s2 = open(Some(cx(2)));
+        let s3 = open(None);
+        assert_eq!(Context::current(), cx(2));
+        let g4 = cx(4).attach();
+        let s5 = open(None);
+        // The bridge's newest scope with a context is older than the guard.
+        assert_eq!(Context::current(), cx(4));
+        assert_eq!(
+            Context::current_resolving(|_| Some((s5.id(), cx(9)))),
+            cx(9),
+            "the caller's resolver answers instead of the scopes'"
+        );
+        assert!(!s3.is_newest_of_runtrace() && s5.is_newest_of_runtrace());
+        close(s5);
+        drop(g4);
+        assert!(s3.is_newest_of_runtrace());
+        let mut framed = cx(7);
+        framed.attached_while(|| assert!(!s3.is_newest_of_runtrace()));
+        close(s3);
+        close(s2);
+        assert_eq!(Context::current(), cx(1));
+        drop(g1);
+        assert!(!Context::any_attached());
+    }
+
+    #[test]
+    fn a_resolver_answer_older_than_the_newest_guard_is_not_current() {
+        let s1 = open(Some(cx(1)));
+        let g2 = cx(2).attach();
+        // A resolver that ignores its bound.
+        assert_eq!(
+            Context::current_resolving(|_| Some((s1.id(), cx(1)))),
+            cx(2)
+        );
+        drop(g2);
+        close(s1);
         assert!(!Context::any_attached());
     }
 
