@@ -1,13 +1,24 @@
-//! The runtrace contexts that entered `tracing` spans made current, per thread.
+//! The `tracing` spans entered on each thread, and their runtrace contexts.
 //!
-//! Entering a `tracing` span attaches its context; exiting detaches it.
-//! `tracing` lets spans exit in any order, so the guards are runtrace's
-//! any-order ones ([`Context::attach_any_order`]): the current context stays
-//! the innermost span still entered. Each thread keeps here one entry per
-//! enter, innermost last: the span, the layer that entered it, whether it was
-//! a re-entry, and the guard of its context if the layer keeps one. The list
-//! also answers which span is current for a layer ([`innermost`]), so an event
-//! finds its span without asking the registry.
+//! Each thread keeps here one entry per enter, innermost last: the span, the
+//! layer that entered it, whether it was a re-entry, its
+//! [`ForeignScope`] (its place among runtrace's contexts), and its context
+//! once known. `tracing` lets spans exit in any order; an exit removes its
+//! own entry and leaves the others. The list also answers which span is
+//! current for a layer ([`innermost`]), so an event finds its span without
+//! asking the registry.
+//!
+//! A span's context is looked up only when runtrace reads the current
+//! context (a native span starting inside, `Context::current()`): the
+//! entry's scope makes runtrace ask [`resolve`], which finds the newest entry
+//! with a context, looks it up once in the registry and keeps it. An enter
+//! and its exit thus cost a push and a removal here, not a registry lookup
+//! and an attached context (in a tokio service, where every poll of an
+//! instrumented future is an enter and an exit, that lookup and attach were
+//! the largest part of the layer's cost). The lookup goes through the
+//! dispatcher that was the thread's default when the span was entered (kept
+//! weakly), so an entry is looked up lazily only if its layer was in that
+//! dispatcher; the layer looks up the others at once ([`Lookup::Done`]).
 //!
 //! Subscribers on one thread (nested `with_default`) share the list, and their
 //! span ids can collide, so each entry names its layer: a layer exits and
@@ -17,9 +28,36 @@
 //! the latest entry of that id, so the replaced layer's context does not stay
 //! current. A disabled layer, which enters nothing, does not exit either.
 
-use runtrace::{Context, ContextGuard};
+use runtrace::context::ForeignScope;
+use runtrace::Context;
 use std::cell::RefCell;
+use tracing::dispatcher::WeakDispatch;
 use tracing::span::Id;
+use tracing::Dispatch;
+
+/// How an entered span's context is found.
+#[derive(Debug)]
+pub(crate) enum Lookup {
+    /// Found: the span's context (boxed, so that an entry stays small to push
+    /// and remove), or `None` if the layer keeps none for it.
+    Done(Option<Box<Context>>),
+    /// Not yet: `find` looks span `id` up for layer `layer` (its
+    /// [`key`](crate::RuntraceLayer)) in `dispatch`, the dispatcher that was
+    /// the thread's default when the span was entered and has that layer;
+    /// `None` if it cannot (the dispatcher is gone, or the registry is busy
+    /// on this thread).
+    Later {
+        dispatch: WeakDispatch,
+        find: fn(dispatch: &Dispatch, layer: usize, id: &Id) -> Option<Context>,
+    },
+}
+
+impl Lookup {
+    /// Found: `cx`.
+    pub(crate) fn done(cx: Option<Context>) -> Lookup {
+        Lookup::Done(cx.map(Box::new))
+    }
+}
 
 /// One `tracing` span entered on this thread.
 struct Entered {
@@ -31,20 +69,21 @@ struct Entered {
     /// was pushed: the registry marks these too, and its current span is the
     /// innermost entry that is not one.
     duplicate: bool,
-    /// The guard of its context (none if the layer keeps nothing for it).
-    guard: Option<ContextGuard>,
+    /// Its place among runtrace's contexts on this thread, while entered.
+    scope: ForeignScope,
+    cx: Lookup,
 }
 
 thread_local! {
     static ENTERED: RefCell<Vec<Entered>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Records that `layer` entered span `id` on this thread and makes `cx`
-/// current, if there is one, until [`exit`] with the same id. The entry is
-/// pushed even without a context, so [`innermost`] sees every entered span.
-pub(crate) fn enter(layer: usize, id: &Id, cx: Option<Context>) {
-    let guard = cx.map(Context::attach_any_order);
-    // At thread exit (the list destroyed) the guard drops here.
+/// Records that `layer` entered span `id` on this thread: its context
+/// (found as `cx` says) is current until [`exit`] with the same id, unless a
+/// context is attached or a span entered after it.
+pub(crate) fn enter(layer: usize, id: &Id, cx: Lookup) {
+    let scope = ForeignScope::open(resolve);
+    // At thread exit (the list destroyed) the scope closes here.
     let _ = ENTERED.try_with(|entered| {
         let mut entered = entered.borrow_mut();
         let duplicate = entered.iter().any(|e| e.layer == layer && e.id == *id);
@@ -52,26 +91,50 @@ pub(crate) fn enter(layer: usize, id: &Id, cx: Option<Context>) {
             layer,
             id: id.clone(),
             duplicate,
-            guard,
+            scope,
+            cx,
         });
     });
 }
 
-/// Removes the latest entry of span `id` by `layer` on this thread and
-/// detaches its context. If `layer` has no entry of `id` (it replaced the
+/// Removes the latest entry of span `id` by `layer` on this thread, which
+/// takes its context off. If `layer` has no entry of `id` (it replaced the
 /// layer that entered it, see the module doc), the latest entry of `id` by any
 /// layer is removed instead; nothing happens if there is none.
 pub(crate) fn exit(layer: usize, id: &Id) {
-    let guard = ENTERED.try_with(|entered| {
+    let removed = ENTERED.try_with(|entered| {
         let mut entered = entered.borrow_mut();
+        if entered
+            .last()
+            .is_some_and(|last| last.layer == layer && last.id == *id)
+        {
+            // The usual exit, the innermost entry: dropped where it lies
+            // (dropping an entry reads nothing of this list).
+            entered.pop();
+            return None;
+        }
         let position = entered
             .iter()
             .rposition(|e| e.layer == layer && e.id == *id)
             .or_else(|| entered.iter().rposition(|e| e.id == *id))?;
-        entered.remove(position).guard
+        Some(entered.remove(position))
     });
     // Dropped after the list is released.
-    drop(guard);
+    drop(removed);
+}
+
+/// Whether the newest entry on this thread is `layer`'s of span `id`, with
+/// no runtrace context attached since: then `id`'s context is the current
+/// one, and the layer can use it without the resolution's round trip.
+pub(crate) fn is_newest(layer: usize, id: &Id) -> bool {
+    ENTERED
+        .try_with(|entered| {
+            entered
+                .borrow()
+                .last()
+                .is_some_and(|e| e.layer == layer && e.id == *id && e.scope.is_newest_of_runtrace())
+        })
+        .unwrap_or(false)
 }
 
 /// The span that is current on this thread for `layer`: the innermost one
@@ -90,6 +153,115 @@ pub(crate) fn innermost(layer: usize) -> Option<Id> {
         })
         .ok()
         .flatten()
+}
+
+/// The [`runtrace::context::ForeignResolver`] of the entries' scopes: the
+/// newest entry newer than `newer_than` that has a context, with its scope's
+/// id, each entry looked up as its [`Lookup`] says.
+pub(crate) fn resolve(newer_than: u64) -> Option<(u64, Context)> {
+    // No layer's key is 0 (keys are addresses).
+    resolve_with(newer_than, 0, |_| None)
+}
+
+/// [`resolve`], with `own` looking up the entries of layer `layer` instead
+/// (a layer inside its own callbacks, where the default dispatcher cannot be
+/// had, looks its spans up in the registry it was handed).
+pub(crate) fn resolve_with(
+    newer_than: u64,
+    layer: usize,
+    mut own: impl FnMut(&Id) -> Option<Context>,
+) -> Option<(u64, Context)> {
+    // The entries older than this one are left to look at.
+    let mut below = u64::MAX;
+    loop {
+        // The next entry to look at, newest first, with the list borrowed
+        // only to read: looking one up may start a span, whose processors may
+        // read the current context (and so come back here) or enter spans.
+        let next = ENTERED
+            .try_with(|entered| {
+                let entered = entered.try_borrow().ok()?;
+                entered
+                    .iter()
+                    .rev()
+                    .map(|e| (e.scope.id(), e))
+                    .skip_while(|&(scope, _)| scope >= below)
+                    .take_while(|&(scope, _)| scope > newer_than)
+                    .find_map(|(scope, e)| match &e.cx {
+                        Lookup::Done(None) => None,
+                        Lookup::Done(Some(cx)) => Some((scope, Found::Known(Context::clone(cx)))),
+                        Lookup::Later { .. } if e.layer == layer => {
+                            Some((scope, Found::Own(e.id.clone())))
+                        }
+                        Lookup::Later { dispatch, find } => Some((
+                            scope,
+                            Found::In(dispatch.upgrade(), *find, e.layer, e.id.clone()),
+                        )),
+                    })
+            })
+            .ok()
+            .flatten();
+        let (scope, found) = next?;
+        if let Found::Known(cx) = found {
+            return Some((scope, cx));
+        }
+        if let Some(cx) = last_found(scope) {
+            return Some((scope, cx));
+        }
+        let cx = match found {
+            Found::Known(cx) => Some(cx),
+            Found::Own(id) => own(&id),
+            Found::In(dispatch, find, layer, id) => dispatch.and_then(|d| find(&d, layer, &id)),
+        };
+        if let Some(cx) = cx {
+            keep_found(scope, &cx);
+            return Some((scope, cx));
+        }
+        below = scope;
+    }
+}
+
+/// An entry's context, or how to look it up (outside the list's borrow).
+enum Found {
+    Known(Context),
+    /// The calling layer's own entry of this span.
+    Own(Id),
+    /// Another entry: its dispatcher (if still alive), its lookup, its layer
+    /// and span.
+    In(
+        Option<Dispatch>,
+        fn(&Dispatch, usize, &Id) -> Option<Context>,
+        usize,
+        Id,
+    ),
+}
+
+thread_local! {
+    /// The last entry looked up on this thread, by its scope's id (never
+    /// reused), and its context: native spans started one after another
+    /// inside one `tracing` span find it here, without a lookup or an
+    /// allocation.
+    static LAST_FOUND: RefCell<Option<(u64, Context)>> = const { RefCell::new(None) };
+}
+
+/// The context of the entry whose scope is `scope`, if it was the last one
+/// looked up.
+fn last_found(scope: u64) -> Option<Context> {
+    LAST_FOUND
+        .try_with(|last| match &*last.try_borrow().ok()? {
+            Some((id, cx)) if *id == scope => Some(cx.clone()),
+            _ => None,
+        })
+        .ok()
+        .flatten()
+}
+
+/// Keeps `cx` as the context of the entry whose scope is `scope`.
+fn keep_found(scope: u64, cx: &Context) {
+    let _ = LAST_FOUND.try_with(|last| {
+        if let Ok(mut last) = last.try_borrow_mut() {
+            *last = Some((scope, cx.clone()));
+        }
+    });
 }
 
 #[cfg(test)]
@@ -113,16 +285,16 @@ mod tests {
     #[test]
     fn exits_in_any_order_leave_the_innermost_entered_context_current() {
         let (a, b, c) = (Id::from_u64(1), Id::from_u64(2), Id::from_u64(3));
-        enter(L, &a, Some(cx(1)));
-        enter(L, &b, Some(cx(2)));
-        enter(L, &c, Some(cx(3)));
+        enter(L, &a, Lookup::done(Some(cx(1))));
+        enter(L, &b, Lookup::done(Some(cx(2))));
+        enter(L, &c, Lookup::done(Some(cx(3))));
         exit(L, &b);
         assert_eq!(Context::current(), cx(3));
         assert_eq!(innermost(L), Some(c.clone()));
         exit(L, &c);
         assert_eq!(Context::current(), cx(1));
         assert_eq!(innermost(L), Some(a.clone()));
-        enter(L, &b, Some(cx(2)));
+        enter(L, &b, Lookup::done(Some(cx(2))));
         exit(L, &a);
         assert_eq!(Context::current(), cx(2));
         exit(L, &a); // not entered: nothing happens
@@ -134,9 +306,9 @@ mod tests {
     #[test]
     fn a_span_entered_twice_exits_its_latest_entry_and_is_not_innermost_again() {
         let (a, b) = (Id::from_u64(1), Id::from_u64(2));
-        enter(L, &a, Some(cx(1)));
-        enter(L, &b, Some(cx(2)));
-        enter(L, &a, Some(cx(1)));
+        enter(L, &a, Lookup::done(Some(cx(1))));
+        enter(L, &b, Lookup::done(Some(cx(2))));
+        enter(L, &a, Lookup::done(Some(cx(1))));
         // As the registry: a re-entered span does not become current again.
         assert_eq!(innermost(L), Some(b.clone()));
         exit(L, &a);
@@ -152,8 +324,8 @@ mod tests {
     fn layers_keep_their_own_spans_apart() {
         // The same id in two registries (two subscribers on one thread).
         let id = Id::from_u64(1);
-        enter(1, &id, Some(cx(1)));
-        enter(2, &id, None);
+        enter(1, &id, Lookup::done(Some(cx(1))));
+        enter(2, &id, Lookup::done(None));
         assert_eq!(innermost(1), Some(id.clone()));
         assert_eq!(innermost(2), Some(id.clone()));
         exit(1, &id);
@@ -169,7 +341,7 @@ mod tests {
     fn a_replaced_layer_exits_what_the_one_before_it_entered() {
         // `reload` swaps the layer between an enter and its exit.
         let id = Id::from_u64(1);
-        enter(1, &id, Some(cx(1)));
+        enter(1, &id, Lookup::done(Some(cx(1))));
         exit(2, &id);
         assert_eq!(Context::current(), Context::new());
         assert_eq!(innermost(1), None);

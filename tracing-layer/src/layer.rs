@@ -1,13 +1,14 @@
 //! [`RuntraceLayer`]: the `tracing-subscriber` layer that turns `tracing`
 //! spans into runtrace spans.
 
-use crate::current;
+use crate::current::{self, Lookup};
 use crate::fields::{Conventions, EventFields, KindField, SpanFields};
 use crate::state::{context_of, starting, Pending, SpanState};
 use crate::timings::Timings;
 use runtrace::{Context, KeyValue, Span, SpanKind, Status, Str, Tracer};
+use tracing::dispatcher::WeakDispatch;
 use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Level, Metadata, Subscriber};
+use tracing::{Dispatch, Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context as LayerContext, Layer};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
@@ -145,6 +146,19 @@ impl RuntraceLayer {
         std::ptr::from_ref(self) as usize
     }
 
+    /// The thread's default dispatcher, held weakly, if this layer is in it
+    /// (not when asked inside a `tracing` callback made through it, where
+    /// `tracing` hands out no dispatcher; nor when wrapped in a layer that
+    /// does not let `downcast_ref` through, such as `reload`'s).
+    fn default_dispatcher(&self) -> Option<WeakDispatch> {
+        tracing::dispatcher::get_default(|dispatch| {
+            dispatch
+                .downcast_ref::<RuntraceLayer>()
+                .filter(|me| me.key() == self.key())
+                .map(|_| dispatch.downgrade())
+        })
+    }
+
     /// The tracer that starts this layer's spans.
     pub(crate) fn tracer(&self) -> &Tracer {
         &self.tracer
@@ -267,25 +281,56 @@ fn thread_attributes() -> impl Iterator<Item = KeyValue> {
         .chain(name.map(|name| KeyValue::new("thread.name", name)))
 }
 
+/// The context of span `id` for the layer whose key is `layer`, looked up in
+/// `dispatch` (a [`Lookup::Later`]): `None` if that layer is not in it, if
+/// the span is gone or the layer keeps nothing for it and its ancestors, or if
+/// this thread is starting a pending root (whose span's lock it holds).
+fn context_in<S>(dispatch: &Dispatch, layer: usize, id: &Id) -> Option<Context>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    if starting() {
+        return None;
+    }
+    let me = dispatch
+        .downcast_ref::<RuntraceLayer>()
+        .filter(|me| me.key() == layer)?;
+    let span = dispatch.downcast_ref::<S>()?.span(id)?;
+    context_of(&span, Some(&me.tracer))
+}
+
 /// The runtrace parent of a span whose `tracing` parent is `parent`: for a
 /// contextual span, the current runtrace context (the innermost entered
 /// `tracing` span's, or a native span's started inside it); for an explicit
-/// parent, that span's context (started by `tracer` if pending).
-fn parent_context<'a, R>(
+/// parent, that span's context (started by `layer`'s tracer if pending).
+/// `ctx` looks up the layer's own entered spans (the default dispatcher
+/// cannot be had while `tracing` makes a span).
+fn parent_context<'a, S>(
+    layer: &RuntraceLayer,
     attrs: &Attributes<'_>,
-    parent: SpanRef<'a, R>,
-    tracer: &Tracer,
+    parent: SpanRef<'a, S>,
+    ctx: &'a LayerContext<'_, S>,
 ) -> Option<Context>
 where
-    R: LookupSpan<'a>,
+    S: Subscriber + for<'b> LookupSpan<'b>,
 {
-    if attrs.is_contextual() {
-        let current = Context::current();
+    if attrs.is_contextual() && !current::is_newest(layer.key(), &parent.id()) {
+        // Something else may be current: a native span's context attached
+        // in the parent, or another subscriber's span entered.
+        let current = Context::current_resolving(|newer_than| {
+            current::resolve_with(newer_than, layer.key(), |id| {
+                if *id == parent.id() {
+                    // The usual case, the parent itself: no lookup.
+                    return context_of(&parent, Some(&layer.tracer));
+                }
+                context_of(&ctx.span(id)?, Some(&layer.tracer))
+            })
+        });
         if current.span_context().is_some() {
             return Some(current);
         }
     }
-    context_of(parent, Some(tracer))
+    context_of(&parent, Some(&layer.tracer))
 }
 
 /// Whether the layer keeps a recording span for `id` (read-locked briefly,
@@ -311,7 +356,7 @@ where
         let Some(span) = ctx.span(id) else { return };
         let state = match span
             .parent()
-            .and_then(|p| parent_context(attrs, p, &self.tracer))
+            .and_then(|p| parent_context(self, attrs, p, &ctx))
         {
             Some(parent) => self.start_child(attrs, &parent),
             None if attrs.is_root() => Some(self.pending_root(attrs, Context::new())),
@@ -360,7 +405,7 @@ where
     fn on_follows_from(&self, id: &Id, follows: &Id, ctx: LayerContext<'_, S>) {
         let Some(follows) = ctx
             .span(follows)
-            .and_then(|span| context_of(span, Some(&self.tracer)))
+            .and_then(|span| context_of(&span, Some(&self.tracer)))
         else {
             return;
         };
@@ -435,14 +480,26 @@ where
         if !self.tracer.is_enabled() {
             return;
         }
-        let cx = ctx.span(id).and_then(|span| {
-            if self.tracked_inactivity {
+        if self.tracked_inactivity {
+            if let Some(span) = ctx.span(id) {
                 if let Some(timings) = span.extensions_mut().get_mut::<Timings>() {
                     timings.enter();
                 }
             }
-            context_of(span, Some(&self.tracer))
-        });
+        }
+        // Looked up when a context is read, through the default dispatcher if
+        // it is this layer's; else now.
+        let cx = if let Some(dispatch) = self.default_dispatcher() {
+            Lookup::Later {
+                dispatch,
+                find: context_in::<S>,
+            }
+        } else {
+            Lookup::done(
+                ctx.span(id)
+                    .and_then(|span| context_of(&span, Some(&self.tracer))),
+            )
+        };
         current::enter(self.key(), id, cx);
     }
 

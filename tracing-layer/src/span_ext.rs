@@ -113,7 +113,7 @@ impl TracingSpanExt for tracing::Span {
             let registry = dispatch.downcast_ref::<Registry>()?;
             // The layer's tracer starts a local root not started yet.
             let layer = dispatch.downcast_ref::<RuntraceLayer>();
-            context_of(registry.span(id)?, layer.map(RuntraceLayer::tracer))
+            context_of(&registry.span(id)?, layer.map(RuntraceLayer::tracer))
         })
         .flatten()
         .unwrap_or_default()

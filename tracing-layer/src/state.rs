@@ -168,7 +168,7 @@ impl Pending {
 /// pending root with the layer's `tracer`), else its nearest kept ancestor's
 /// (a dropped span's trace, unsampled), else `None` (nothing kept: a
 /// disabled tracer; or a pending root and no `tracer` to start it).
-pub(crate) fn context_of<'a, R>(span: SpanRef<'a, R>, tracer: Option<&Tracer>) -> Option<Context>
+pub(crate) fn context_of<'a, R>(span: &SpanRef<'a, R>, tracer: Option<&Tracer>) -> Option<Context>
 where
     R: LookupSpan<'a>,
 {
@@ -183,7 +183,7 @@ where
         Some(extensions.get_mut::<SpanState>()?.start(tracer?).context())
     };
     // The span's own first: walking its scope would look it up again.
-    own(&span).or_else(|| span.scope().skip(1).find_map(|s| own(&s)))
+    own(span).or_else(|| span.scope().skip(1).find_map(|s| own(&s)))
 }
 
 thread_local! {

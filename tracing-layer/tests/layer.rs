@@ -5,7 +5,7 @@
 use runtrace::sampling::{Sampler, SamplingDecision, SamplingParameters, SamplingResult};
 use runtrace::{
     diagnostics, Context, InMemoryExporter, SpanContext, SpanData, SpanId, SpanKind, Status,
-    TraceContextPropagator, TracerProvider, Value,
+    TraceContextPropagator, TraceFlags, TraceId, TraceState, TracerProvider, Value,
 };
 use runtrace_tracing::{RuntraceLayer, SetParentError, TracingSpanExt};
 use std::collections::HashMap;
@@ -245,11 +245,12 @@ fn a_remote_parent_set_before_entering_is_the_root_s_parent() {
         let request = info_span!("request", otel.kind = "server");
         assert_eq!(request.set_parent(&propagator.extract(&incoming)), Ok(()));
         let _r = request.enter();
+        let call = info_span!("call", otel.kind = "client");
+        // Its first child started it.
         assert_eq!(
             request.set_parent(&Context::new()),
             Err(SetParentError::AlreadyStarted)
         );
-        let call = info_span!("call", otel.kind = "client");
         assert_eq!(
             call.set_parent(&Context::new()),
             Err(SetParentError::AlreadyStarted)
@@ -270,6 +271,42 @@ fn a_remote_parent_set_before_entering_is_the_root_s_parent() {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01",
             call.span_context.span_id()
         )
+    );
+}
+
+/// Entering alone does not start a local root (nothing read its context
+/// yet): a remote parent set after the first enter still applies.
+#[test]
+fn a_remote_parent_set_after_entering_applies_until_the_root_is_used() {
+    let parent = Context::from_span_context(SpanContext::new(
+        TraceId::from_bytes([7; 16]),
+        SpanId::from_bytes([7; 8]),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::EMPTY,
+    ));
+    let spans = traced(|tracer| {
+        let request = info_span!("request");
+        request.in_scope(|| {});
+        let _r = request.enter();
+        assert_eq!(request.set_parent(&parent), Ok(()));
+        // A native span inside reads the current context: the root starts.
+        tracer.span("native").start().end();
+        assert_eq!(
+            request.set_parent(&Context::new()),
+            Err(SetParentError::AlreadyStarted)
+        );
+    });
+    let request = named(&spans, "request");
+    assert_eq!(
+        request.span_context.trace_id(),
+        TraceId::from_bytes([7; 16])
+    );
+    assert_eq!(request.parent_span_id, SpanId::from_bytes([7; 8]));
+    assert!(request.parent_is_remote);
+    assert_eq!(
+        named(&spans, "native").parent_span_id,
+        request.span_context.span_id()
     );
 }
 
@@ -319,6 +356,54 @@ fn native_spans_nest_in_tracing_spans_and_the_other_way_round() {
     assert_eq!(
         named(&spans, "native leaf").parent_span_id,
         id("tracing inner")
+    );
+}
+
+/// A `tracing` span entered while another dispatcher is the thread's
+/// default: its context is found at once, and native spans inside are its
+/// children all the same.
+#[test]
+fn a_span_entered_under_another_default_dispatcher_is_still_current() {
+    let (provider, exporter) = simple_provider();
+    let tracer = provider.tracer("test");
+    let traced = tracing_subscriber::registry().with(RuntraceLayer::new(tracer.clone()));
+    let span = tracing::subscriber::with_default(traced, || info_span!("traced"));
+    tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+        span.in_scope(|| {
+            tracer.span("native").start().end();
+            assert_eq!(
+                Context::current().span_context(),
+                span.context().span_context()
+            );
+        });
+    });
+    drop(span);
+    let spans = exporter.finished_spans();
+    assert_eq!(
+        named(&spans, "native").parent_span_id,
+        named(&spans, "traced").span_context.span_id()
+    );
+}
+
+/// Inside a `tracing` span entered in a native one, the native span is not
+/// current: `with_current_span` does nothing, and `Context::current()` is
+/// the `tracing` span's, read again as often as asked.
+#[test]
+fn inside_a_tracing_span_the_native_span_around_it_is_not_current() {
+    let spans = traced(|tracer| {
+        tracer.in_span("native", |_| {
+            let inner = info_span!("inner");
+            let _inner = inner.enter();
+            assert_eq!(runtrace::with_current_span(|_| ()), None);
+            let first = Context::current();
+            assert_eq!(first.span_context(), inner.context().span_context());
+            assert_eq!(Context::current(), first);
+            assert_eq!(runtrace::with_current_span(|_| ()), None);
+        });
+    });
+    assert_eq!(
+        named(&spans, "inner").parent_span_id,
+        named(&spans, "native").span_context.span_id()
     );
 }
 

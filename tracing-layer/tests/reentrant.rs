@@ -37,8 +37,11 @@ fn an_event_emitted_while_a_root_starts_is_ignored_instead_of_deadlocking() {
     tracing::subscriber::set_global_default(subscriber).unwrap();
     {
         let root = info_span!("root");
-        let _r = root.enter(); // starts it, under its lock: the processor logs
-        info_span!("child").in_scope(|| {}); // logs into "root", not locked then
+        let _r = root.enter();
+        // Its first child starts it, under its lock: the processor logs (and
+        // the event is ignored); then it starts the child, and logs into
+        // "root", not locked then.
+        info_span!("child").in_scope(|| {});
     }
     let spans = exporter.finished_spans();
     let root = spans.iter().find(|s| s.name == "root").unwrap();
