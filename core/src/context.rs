@@ -201,10 +201,21 @@ impl Context {
             return f(&Context::new());
         }
         let newest_guard = NEWEST_GUARD.get();
-        // Asked before anything here is borrowed: a resolver may read its
-        // library's state, and start a span there.
-        let foreign = foreign_newer_than(newest_guard, resolve);
-        let newest = foreign.as_ref().map_or(newest_guard, |(id, _)| *id);
+        if FOREIGN_OPEN.get() != 0 {
+            // Asked before anything here is borrowed: a resolver may read its
+            // library's state, and start a span there.
+            if let Some((id, cx)) = resolve(newest_guard).filter(|(id, _)| *id > newest_guard) {
+                return Self::with_newest(id, Some(&cx), f);
+            }
+        }
+        Self::with_newest(newest_guard, None, f)
+    }
+
+    /// Runs `f` on the context of the top frame if it is newer than
+    /// `newest` (a guard's or a foreign scope's id), else on `foreign` (the
+    /// context of the foreign scope `newest`), else on the top guard entry's.
+    #[inline(always)]
+    fn with_newest<R>(newest: u64, foreign: Option<&Context>, f: impl FnOnce(&Context) -> R) -> R {
         let mut f = Some(f);
         let mut call = |cx: &Context| f.take().map(|f| f(cx));
         let in_frame = FRAMES.with(|frames| {
@@ -213,7 +224,7 @@ impl Context {
         if let Some(Some(Some(result))) = in_frame {
             return result;
         }
-        if let Some((_, cx)) = &foreign {
+        if let Some(cx) = foreign {
             return call(cx).expect("`f` runs once: the frame's closure did not run");
         }
         let seen = STACK.try_with(|stack| match stack.borrow().0.last() {

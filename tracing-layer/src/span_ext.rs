@@ -16,8 +16,9 @@ pub enum SetParentError {
     /// (a no-op tracer).
     NotTraced,
     /// The span has already started: it has a `tracing` parent, or it was
-    /// already used (entered, given an event or a child, asked for its
-    /// context).
+    /// already used (given an event or a child, asked for its context, by
+    /// [`TracingSpanExt::context`] or by a native span or
+    /// `Context::current()` inside it).
     AlreadyStarted,
 }
 
@@ -26,7 +27,7 @@ impl fmt::Display for SetParentError {
         f.write_str(match self {
             SetParentError::NotTraced => "the span is not traced by a RuntraceLayer",
             SetParentError::AlreadyStarted => {
-                "the span has already started (it has a tracing parent or was already entered)"
+                "the span has already started (it has a tracing parent or was already used)"
             }
         })
     }
@@ -68,9 +69,14 @@ impl std::error::Error for SetParentError {}
 pub trait TracingSpanExt {
     /// Makes `cx` (for example a remote parent from
     /// [`TraceContextPropagator::extract`](runtrace::TraceContextPropagator::extract))
-    /// the span's parent. Call it before the span is first used (entered,
-    /// given an event or a child, asked for its context): a span starts then,
-    /// and a span with a `tracing` parent starts when created.
+    /// the span's parent. Call it before the span is first entered. A local
+    /// root starts when first used (given an event or a child, asked for its
+    /// context, by [`context`](Self::context) or by a native span or
+    /// `Context::current()` inside it, or closed), and a span with a `tracing`
+    /// parent when created; after that this returns
+    /// [`SetParentError::AlreadyStarted`]. Entering alone does not start a
+    /// root, unless another dispatcher is the thread's default then, or a
+    /// wrapper such as `tracing_subscriber::reload::Layer` hides the layer.
     fn set_parent(&self, cx: &Context) -> Result<(), SetParentError>;
 
     /// The span's runtrace context, to inject into an outgoing request: its

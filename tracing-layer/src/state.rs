@@ -4,11 +4,15 @@
 //! A span with a `tracing` parent starts when it is created: its parent is
 //! known, so the sampler decides at once, and a dropped span keeps nothing
 //! (no extension, no allocation; its context is its nearest kept ancestor's).
-//! A local root (no `tracing` parent) waits until first used (entered, asked
-//! for its context, given an event or a child, closed): until then
+//! A local root (no `tracing` parent) waits until first used (given a child
+//! or an event, asked for its context, by `TracingSpanExt::context` or by
+//! runtrace reading the current context inside it, or closed): until then
 //! [`TracingSpanExt::set_parent`](crate::TracingSpanExt::set_parent) may still
 //! give it a remote parent, which changes its trace and its sampling. It
-//! starts then with the time it was created.
+//! starts then with the time it was created. Entering it does not start it,
+//! except where the enter looks its context up at once (see [`crate::current`]:
+//! another dispatcher is the thread's default, or a wrapper such as `reload`'s
+//! hides the layer).
 
 use crate::fields::Conventions;
 use runtrace::{Context, KeyValue, Span, SpanContext, SpanKind, Status, Str, Tracer};
