@@ -16,9 +16,10 @@
 //! and an attached context (in a tokio service, where every poll of an
 //! instrumented future is an enter and an exit, that lookup and attach were
 //! the largest part of the layer's cost). The lookup goes through the
-//! dispatcher that was the thread's default when the span was entered (kept
-//! weakly), so an entry is looked up lazily only if its layer was in that
-//! dispatcher; the layer looks up the others at once ([`Lookup::Done`]).
+//! dispatcher that was the thread's default when the span was entered (each
+//! thread lists those it needs, weakly), so an entry is looked up lazily only
+//! if its layer was in that dispatcher; the layer looks up the others at once
+//! ([`Lookup::Done`]).
 //!
 //! Subscribers on one thread (nested `with_default`) share the list, and their
 //! span ids can collide, so each entry names its layer: a layer exits and
@@ -41,16 +42,26 @@ pub(crate) enum Lookup {
     /// Found: the span's context (boxed, so that an entry stays small to push
     /// and remove), or `None` if the layer keeps none for it.
     Done(Option<Box<Context>>),
-    /// Not yet: `find` looks span `id` up for layer `layer` (its
-    /// [`key`](crate::RuntraceLayer)) in `dispatch`, the dispatcher that was
-    /// the thread's default when the span was entered and has that layer;
-    /// `None` if it cannot (the dispatcher is gone, or the registry is busy
-    /// on this thread).
-    Later {
-        dispatch: WeakDispatch,
-        find: fn(dispatch: &Dispatch, layer: usize, id: &Id) -> Option<Context>,
-    },
+    /// Not yet: it is looked up in its layer's dispatcher, the one that was
+    /// the thread's default when the span was entered, found by the layer's
+    /// [`key`](crate::RuntraceLayer) among this thread's [`Dispatcher`]s.
+    Later,
 }
+
+/// A dispatcher that entries of this thread are looked up in.
+struct Dispatcher {
+    /// The key of the layer in it.
+    layer: usize,
+    /// Held weakly, which keeps the dispatcher's memory, and so the layer's
+    /// address (its key), from being reused while it is listed here.
+    dispatch: WeakDispatch,
+    /// Looks span `id` up for the layer whose key is `layer` in the
+    /// dispatcher; `None` if it cannot (the registry is busy on this thread).
+    find: Find,
+}
+
+/// How a [`Dispatcher`] looks a span up.
+pub(crate) type Find = fn(dispatch: &Dispatch, layer: usize, id: &Id) -> Option<Context>;
 
 impl Lookup {
     /// Found: `cx`.
@@ -76,6 +87,62 @@ struct Entered {
 
 thread_local! {
     static ENTERED: RefCell<Vec<Entered>> = const { RefCell::new(Vec::new()) };
+    /// The dispatchers of this thread's layers that entered spans lazily:
+    /// few (one per dispatcher a layer on this thread was the default in),
+    /// and pruned of dead ones when one is added.
+    static DISPATCHERS: RefCell<Vec<Dispatcher>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Lists `dispatch`, the thread's default dispatcher, as the one that
+/// entries of `layer` are looked up in (with `find`), unless it is listed;
+/// `false` if it cannot be (at thread exit).
+pub(crate) fn note_dispatcher(layer: usize, dispatch: &Dispatch, find: Find) -> bool {
+    DISPATCHERS
+        .try_with(|dispatchers| {
+            let Ok(mut dispatchers) = dispatchers.try_borrow_mut() else {
+                return false;
+            };
+            if dispatchers.iter().any(|d| d.layer == layer) {
+                return true;
+            }
+            // The listed dispatchers that are gone (their layers' keys may
+            // be reused once they are not held here).
+            dispatchers.retain(|d| d.dispatch.upgrade().is_some());
+            dispatchers.push(Dispatcher {
+                layer,
+                dispatch: dispatch.downgrade(),
+                find,
+            });
+            true
+        })
+        .unwrap_or(false)
+}
+
+/// Whether this thread lists a dispatcher that entries of `layer` are looked
+/// up in: if `layer` is alive (as a layer calling this is), that dispatcher
+/// is the one it is in, since no other layer can have its key while the
+/// dispatcher is listed.
+pub(crate) fn has_dispatcher(layer: usize) -> bool {
+    DISPATCHERS
+        .try_with(|dispatchers| {
+            dispatchers
+                .try_borrow()
+                .is_ok_and(|dispatchers| dispatchers.iter().any(|d| d.layer == layer))
+        })
+        .unwrap_or(false)
+}
+
+/// The dispatcher that entries of `layer` are looked up in, if it is alive,
+/// and its lookup.
+fn dispatcher_of(layer: usize) -> Option<(Dispatch, Find)> {
+    DISPATCHERS
+        .try_with(|dispatchers| {
+            let dispatchers = dispatchers.try_borrow().ok()?;
+            let d = dispatchers.iter().find(|d| d.layer == layer)?;
+            Some((d.dispatch.upgrade()?, d.find))
+        })
+        .ok()
+        .flatten()
 }
 
 /// Records that `layer` entered span `id` on this thread: its context
@@ -189,13 +256,10 @@ pub(crate) fn resolve_with(
                     .find_map(|(scope, e)| match &e.cx {
                         Lookup::Done(None) => None,
                         Lookup::Done(Some(cx)) => Some((scope, Found::Known(Context::clone(cx)))),
-                        Lookup::Later { .. } if e.layer == layer => {
+                        Lookup::Later if e.layer == layer => {
                             Some((scope, Found::Own(e.id.clone())))
                         }
-                        Lookup::Later { dispatch, find } => Some((
-                            scope,
-                            Found::In(dispatch.upgrade(), *find, e.layer, e.id.clone()),
-                        )),
+                        Lookup::Later => Some((scope, Found::In(e.layer, e.id.clone()))),
                     })
             })
             .ok()
@@ -210,7 +274,9 @@ pub(crate) fn resolve_with(
         let cx = match found {
             Found::Known(cx) => Some(cx),
             Found::Own(id) => own(&id),
-            Found::In(dispatch, find, layer, id) => dispatch.and_then(|d| find(&d, layer, &id)),
+            Found::In(layer, id) => {
+                dispatcher_of(layer).and_then(|(dispatch, find)| find(&dispatch, layer, &id))
+            }
         };
         if let Some(cx) = cx {
             keep_found(scope, &cx);
@@ -225,14 +291,9 @@ enum Found {
     Known(Context),
     /// The calling layer's own entry of this span.
     Own(Id),
-    /// Another entry: its dispatcher (if still alive), its lookup, its layer
-    /// and span.
-    In(
-        Option<Dispatch>,
-        fn(&Dispatch, usize, &Id) -> Option<Context>,
-        usize,
-        Id,
-    ),
+    /// Another entry, to look up in its layer's dispatcher: the layer's key
+    /// and the span.
+    In(usize, Id),
 }
 
 thread_local! {

@@ -6,7 +6,6 @@ use crate::fields::{Conventions, EventFields, KindField, SpanFields};
 use crate::state::{context_of, starting, Pending, SpanState};
 use crate::timings::Timings;
 use runtrace::{Context, KeyValue, Span, SpanKind, Status, Str, Tracer};
-use tracing::dispatcher::WeakDispatch;
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Dispatch, Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context as LayerContext, Layer};
@@ -146,16 +145,17 @@ impl RuntraceLayer {
         std::ptr::from_ref(self) as usize
     }
 
-    /// The thread's default dispatcher, held weakly, if this layer is in it
-    /// (not when asked inside a `tracing` callback made through it, where
-    /// `tracing` hands out no dispatcher; nor when wrapped in a layer that
-    /// does not let `downcast_ref` through, such as `reload`'s).
-    fn default_dispatcher(&self) -> Option<WeakDispatch> {
+    /// Whether this layer is in the thread's default dispatcher (not when
+    /// asked inside a `tracing` callback made through it, where `tracing`
+    /// hands out no dispatcher; nor when wrapped in a layer that does not let
+    /// `downcast_ref` through, such as `reload`'s); if so, the thread lists
+    /// that dispatcher to look this layer's spans up in with `find`.
+    fn is_in_default_dispatcher(&self, find: current::Find) -> bool {
         tracing::dispatcher::get_default(|dispatch| {
             dispatch
                 .downcast_ref::<RuntraceLayer>()
-                .filter(|me| me.key() == self.key())
-                .map(|_| dispatch.downgrade())
+                .is_some_and(|me| me.key() == self.key())
+                && current::note_dispatcher(self.key(), dispatch, find)
         })
     }
 
@@ -282,7 +282,7 @@ fn thread_attributes() -> impl Iterator<Item = KeyValue> {
 }
 
 /// The context of span `id` for the layer whose key is `layer`, looked up in
-/// `dispatch` (a [`Lookup::Later`]): `None` if that layer is not in it, if
+/// `dispatch` (for a [`Lookup::Later`]): `None` if that layer is not in it, if
 /// the span is gone or the layer keeps nothing for it and its ancestors, or if
 /// this thread is starting a pending root (whose span's lock it holds).
 fn context_in<S>(dispatch: &Dispatch, layer: usize, id: &Id) -> Option<Context>
@@ -487,13 +487,13 @@ where
                 }
             }
         }
-        // Looked up when a context is read, through the default dispatcher if
-        // it is this layer's; else now.
-        let cx = if let Some(dispatch) = self.default_dispatcher() {
-            Lookup::Later {
-                dispatch,
-                find: context_in::<S>,
-            }
+        // Looked up when a context is read, through this layer's dispatcher
+        // if the thread lists it, or lists it now because it is the default;
+        // else now.
+        let cx = if current::has_dispatcher(self.key())
+            || self.is_in_default_dispatcher(context_in::<S>)
+        {
+            Lookup::Later
         } else {
             Lookup::done(
                 ctx.span(id)
