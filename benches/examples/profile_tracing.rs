@@ -11,7 +11,9 @@
 //! Arguments: case (`span_4fields`, `child_span_with_event`,
 //! `instrumented_future`, as in `benches/benches/tracing.rs`), span count,
 //! batch queue size (default 65536), and `none` to run through the registry
-//! alone (what `tracing` itself costs). The case first runs `n` times untimed and
+//! alone (what `tracing` itself costs) or `otel` through tracing-opentelemetry
+//! over opentelemetry_sdk's batch processor, configured as the bench's `otel`
+//! (the same work as runtrace's). The case first runs `n` times untimed and
 //! flushes, so that the timed runs find the recycle pools full; the timed
 //! loop is `measure`. Prints ns/span and the delivery counters (which count
 //! the warm-up's spans too).
@@ -46,13 +48,17 @@ fn main() {
         .with_batch_config(config)
         .with_batch_exporter(Discard::default())
         .build();
+    let otel_provider = otel::provider(queue);
     // `none` as a fourth argument: the registry alone, as the bench's `none`.
-    let dispatch = if args.get(4).map(String::as_str) == Some("none") {
-        Dispatch::new(tracing_subscriber::registry())
-    } else {
-        // As the bench configures it.
-        let layer = RuntraceLayer::new(provider.tracer("bench")).with_threads(true);
-        Dispatch::new(tracing_subscriber::registry().with(layer))
+    let lib = args.get(4).map_or("runtrace", String::as_str);
+    let dispatch = match lib {
+        "none" => Dispatch::new(tracing_subscriber::registry()),
+        "otel" => Dispatch::new(tracing_subscriber::registry().with(otel::layer(&otel_provider))),
+        _ => {
+            // As the bench configures it.
+            let layer = RuntraceLayer::new(provider.tracer("bench")).with_threads(true);
+            Dispatch::new(tracing_subscriber::registry().with(layer))
+        }
     };
     let elapsed = tracing::dispatcher::with_default(&dispatch, || {
         let parent = info_span!("parent");
@@ -61,15 +67,65 @@ fn main() {
             op();
         }
         let _ = provider.force_flush();
+        let _ = otel_provider.force_flush();
         measure(n, op)
     });
     let _ = provider.force_flush();
+    let _ = otel_provider.force_flush();
     eprintln!("{:?}", provider.stats());
     println!(
-        "runtrace-tracing/{case}: {n} iterations, {:.1} ns each",
+        "{lib}/{case}: {n} iterations, {:.1} ns each",
         elapsed.as_nanos() as f64 / n as f64
     );
     let _ = provider.shutdown();
+    let _ = otel_provider.shutdown();
+}
+
+/// tracing-opentelemetry over opentelemetry_sdk, as the bench's `otel`.
+mod otel {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::trace::{
+        BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider, SpanData,
+        SpanExporter,
+    };
+    use std::future::Future;
+    use std::time::Duration;
+    use tracing_opentelemetry::OpenTelemetryLayer;
+    use tracing_subscriber::Registry;
+
+    /// Drops exported spans.
+    #[derive(Debug, Default)]
+    struct Discard;
+
+    impl SpanExporter for Discard {
+        fn export(&self, _: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+            std::future::ready(Ok(()))
+        }
+    }
+
+    /// A provider whose batch processor holds `queue` spans.
+    pub(super) fn provider(queue: usize) -> SdkTracerProvider {
+        let config = BatchConfigBuilder::default()
+            .with_max_queue_size(queue)
+            .with_scheduled_delay(Duration::from_millis(100))
+            .build();
+        let processor = BatchSpanProcessor::builder(Discard)
+            .with_batch_config(config)
+            .build();
+        SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .build()
+    }
+
+    /// The layer doing runtrace-tracing's work: no busy and idle time, no
+    /// `target` attribute.
+    pub(super) fn layer(provider: &SdkTracerProvider) -> OpenTelemetryLayer<Registry, SdkTracer> {
+        tracing_opentelemetry::layer()
+            .with_tracked_inactivity(false)
+            .with_target(false)
+            .with_tracer(provider.tracer("bench"))
+    }
 }
 
 /// The timed loop, out of line so that callgrind can count it alone.
