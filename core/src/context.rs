@@ -201,31 +201,16 @@ impl Context {
             return f(&Context::new());
         }
         let newest_guard = NEWEST_GUARD.get();
-        if FOREIGN_OPEN.get() != 0 {
-            // Asked before anything here is borrowed: a resolver may read its
-            // library's state, and start a span there.
-            if let Some((id, cx)) = resolve(newest_guard).filter(|(id, _)| *id > newest_guard) {
-                return Self::with_newest(id, Some(&cx), f);
-            }
+        if let Some((_, cx)) = foreign_current(newest_guard, resolve) {
+            return f(&cx);
         }
-        Self::with_newest(newest_guard, None, f)
-    }
-
-    /// Runs `f` on the context of the top frame if it is newer than
-    /// `newest` (a guard's or a foreign scope's id), else on `foreign` (the
-    /// context of the foreign scope `newest`), else on the top guard entry's.
-    #[inline(always)]
-    fn with_newest<R>(newest: u64, foreign: Option<&Context>, f: impl FnOnce(&Context) -> R) -> R {
         let mut f = Some(f);
         let mut call = |cx: &Context| f.take().map(|f| f(cx));
         let in_frame = FRAMES.with(|frames| {
-            frames.with_top(|frame, cx, _| frame.is_newer_than(newest).then(|| call(cx)))
+            frames.with_top(|frame, cx, _| frame.is_newer_than(newest_guard).then(|| call(cx)))
         });
         if let Some(Some(Some(result))) = in_frame {
             return result;
-        }
-        if let Some(cx) = foreign {
-            return call(cx).expect("`f` runs once: the frame's closure did not run");
         }
         let seen = STACK.try_with(|stack| match stack.borrow().0.last() {
             Some(entry) => call(&entry.cx),
@@ -383,12 +368,14 @@ impl Context {
             return None;
         }
         let newest_guard = NEWEST_GUARD.get();
-        let foreign = foreign_newer_than(newest_guard, resolve_foreign);
-        let newest = foreign.as_ref().map_or(newest_guard, |(id, _)| *id);
+        if foreign_current(newest_guard, resolve_foreign).is_some() {
+            // A foreign scope's span is not runtrace's to record on.
+            return None;
+        }
         let in_frame = FRAMES.with(|frames| {
             frames.with_top(|frame, cx, span| {
                 // A frame that is current answers, with or without a span.
-                frame.is_newer_than(newest).then(|| {
+                frame.is_newer_than(newest_guard).then(|| {
                     span?.as_ref()?;
                     Some((frame.id, cx.span.clone()?))
                 })
@@ -396,10 +383,6 @@ impl Context {
         });
         if let Some(Some(current)) = in_frame {
             return current;
-        }
-        if foreign.is_some() {
-            // A foreign scope's span is not runtrace's to record on.
-            return None;
         }
         STACK
             .try_with(|stack| {
@@ -468,11 +451,13 @@ impl ContextGuard {
 
 /// Answers, when the current context is read while [`ForeignScope`]s are
 /// open on this thread, for the newest of them with an id greater than its
-/// argument that has a context: that scope's id and its context. `None` if
-/// there is none (or the bridge cannot tell now); the current context is then
-/// the newest of runtrace's own. A resolver runs with nothing of runtrace's
-/// context borrowed: it may start spans and read the current context (which
-/// calls it again).
+/// argument that has a context: that scope's [`id`](ForeignScope::id) and
+/// its context (the id alone places the answer among runtrace's contexts, so
+/// it must be one of the bridge's open scopes). `None` if there is none (or
+/// the bridge cannot tell now); the current context is then the newest of
+/// runtrace's own. A resolver runs with nothing of runtrace's context
+/// borrowed: it may start spans and read the current context (which calls it
+/// again), and must detach before it returns whatever it attaches.
 pub type ForeignResolver = fn(u64) -> Option<(u64, Context)>;
 
 /// A scope of another instrumentation library that is current on this
@@ -524,12 +509,17 @@ pub struct ForeignScope {
 
 impl ForeignScope {
     /// Opens a scope on this thread, newer than every context attached so
-    /// far; `resolve` answers for it (and for the other open scopes) until a
-    /// later scope is opened with another resolver.
+    /// far; `resolve` answers for it and for the other open scopes. One
+    /// bridge per thread at a time: a scope opened with another resolver
+    /// while scopes are open makes it answer for theirs too, which runtrace
+    /// reports once through [`diagnostics`](crate::diagnostics).
     #[inline]
     pub fn open(resolve: ForeignResolver) -> ForeignScope {
         let id = next_guard_id();
-        FOREIGN_RESOLVER.set(Some(resolve));
+        let previous = FOREIGN_RESOLVER.replace(Some(resolve));
+        if FOREIGN_OPEN.get() != 0 && previous.is_some_and(|p| !std::ptr::fn_addr_eq(p, resolve)) {
+            warn_second_resolver();
+        }
         FOREIGN_OPEN.set(FOREIGN_OPEN.get() + 1);
         ATTACHED.set(ATTACHED.get() + 1);
         ForeignScope {
@@ -546,12 +536,13 @@ impl ForeignScope {
         self.id
     }
 
-    /// Whether no context attached on this thread since it opened is still
-    /// attached: then the current context is this scope's, if it is the
-    /// bridge's newest and has one. A bridge that knows that context can use
-    /// it without asking for the current one.
+    /// Whether no context attached on this thread since this scope opened
+    /// (by a guard, or a frame of a `FutureExt` future's poll or
+    /// `Tracer::in_span`) is still attached: then the current context is this
+    /// scope's, if it is the bridge's newest and has one. A bridge that knows
+    /// that context can use it without asking for the current one.
     #[inline]
-    pub fn is_newest_of_runtrace(&self) -> bool {
+    pub fn nothing_attached_since(&self) -> bool {
         if NEWEST_GUARD.get() > self.id {
             return false;
         }
@@ -569,17 +560,40 @@ impl Drop for ForeignScope {
     }
 }
 
-/// The context of the newest foreign scope that has one, if it is newer
-/// than the newest guard entry (`newest_guard`), as `resolve` tells.
+/// The id and context of the newest foreign scope that has one, as `resolve`
+/// tells, if it is the current context: newer than the newest guard entry
+/// (`newest_guard`) and the top frame. `resolve` is asked only for scopes
+/// newer than both, so that it looks up nothing it would not use.
 #[inline]
-fn foreign_newer_than(
+fn foreign_current(
     newest_guard: u64,
     resolve: impl FnOnce(u64) -> Option<(u64, Context)>,
 ) -> Option<(u64, Context)> {
     if FOREIGN_OPEN.get() == 0 {
         return None;
     }
-    resolve(newest_guard).filter(|(id, _)| *id > newest_guard)
+    // A scope is newer than a frame if its id is at least the frame's
+    // `since` (the id the next guard was to get when the frame was made).
+    let frame = FRAMES
+        .with(|frames| frames.with_top(|frame, _, _| frame.since.saturating_sub(1)))
+        .unwrap_or(0);
+    let older = newest_guard.max(frame);
+    // Asked before anything here is borrowed: a resolver may read its
+    // library's state, and start a span there.
+    resolve(older).filter(|(id, _)| *id > older)
+}
+
+static WARN_SECOND_RESOLVER: OnceFlag = OnceFlag::new();
+
+#[cold]
+fn warn_second_resolver() {
+    if WARN_SECOND_RESOLVER.first() {
+        diagnostics::warn(
+            "foreign scopes with two resolvers were open on one thread (two bridges, such as two \
+             runtrace-tracing versions, entering spans at once): the newer resolver answers for \
+             the older one's scopes, whose contexts are then not current",
+        );
+    }
 }
 
 /// What this thread's foreign scopes' resolver answers.
@@ -841,17 +855,69 @@ mod tests {
             cx(9),
             "the caller's resolver answers instead of the scopes'"
         );
-        assert!(!s3.is_newest_of_runtrace() && s5.is_newest_of_runtrace());
+        assert!(!s3.nothing_attached_since() && s5.nothing_attached_since());
         close(s5);
         drop(g4);
-        assert!(s3.is_newest_of_runtrace());
+        assert!(s3.nothing_attached_since());
         let mut framed = cx(7);
-        framed.attached_while(|| assert!(!s3.is_newest_of_runtrace()));
+        framed.attached_while(|| assert!(!s3.nothing_attached_since()));
         close(s3);
         close(s2);
         assert_eq!(Context::current(), cx(1));
         drop(g1);
         assert!(!Context::any_attached());
+    }
+
+    thread_local! {
+        /// The bounds the counting resolver was asked with.
+        static ASKED: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn counting(newer_than: u64) -> Option<(u64, Context)> {
+        ASKED.with(|asked| asked.borrow_mut().push(newer_than));
+        bridge(newer_than)
+    }
+
+    #[test]
+    fn the_resolver_is_asked_only_for_scopes_newer_than_the_top_frame() {
+        let s1 = ForeignScope::open(counting);
+        BRIDGE.with(|open| open.borrow_mut().push((s1.id(), Some(cx(1)))));
+        let mut framed = cx(2);
+        framed.attached_while(|| {
+            assert_eq!(Context::current(), cx(2));
+            // Asked for nothing as old as the scope, which it would have had
+            // to look up for nothing.
+            let bound = ASKED.with(|asked| asked.borrow_mut().pop()).unwrap();
+            assert!(bound >= s1.id(), "asked for scopes newer than {bound}");
+            let s3 = open(Some(cx(3)));
+            assert_eq!(Context::current(), cx(3));
+            close(s3);
+        });
+        assert_eq!(Context::current(), cx(1));
+        close(s1);
+        assert!(!Context::any_attached());
+    }
+
+    #[test]
+    fn a_second_resolver_on_one_thread_is_reported_once() {
+        let warnings = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let seen = warnings.clone();
+        diagnostics::set_handler(move |_, message| seen.lock().unwrap().push(message.to_string()));
+        let s1 = open(Some(cx(1)));
+        let s2 = ForeignScope::open(counting);
+        let s3 = ForeignScope::open(counting);
+        drop((s3, s2));
+        close(s1);
+        diagnostics::reset_handler();
+        let warnings = warnings.lock().unwrap();
+        assert_eq!(
+            warnings
+                .iter()
+                .filter(|w| w.contains("two resolvers"))
+                .count(),
+            1,
+            "{warnings:?}"
+        );
     }
 
     #[test]

@@ -11,15 +11,22 @@
 //! A span's context is looked up only when runtrace reads the current
 //! context (a native span starting inside, `Context::current()`): the
 //! entry's scope makes runtrace ask [`resolve`], which finds the newest entry
-//! with a context, looks it up once in the registry and keeps it. An enter
-//! and its exit thus cost a push and a removal here, not a registry lookup
-//! and an attached context (in a tokio service, where every poll of an
-//! instrumented future is an enter and an exit, that lookup and attach were
-//! the largest part of the layer's cost). The lookup goes through the
-//! dispatcher that was the thread's default when the span was entered (each
-//! thread lists those it needs, weakly), so an entry is looked up lazily only
-//! if its layer was in that dispatcher; the layer looks up the others at once
-//! ([`Lookup::Done`]).
+//! with a context, looks it up in the registry and keeps it for the next
+//! read. An enter and its exit thus cost a push and a removal here, not a
+//! registry lookup and an attached context (in a tokio service, where every
+//! poll of an instrumented future is an enter and an exit, that lookup and
+//! attach were the largest part of the layer's cost).
+//!
+//! The lookup needs the registry, which only the layer's dispatcher reaches.
+//! Each thread lists, weakly, the dispatchers its layers were the default in
+//! when they entered a span ([`list_dispatcher`]), by the layer's address: an
+//! enter is lazy ([`Lookup::Later`]) if the thread lists its layer's
+//! dispatcher or lists it now; otherwise (another dispatcher is the default,
+//! or a wrapper such as `reload`'s hides the layer from downcasts) the layer
+//! looks the span up at once ([`Lookup::Done`]). A listed dispatcher that has
+//! gone while its layer lives on (a subscriber shared through an `Arc` and
+//! given to `with_default` again) is replaced by the default dispatcher at the
+//! next lookup, if the layer is in it.
 //!
 //! Subscribers on one thread (nested `with_default`) share the list, and their
 //! span ids can collide, so each entry names its layer: a layer exits and
@@ -42,9 +49,8 @@ pub(crate) enum Lookup {
     /// Found: the span's context (boxed, so that an entry stays small to push
     /// and remove), or `None` if the layer keeps none for it.
     Done(Option<Box<Context>>),
-    /// Not yet: it is looked up in its layer's dispatcher, the one that was
-    /// the thread's default when the span was entered, found by the layer's
-    /// [`key`](crate::RuntraceLayer) among this thread's [`Dispatcher`]s.
+    /// Not yet: it is looked up in the dispatcher this thread lists for its
+    /// layer (by the layer's [`key`](crate::RuntraceLayer)).
     Later,
 }
 
@@ -52,8 +58,9 @@ pub(crate) enum Lookup {
 struct Dispatcher {
     /// The key of the layer in it.
     layer: usize,
-    /// Held weakly, which keeps the dispatcher's memory, and so the layer's
-    /// address (its key), from being reused while it is listed here.
+    /// Held weakly: the subscriber drops when the program drops it. While
+    /// the dispatcher is alive, so is the layer in it, and no other layer has
+    /// its address.
     dispatch: WeakDispatch,
     /// Looks span `id` up for the layer whose key is `layer` in the
     /// dispatcher; `None` if it cannot (the registry is busy on this thread).
@@ -94,34 +101,33 @@ thread_local! {
 }
 
 /// Lists `dispatch`, the thread's default dispatcher, as the one that
-/// entries of `layer` are looked up in (with `find`), unless it is listed;
-/// `false` if it cannot be (at thread exit).
-pub(crate) fn note_dispatcher(layer: usize, dispatch: &Dispatch, find: Find) -> bool {
+/// entries of `layer` are looked up in (with `find`), unless a live one is
+/// listed for it; `false` if it cannot be (at thread exit). Called when a
+/// layer that the thread does not list enters a span, and when a listed
+/// dispatcher has gone.
+pub(crate) fn list_dispatcher(layer: usize, dispatch: &Dispatch, find: Find) -> bool {
     DISPATCHERS
         .try_with(|dispatchers| {
             let Ok(mut dispatchers) = dispatchers.try_borrow_mut() else {
                 return false;
             };
-            if dispatchers.iter().any(|d| d.layer == layer) {
-                return true;
-            }
-            // The listed dispatchers that are gone (their layers' keys may
-            // be reused once they are not held here).
+            // The dispatchers that have gone, so that the list stays as short
+            // as the live ones.
             dispatchers.retain(|d| d.dispatch.upgrade().is_some());
-            dispatchers.push(Dispatcher {
-                layer,
-                dispatch: dispatch.downgrade(),
-                find,
-            });
+            if !dispatchers.iter().any(|d| d.layer == layer) {
+                dispatchers.push(Dispatcher {
+                    layer,
+                    dispatch: dispatch.downgrade(),
+                    find,
+                });
+            }
             true
         })
         .unwrap_or(false)
 }
 
-/// Whether this thread lists a dispatcher that entries of `layer` are looked
-/// up in: if `layer` is alive (as a layer calling this is), that dispatcher
-/// is the one it is in, since no other layer can have its key while the
-/// dispatcher is listed.
+/// Whether this thread lists a dispatcher for `layer` (which may have gone
+/// since: see [`find_in_dispatcher`]).
 pub(crate) fn has_dispatcher(layer: usize) -> bool {
     DISPATCHERS
         .try_with(|dispatchers| {
@@ -132,17 +138,27 @@ pub(crate) fn has_dispatcher(layer: usize) -> bool {
         .unwrap_or(false)
 }
 
-/// The dispatcher that entries of `layer` are looked up in, if it is alive,
-/// and its lookup.
-fn dispatcher_of(layer: usize) -> Option<(Dispatch, Find)> {
-    DISPATCHERS
+/// Looks span `id` of `layer` up in the dispatcher this thread lists for the
+/// layer; if that one has gone, in the default dispatcher (outside `tracing`'s
+/// callbacks, where it hands one out), listed in its place if the layer is in
+/// it.
+fn find_in_dispatcher(layer: usize, id: &Id) -> Option<Context> {
+    let (listed, find) = DISPATCHERS
         .try_with(|dispatchers| {
             let dispatchers = dispatchers.try_borrow().ok()?;
             let d = dispatchers.iter().find(|d| d.layer == layer)?;
-            Some((d.dispatch.upgrade()?, d.find))
+            Some((d.dispatch.upgrade(), d.find))
         })
         .ok()
-        .flatten()
+        .flatten()?;
+    if let Some(dispatch) = listed {
+        return find(&dispatch, layer, id);
+    }
+    let dispatch = tracing::dispatcher::get_default(Dispatch::clone);
+    // `find` checks that the layer is in it.
+    let cx = find(&dispatch, layer, id)?;
+    list_dispatcher(layer, &dispatch, find);
+    Some(cx)
 }
 
 /// Records that `layer` entered span `id` on this thread: its context
@@ -196,10 +212,9 @@ pub(crate) fn exit(layer: usize, id: &Id) {
 pub(crate) fn is_newest(layer: usize, id: &Id) -> bool {
     ENTERED
         .try_with(|entered| {
-            entered
-                .borrow()
-                .last()
-                .is_some_and(|e| e.layer == layer && e.id == *id && e.scope.is_newest_of_runtrace())
+            entered.borrow().last().is_some_and(|e| {
+                e.layer == layer && e.id == *id && e.scope.nothing_attached_since()
+            })
         })
         .unwrap_or(false)
 }
@@ -226,16 +241,15 @@ pub(crate) fn innermost(layer: usize) -> Option<Id> {
 /// newest entry newer than `newer_than` that has a context, with its scope's
 /// id, each entry looked up as its [`Lookup`] says.
 pub(crate) fn resolve(newer_than: u64) -> Option<(u64, Context)> {
-    // No layer's key is 0 (keys are addresses).
-    resolve_with(newer_than, 0, |_| None)
+    resolve_with(newer_than, None, |_| None)
 }
 
-/// [`resolve`], with `own` looking up the entries of layer `layer` instead
-/// (a layer inside its own callbacks, where the default dispatcher cannot be
-/// had, looks its spans up in the registry it was handed).
+/// [`resolve`], with `own` looking up the entries of layer `layer`, if one is
+/// given, instead of its dispatcher (a layer inside its own callbacks looks
+/// its spans up in the registry it was handed).
 pub(crate) fn resolve_with(
     newer_than: u64,
-    layer: usize,
+    layer: Option<usize>,
     mut own: impl FnMut(&Id) -> Option<Context>,
 ) -> Option<(u64, Context)> {
     // The entries older than this one are left to look at.
@@ -256,7 +270,7 @@ pub(crate) fn resolve_with(
                     .find_map(|(scope, e)| match &e.cx {
                         Lookup::Done(None) => None,
                         Lookup::Done(Some(cx)) => Some((scope, Found::Known(Context::clone(cx)))),
-                        Lookup::Later if e.layer == layer => {
+                        Lookup::Later if Some(e.layer) == layer => {
                             Some((scope, Found::Own(e.id.clone())))
                         }
                         Lookup::Later => Some((scope, Found::In(e.layer, e.id.clone()))),
@@ -265,18 +279,17 @@ pub(crate) fn resolve_with(
             .ok()
             .flatten();
         let (scope, found) = next?;
-        if let Found::Known(cx) = found {
-            return Some((scope, cx));
-        }
+        let (entry_layer, id) = match found {
+            Found::Known(cx) => return Some((scope, cx)),
+            Found::Own(id) => (None, id),
+            Found::In(layer, id) => (Some(layer), id),
+        };
         if let Some(cx) = last_found(scope) {
             return Some((scope, cx));
         }
-        let cx = match found {
-            Found::Known(cx) => Some(cx),
-            Found::Own(id) => own(&id),
-            Found::In(layer, id) => {
-                dispatcher_of(layer).and_then(|(dispatch, find)| find(&dispatch, layer, &id))
-            }
+        let cx = match entry_layer {
+            None => own(&id),
+            Some(entry_layer) => find_in_dispatcher(entry_layer, &id),
         };
         if let Some(cx) = cx {
             keep_found(scope, &cx);

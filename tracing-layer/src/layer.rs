@@ -135,27 +135,29 @@ impl RuntraceLayer {
     /// address, which does not change once it is in a subscriber (the only
     /// place it gets callbacks), not even when `tracing_subscriber::reload`
     /// swaps in a new layer, which is written over the old one in place.
-    /// A later layer may reuse the address of a dropped one; that is harmless
-    /// because a layer leaves no entry behind: a span keeps its subscriber
-    /// alive until it exits, and every exit removes its entry (only a
-    /// `mem::forget`-ten enter guard leaves one, or a reload that swaps in a
-    /// layer with a disabled tracer while a span is entered, since a disabled
-    /// layer does not exit).
+    /// A later layer may reuse the address of a dropped one. For the entered
+    /// spans that is harmless because a layer leaves no entry behind: a span
+    /// keeps its subscriber alive until it exits, and every exit removes its
+    /// entry (only a `mem::forget`-ten enter guard leaves one, or a reload
+    /// that swaps in a layer with a disabled tracer while a span is entered,
+    /// since a disabled layer does not exit). A thread's list of dispatchers
+    /// keeps one by this key after the layer is gone; the layer reusing the
+    /// address replaces it when it is found gone (see `current`).
     fn key(&self) -> usize {
         std::ptr::from_ref(self) as usize
     }
 
-    /// Whether this layer is in the thread's default dispatcher (not when
-    /// asked inside a `tracing` callback made through it, where `tracing`
-    /// hands out no dispatcher; nor when wrapped in a layer that does not let
-    /// `downcast_ref` through, such as `reload`'s); if so, the thread lists
-    /// that dispatcher to look this layer's spans up in with `find`.
-    fn is_in_default_dispatcher(&self, find: current::Find) -> bool {
+    /// Lists the thread's default dispatcher as the one to look this
+    /// layer's spans up in (with `find`), if this layer is in it; `false` if
+    /// it is not (or it cannot tell: inside a `tracing` callback made
+    /// through it, `tracing` hands out no dispatcher; a wrapper that does not
+    /// let `downcast_ref` through, such as `reload`'s, hides the layer).
+    fn list_default_dispatcher(&self, find: current::Find) -> bool {
         tracing::dispatcher::get_default(|dispatch| {
             dispatch
                 .downcast_ref::<RuntraceLayer>()
                 .is_some_and(|me| me.key() == self.key())
-                && current::note_dispatcher(self.key(), dispatch, find)
+                && current::list_dispatcher(self.key(), dispatch, find)
         })
     }
 
@@ -318,7 +320,7 @@ where
         // Something else may be current: a native span's context attached
         // in the parent, or another subscriber's span entered.
         let current = Context::current_resolving(|newer_than| {
-            current::resolve_with(newer_than, layer.key(), |id| {
+            current::resolve_with(newer_than, Some(layer.key()), |id| {
                 if *id == parent.id() {
                     // The usual case, the parent itself: no lookup.
                     return context_of(&parent, Some(&layer.tracer));
@@ -350,7 +352,10 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: LayerContext<'_, S>) {
-        if !self.tracer.is_enabled() {
+        if !self.tracer.is_enabled() || starting() {
+            // While this thread starts a root (a processor or sampler making
+            // a span), the root's lock is held: looking its context up (as a
+            // parent) would wait for it forever. Such a span is not traced.
             return;
         }
         let Some(span) = ctx.span(id) else { return };
@@ -491,9 +496,12 @@ where
         // if the thread lists it, or lists it now because it is the default;
         // else now.
         let cx = if current::has_dispatcher(self.key())
-            || self.is_in_default_dispatcher(context_in::<S>)
+            || self.list_default_dispatcher(context_in::<S>)
         {
             Lookup::Later
+        } else if starting() {
+            // Entered while this thread starts a root, whose lock it holds.
+            Lookup::done(None)
         } else {
             Lookup::done(
                 ctx.span(id)

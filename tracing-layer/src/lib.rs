@@ -31,7 +31,8 @@
 //! Modules: `layer` (the [`Layer`](tracing_subscriber::Layer) callbacks),
 //! `state` (what a `tracing` span keeps: its runtrace span, or a local root
 //! not yet started), `fields` (fields as attributes, the `otel.*`
-//! conventions), `current` (the contexts entered spans attach, per thread),
+//! conventions), `current` (the spans entered on each thread, and their
+//! contexts, looked up when runtrace reads the current one),
 //! `timings` (busy and idle time, if asked), `span_ext` ([`TracingSpanExt`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]

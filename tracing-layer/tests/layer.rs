@@ -385,6 +385,154 @@ fn a_span_entered_under_another_default_dispatcher_is_still_current() {
     );
 }
 
+/// A subscriber shared through an `Arc` and made the default twice: the
+/// first dispatcher is gone by the second, and the layer's spans are looked
+/// up in the second.
+#[test]
+fn a_shared_subscriber_made_the_default_again_keeps_native_spans_nested() {
+    let (provider, exporter) = simple_provider();
+    let tracer = provider.tracer("test");
+    let subscriber =
+        Arc::new(tracing_subscriber::registry().with(RuntraceLayer::new(tracer.clone())));
+    for round in 0..2 {
+        tracing::subscriber::with_default(subscriber.clone(), || {
+            let span = info_span!("traced", round);
+            let _entered = span.enter();
+            tracer.span("native").start().end();
+        });
+    }
+    let spans = exporter.finished_spans();
+    let traced: Vec<_> = spans.iter().filter(|s| s.name == "traced").collect();
+    let native: Vec<_> = spans.iter().filter(|s| s.name == "native").collect();
+    assert_eq!((traced.len(), native.len()), (2, 2));
+    for (native, traced) in native.iter().zip(&traced) {
+        assert_eq!(native.parent_span_id, traced.span_context.span_id());
+    }
+}
+
+/// Boxed and filtered layers let downcasts through: their spans are looked
+/// up lazily, and native spans nest in them.
+#[test]
+fn boxed_and_filtered_layers_keep_native_spans_nested() {
+    let (provider, exporter) = simple_provider();
+    let tracer = provider.tracer("test");
+    let boxed = RuntraceLayer::new(tracer.clone()).boxed();
+    let filtered =
+        RuntraceLayer::new(tracer.clone()).with_filter(filter_fn(|meta| meta.target() != "noisy"));
+    let run = |name: &'static str| {
+        let span = info_span!("traced", name);
+        span.in_scope(|| {
+            info_span!(target: "noisy", "skipped").in_scope(|| {
+                tracer.span(name).start().end();
+            });
+        });
+    };
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(boxed), || {
+        run("in boxed")
+    });
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(filtered), || {
+        run("in filtered")
+    });
+    let spans = exporter.finished_spans();
+    let traced: Vec<_> = spans.iter().filter(|s| s.name == "traced").collect();
+    // The boxed layer keeps "skipped", the filtered one does not.
+    let skipped = named(&spans, "skipped");
+    assert_eq!(
+        named(&spans, "in boxed").parent_span_id,
+        skipped.span_context.span_id()
+    );
+    assert_eq!(skipped.parent_span_id, traced[0].span_context.span_id());
+    assert_eq!(
+        named(&spans, "in filtered").parent_span_id,
+        traced[1].span_context.span_id()
+    );
+}
+
+/// A span entered while another dispatcher is the default, after this thread
+/// has listed its own: looked up lazily there, and current all the same.
+#[test]
+fn a_span_of_a_listed_dispatcher_entered_under_another_default_is_current() {
+    let (provider, exporter) = simple_provider();
+    let tracer = provider.tracer("test");
+    let traced = tracing::Dispatch::new(
+        tracing_subscriber::registry().with(RuntraceLayer::new(tracer.clone())),
+    );
+    // Lists `traced` on this thread.
+    tracing::dispatcher::with_default(&traced, || info_span!("first").in_scope(|| {}));
+    let span = tracing::dispatcher::with_default(&traced, || info_span!("traced"));
+    tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+        span.in_scope(|| tracer.span("native").start().end());
+    });
+    drop(span);
+    let spans = exporter.finished_spans();
+    assert_eq!(
+        named(&spans, "native").parent_span_id,
+        named(&spans, "traced").span_context.span_id()
+    );
+}
+
+/// The context kept from the last lookup is the last entry's only: spans
+/// entered one after another, and again, each parent their native spans.
+#[test]
+fn spans_entered_one_after_another_each_parent_their_native_spans() {
+    let spans = traced(|tracer| {
+        let a = info_span!("a");
+        let b = info_span!("b");
+        for (span, child) in [(&a, "under a"), (&b, "under b"), (&a, "under a again")] {
+            let _entered = span.enter();
+            tracer.span(child).start().end();
+            tracer.span(child).start().end();
+        }
+        let _a = a.enter();
+        let _b = b.enter();
+        tracer.span("under b in a").start().end();
+    });
+    let id = |name| named(&spans, name).span_context.span_id();
+    for (child, parent) in [("under a", "a"), ("under b", "b"), ("under a again", "a")] {
+        let children: Vec<_> = spans.iter().filter(|s| s.name == child).collect();
+        assert_eq!(children.len(), 2);
+        assert!(
+            children.iter().all(|s| s.parent_span_id == id(parent)),
+            "{child}"
+        );
+    }
+    assert_eq!(named(&spans, "under b in a").parent_span_id, id("b"));
+}
+
+/// A future made current with `with_context` inside an entered local root:
+/// its context is the parent of what starts in it, and reading it leaves the
+/// root unstarted (its remote parent can still be set).
+#[test]
+fn a_context_frame_inside_an_entered_root_does_not_start_it() {
+    use runtrace::FutureExt;
+    use std::future::Future;
+    let remote = Context::from_span_context(SpanContext::new(
+        TraceId::from_bytes([9; 16]),
+        SpanId::from_bytes([9; 8]),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::EMPTY,
+    ));
+    let spans = traced(|tracer| {
+        let root = info_span!("root");
+        let _entered = root.enter();
+        let fut = std::pin::pin!(
+            async { tracer.span("in frame").start().end() }.with_context(remote.clone())
+        );
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(fut.poll(&mut cx).is_ready());
+        assert_eq!(root.set_parent(&remote), Ok(()), "the root had started");
+    });
+    assert_eq!(
+        named(&spans, "in frame").parent_span_id,
+        SpanId::from_bytes([9; 8])
+    );
+    assert_eq!(
+        named(&spans, "root").parent_span_id,
+        SpanId::from_bytes([9; 8])
+    );
+}
+
 /// Inside a `tracing` span entered in a native one, the native span is not
 /// current: `with_current_span` does nothing, and `Context::current()` is
 /// the `tracing` span's, read again as often as asked.
