@@ -74,9 +74,11 @@ pub trait TracingSpanExt {
     /// context, by [`context`](Self::context) or by a native span or
     /// `Context::current()` inside it, or closed), and a span with a `tracing`
     /// parent when created; after that this returns
-    /// [`SetParentError::AlreadyStarted`]. Entering alone does not start a
-    /// root, unless another dispatcher is the thread's default then, or a
-    /// wrapper such as `tracing_subscriber::reload::Layer` hides the layer.
+    /// [`SetParentError::AlreadyStarted`]. Entering alone usually does not
+    /// start a root, but it may (when the enter has to look the span up at
+    /// once: its dispatcher is not the thread's default and not yet known to
+    /// the thread, or a wrapper such as `tracing_subscriber::reload::Layer`
+    /// hides the layer), so call it before the first enter.
     fn set_parent(&self, cx: &Context) -> Result<(), SetParentError>;
 
     /// The span's runtrace context, to inject into an outgoing request: its

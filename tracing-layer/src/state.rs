@@ -10,9 +10,9 @@
 //! [`TracingSpanExt::set_parent`](crate::TracingSpanExt::set_parent) may still
 //! give it a remote parent, which changes its trace and its sampling. It
 //! starts then with the time it was created. Entering it does not start it,
-//! except where the enter looks its context up at once (see [`crate::current`]:
-//! another dispatcher is the thread's default, or a wrapper such as `reload`'s
-//! hides the layer).
+//! except where the enter looks its context up at once (see `current`: its
+//! dispatcher is neither known to the thread nor the default, or a wrapper
+//! such as `reload`'s hides the layer).
 
 use crate::fields::Conventions;
 use runtrace::{Context, KeyValue, Span, SpanContext, SpanKind, Status, Str, Tracer};
