@@ -512,7 +512,7 @@ impl ForeignScope {
     /// far; `resolve` answers for it and for the other open scopes. One
     /// bridge per thread at a time: a scope opened with another resolver
     /// while scopes are open makes it answer for theirs too, which runtrace
-    /// reports once through [`diagnostics`](crate::diagnostics).
+    /// reports once through [`crate::diagnostics`].
     #[inline]
     pub fn open(resolve: ForeignResolver) -> ForeignScope {
         let id = next_guard_id();
