@@ -1,34 +1,21 @@
 //! Events emitted while the layer starts a span (by a processor, or a
 //! diagnostics handler that logs through `tracing`) do not deadlock.
 
-use runtrace::{InMemoryExporter, SpanContext, SpanData, TracerProvider};
+mod common;
+
+use common::OnStart;
+use runtrace::{InMemoryExporter, TracerProvider};
 use runtrace_tracing::RuntraceLayer;
 use tracing::info_span;
 use tracing_subscriber::layer::SubscriberExt;
-
-/// Logs through `tracing` when a span starts, as a processor or a
-/// diagnostics handler might.
-#[derive(Debug)]
-struct LoggingProcessor;
-
-impl runtrace::SpanProcessor for LoggingProcessor {
-    fn on_start(&self, _: &SpanContext, _: Option<&SpanContext>) {
-        tracing::info!("span started");
-    }
-    fn on_end(&self, _: SpanData) {}
-    fn force_flush(&self, _: std::time::Instant) -> Result<(), runtrace::FlushError> {
-        Ok(())
-    }
-    fn shutdown(&self, _: std::time::Instant) -> Result<(), runtrace::FlushError> {
-        Ok(())
-    }
-}
 
 #[test]
 fn an_event_emitted_while_a_root_starts_is_ignored_instead_of_deadlocking() {
     let exporter = InMemoryExporter::default();
     let provider = TracerProvider::builder()
-        .with_span_processor(LoggingProcessor)
+        // Logs through `tracing` when a span starts, as a processor or a
+        // diagnostics handler might.
+        .with_span_processor(OnStart::new(|_| tracing::info!("span started")))
         .with_simple_exporter(exporter.clone())
         .build();
     let subscriber = tracing_subscriber::registry().with(RuntraceLayer::new(provider.tracer("t")));

@@ -3,38 +3,29 @@
 //! context) neither deadlocks on the root's lock nor sees the root as
 //! current before it has started.
 
-use runtrace::{Context, InMemoryExporter, SpanContext, SpanData, TracerProvider};
+mod common;
+
+use common::OnStart;
+use runtrace::{Context, InMemoryExporter, TracerProvider};
 use runtrace_tracing::RuntraceLayer;
 use std::sync::{Arc, Mutex};
 use tracing::info_span;
 use tracing_subscriber::layer::SubscriberExt;
-
-/// Records the current context at each span's start.
-#[derive(Debug, Default)]
-struct ContextReader(Arc<Mutex<Vec<(SpanContext, Context)>>>);
-
-impl runtrace::SpanProcessor for ContextReader {
-    fn on_start(&self, span: &SpanContext, _: Option<&SpanContext>) {
-        self.0
-            .lock()
-            .unwrap()
-            .push((span.clone(), Context::current()));
-    }
-    fn on_end(&self, _: SpanData) {}
-    fn force_flush(&self, _: std::time::Instant) -> Result<(), runtrace::FlushError> {
-        Ok(())
-    }
-    fn shutdown(&self, _: std::time::Instant) -> Result<(), runtrace::FlushError> {
-        Ok(())
-    }
-}
 
 #[test]
 fn a_processor_reading_the_current_context_while_a_root_starts_does_not_deadlock() {
     let exporter = InMemoryExporter::default();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let provider = TracerProvider::builder()
-        .with_span_processor(ContextReader(seen.clone()))
+        // Records the current context at each span's start.
+        .with_span_processor(OnStart::new({
+            let seen = seen.clone();
+            move |span| {
+                seen.lock()
+                    .unwrap()
+                    .push((span.clone(), Context::current()))
+            }
+        }))
         .with_simple_exporter(exporter.clone())
         .build();
     let tracer = provider.tracer("t");
