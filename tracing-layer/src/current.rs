@@ -269,27 +269,24 @@ pub(crate) fn resolve_with(
                     .take_while(|&(scope, _)| scope > newer_than)
                     .find_map(|(scope, e)| match &e.cx {
                         Lookup::Done(None) => None,
-                        Lookup::Done(Some(cx)) => Some((scope, Found::Known(Context::clone(cx)))),
-                        Lookup::Later if Some(e.layer) == layer => {
-                            Some((scope, Found::Own(e.id.clone())))
-                        }
-                        Lookup::Later => Some((scope, Found::In(e.layer, e.id.clone()))),
+                        Lookup::Done(Some(cx)) => Some((scope, Ok(Context::clone(cx)))),
+                        // To look up outside the borrow.
+                        Lookup::Later => Some((scope, Err((e.layer, e.id.clone())))),
                     })
             })
             .ok()
             .flatten();
-        let (scope, found) = next?;
-        let (entry_layer, id) = match found {
-            Found::Known(cx) => return Some((scope, cx)),
-            Found::Own(id) => (None, id),
-            Found::In(layer, id) => (Some(layer), id),
+        let (scope, (entry_layer, id)) = match next? {
+            (scope, Ok(cx)) => return Some((scope, cx)),
+            (scope, Err(entry)) => (scope, entry),
         };
         if let Some(cx) = last_found(scope) {
             return Some((scope, cx));
         }
-        let cx = match entry_layer {
-            None => own(&id),
-            Some(entry_layer) => find_in_dispatcher(entry_layer, &id),
+        let cx = if Some(entry_layer) == layer {
+            own(&id)
+        } else {
+            find_in_dispatcher(entry_layer, &id)
         };
         if let Some(cx) = cx {
             keep_found(scope, &cx);
@@ -297,16 +294,6 @@ pub(crate) fn resolve_with(
         }
         below = scope;
     }
-}
-
-/// An entry's context, or how to look it up (outside the list's borrow).
-enum Found {
-    Known(Context),
-    /// The calling layer's own entry of this span.
-    Own(Id),
-    /// Another entry, to look up in its layer's dispatcher: the layer's key
-    /// and the span.
-    In(usize, Id),
 }
 
 thread_local! {
