@@ -223,6 +223,12 @@ impl Context {
         }
     }
 
+    /// The active span's context as it was given, valid or not.
+    #[inline]
+    pub(crate) fn span_context_as_given(&self) -> Option<&SpanContext> {
+        self.span.as_ref()
+    }
+
     /// The active span's context, if valid.
     pub fn span_context(&self) -> Option<&SpanContext> {
         self.span.as_ref().filter(|s| s.is_valid())

@@ -222,3 +222,76 @@ fn reaches_the_span_of_an_in_span_future_at_each_poll() {
         .collect();
     assert_eq!(keys, ["poll.1", "poll.2", "poll.3"]);
 }
+
+/// Polls `future` until it is ready, checking `between` after each pending poll.
+fn poll_to_end<F: std::future::Future>(future: F, mut between: impl FnMut()) {
+    use std::task::{Context as TaskContext, Waker};
+    let mut future = std::pin::pin!(future);
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    while future.as_mut().poll(&mut cx).is_pending() {
+        between();
+    }
+}
+
+#[test]
+fn an_in_span_future_s_span_ended_early_stays_current_in_later_polls() {
+    use runtrace::FutureExt;
+    use std::task::Poll;
+
+    let exporter = InMemoryExporter::default();
+    let provider = simple(&exporter);
+    let tracer = provider.tracer("t");
+    let mut polls = 0;
+    let work = std::future::poll_fn(|_| {
+        polls += 1;
+        if polls == 1 {
+            with_current_span(|span| span.end()).unwrap();
+            return Poll::Pending;
+        }
+        // Ended: no longer recorded on, but still the parent of new spans.
+        assert_eq!(with_current_span(|_| ()), None);
+        tracer.span("child").start().end();
+        Poll::Ready(())
+    });
+    let task = tracer.span("task").start();
+    let task_id = task.span_context().span_id();
+    poll_to_end(work.in_span(task), || {
+        assert_eq!(Context::current(), Context::new());
+    });
+    let spans = exporter.finished_spans();
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    assert_eq!(named(&spans, "task").span_context.span_id(), task_id);
+    assert_eq!(named(&spans, "child").parent_span_id, task_id);
+}
+
+#[test]
+fn in_span_futures_of_unsampled_and_no_op_spans() {
+    use runtrace::FutureExt;
+
+    let exporter = InMemoryExporter::default();
+    let dropping = TracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .with_sampler(AlwaysOff)
+        .build();
+    let tracer = dropping.tracer("t");
+    let outer = tracer.span("outer").start();
+    let _outer = outer.enter();
+
+    // An unsampled span's context is current while polled.
+    let unsampled = tracer.span("unsampled").start();
+    let unsampled_cx = unsampled.context();
+    poll_to_end(
+        async { assert_eq!(Context::current(), unsampled_cx) }.in_span(unsampled),
+        || {},
+    );
+
+    // A no-op provider's span (an invalid context) leaves the current one.
+    let noop = TracerProvider::noop();
+    let outer_cx = outer.context();
+    poll_to_end(
+        async { assert_eq!(Context::current(), outer_cx) }
+            .in_span(noop.tracer("n").span("noop").start()),
+        || {},
+    );
+    assert!(exporter.finished_spans().is_empty());
+}

@@ -20,14 +20,9 @@ pub type WithContext<F> = Instrumented<F, Context>;
 /// A future that runs in a span and ends it; see [`FutureExt::in_span`].
 pub type InSpan<F> = Instrumented<F, SpanScope>;
 
-/// The span an [`InSpan`] future runs in, and its context.
+/// The span an [`InSpan`] future runs in, readied to be lent to each poll.
 #[derive(Debug)]
-pub struct SpanScope {
-    span: Span,
-    /// The span's context, made current at each poll; `None` for the invalid
-    /// context of a no-op provider's span, which would change nothing.
-    cx: Option<Context>,
-}
+pub struct SpanScope(Span);
 
 impl AroundPoll for Context {
     #[inline]
@@ -47,15 +42,9 @@ impl AroundPoll for SpanScope {
         future: Pin<&mut F>,
         cx: &mut TaskContext<'_>,
     ) -> Poll<F::Output> {
-        let poll = match &mut self.cx {
-            Some(span_cx) if self.span.is_recording() => {
-                self.span.current_while(span_cx, |_| future.poll(cx))
-            }
-            Some(span_cx) => span_cx.poll_around(future, cx),
-            None => future.poll(cx),
-        };
+        let poll = self.0.lent_while(|_| future.poll(cx));
         if poll.is_ready() {
-            self.span.end();
+            self.0.end();
         }
         poll
     }
@@ -91,9 +80,9 @@ pub trait FutureExt: Future + Sized {
     /// polled (on whichever thread polls it), and ends when the future
     /// completes, or when it is dropped unfinished.
     #[inline]
-    fn in_span(self, span: Span) -> InSpan<Self> {
-        let cx = span.span_context().is_valid().then(|| span.context());
-        Instrumented::new(self, SpanScope { span, cx })
+    fn in_span(self, mut span: Span) -> InSpan<Self> {
+        span.ready_to_lend();
+        Instrumented::new(self, SpanScope(span))
     }
 
     /// Makes `cx` current while this future is polled.

@@ -306,8 +306,11 @@ extern "C" fn pushed(mut list: Vec<KeyValue>, attribute: KeyValue) -> Vec<KeyVal
 /// A span in progress. Ends when [`Span::end`] is called or when dropped.
 #[derive(Debug)]
 pub struct Span {
-    /// The context of a non-recording (or already ended) span.
-    context: SpanContext,
+    /// The context of a non-recording (or already ended) span; of a
+    /// recording one, empty, or a copy of its data's made for
+    /// [`FutureExt::in_span`](crate::FutureExt::in_span)'s polls to lend (see
+    /// [`current`]).
+    context: Context,
     /// The data of a recording span until it ends. `Drop` ends the span, which
     /// empties the data (even if a processor panics), so there is never
     /// anything left to drop here: not having its drop glue keeps dropping a
@@ -323,7 +326,7 @@ impl Span {
     #[inline]
     pub(crate) fn non_recording(context: SpanContext) -> Span {
         Span {
-            context,
+            context: Context::from_span_context(context),
             data: ManuallyDrop::new(None),
             parked: 0,
         }
@@ -331,7 +334,7 @@ impl Span {
 
     pub(crate) fn recording(data: SpanData) -> Span {
         Span {
-            context: SpanContext::INVALID,
+            context: Context::new(),
             data: ManuallyDrop::new(Some(data)),
             parked: 0,
         }
@@ -341,7 +344,10 @@ impl Span {
     pub fn span_context(&self) -> &SpanContext {
         match &*self.data {
             Some(d) => &d.span_context,
-            None => &self.context,
+            None => match self.context.span_context_as_given() {
+                Some(context) => context,
+                None => &SpanContext::INVALID,
+            },
         }
     }
 
@@ -525,7 +531,7 @@ impl Span {
     fn finish(&mut self, end_time_unix_nano: u64) {
         if let Some(data) = self.data.as_mut() {
             data.end_time_unix_nano = end_time_unix_nano.max(data.start_time_unix_nano);
-            self.context = data.span_context.clone();
+            self.context = Context::from_span_context(data.span_context.clone());
             // The last processor takes the data from here (the batch processor
             // copies it straight into its queue). If an earlier one panics, the
             // guard still empties it, so the span ends once and nothing leaks.

@@ -69,7 +69,7 @@ impl Span {
     /// A handle to the span whose data is parked in entry `id`.
     fn handle(context: SpanContext, id: u64) -> Span {
         Span {
-            context,
+            context: Context::from_span_context(context),
             data: ManuallyDrop::new(None),
             parked: id,
         }
@@ -104,14 +104,33 @@ impl Span {
         }
     }
 
-    /// Runs `f` with this recording span current under `cx` (its context)
-    /// and its data lent to the call's context frame meanwhile, where `f`'s handle
-    /// (made from the entry id it gets) and [`with_current_span`] record on
-    /// it: what [`Tracer::in_span`](crate::Tracer::in_span) does, and
-    /// [`FutureExt::in_span`](crate::FutureExt::in_span) at each poll.
+    /// Readies this span to be made current by [`lent_while`](Self::lent_while):
+    /// a recording span's context is copied once, here, beside its data, so
+    /// that each call of `lent_while` lends both where they lie.
     #[inline]
-    pub(crate) fn current_while<R>(&mut self, cx: &mut Context, f: impl FnOnce(u64) -> R) -> R {
-        cx.attached_lending(&mut self.data, f)
+    pub(crate) fn ready_to_lend(&mut self) {
+        if let Some(data) = self.data.as_ref() {
+            self.context = Context::from_span_context(data.span_context.clone());
+        }
+    }
+
+    /// Runs `f` with this span current, readied by
+    /// [`ready_to_lend`](Self::ready_to_lend): what each poll of an
+    /// [`FutureExt::in_span`](crate::FutureExt::in_span) future does. A
+    /// recording span's data is lent to the call's context frame meanwhile,
+    /// where the handles made from the frame id `f` gets, and
+    /// [`with_current_span`], record on it. A non-recording span's context is
+    /// only made current; an invalid one (a no-op provider's span) changes
+    /// nothing.
+    #[inline]
+    pub(crate) fn lent_while<R>(&mut self, f: impl FnOnce(u64) -> R) -> R {
+        if self.data.is_some() {
+            self.context.attached_lending(&mut self.data, f)
+        } else if self.context.span_context().is_some() {
+            self.context.attached_while(|| f(0))
+        } else {
+            f(0)
+        }
     }
 
     /// Runs `f` with this span current, on a handle to it: what
@@ -122,9 +141,9 @@ impl Span {
             let _guard = self.enter();
             return f(self);
         }
-        let mut cx = self.context();
+        self.ready_to_lend();
         let context = self.span_context().clone();
-        self.current_while(&mut cx, |id| f(&mut Span::handle(context, id)))
+        self.lent_while(|id| f(&mut Span::handle(context, id)))
     }
 }
 
