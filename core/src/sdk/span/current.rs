@@ -125,6 +125,10 @@ impl Span {
     #[inline]
     pub(crate) fn lent_while<R>(&mut self, f: impl FnOnce(u64) -> R) -> R {
         if self.data.is_some() {
+            debug_assert!(
+                self.context.span_context_as_given().is_some(),
+                "a recording span is readied before it is lent"
+            );
             self.context.attached_lending(&mut self.data, f)
         } else if self.context.span_context().is_some() {
             self.context.attached_while(|| f(0))
