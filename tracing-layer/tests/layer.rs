@@ -359,6 +359,37 @@ fn native_spans_nest_in_tracing_spans_and_the_other_way_round() {
     );
 }
 
+/// Children made one after another in an entered span find its context once
+/// and reuse it; a native span made current between them, or a sibling
+/// entered in turn, still parents the children made inside it.
+#[test]
+fn children_made_in_turn_in_an_entered_span_keep_the_right_parents() {
+    let spans = traced(|tracer| {
+        let root = info_span!("root");
+        let _root = root.enter();
+        info_span!("child 1").in_scope(|| {});
+        info_span!("child 2").in_scope(|| {
+            info_span!("grandchild").in_scope(|| {});
+        });
+        tracer.in_span("native", |_| {
+            info_span!("in native").in_scope(|| {});
+        });
+        let sibling = info_span!("sibling");
+        sibling.in_scope(|| info_span!("in sibling").in_scope(|| {}));
+        info_span!("child 3").in_scope(|| {});
+    });
+    let id = |name| named(&spans, name).span_context.span_id();
+    let parent = |name| named(&spans, name).parent_span_id;
+    for child in ["child 1", "child 2", "native", "sibling", "child 3"] {
+        assert_eq!(parent(child), id("root"), "{child}");
+    }
+    assert_eq!(parent("grandchild"), id("child 2"));
+    assert_eq!(parent("in native"), id("native"));
+    assert_eq!(parent("in sibling"), id("sibling"));
+    let trace = named(&spans, "root").span_context.trace_id();
+    assert!(spans.iter().all(|s| s.span_context.trace_id() == trace));
+}
+
 /// A `tracing` span entered while another dispatcher is the thread's
 /// default: its context is found at once, and native spans inside are its
 /// children all the same.
