@@ -206,50 +206,17 @@ pub(crate) fn exit(layer: usize, id: &Id) {
     drop(removed);
 }
 
-/// If the newest entry on this thread is `layer`'s of span `id`, with no
-/// runtrace context attached since (so `id`'s context is the current one,
-/// and the layer can use it without the resolution's round trip): that
-/// context, found by `look_up` unless it is known already (the entry was
-/// looked up when entered, or its context was the last one found on this
-/// thread), and kept as the last one found: `Some` of what is found, `None`
-/// if the entry is not the newest.
-///
-/// A `tracing` span's children made one after another while it is entered
-/// thus look it up once, as native spans inside it do: its context no longer
-/// changes once it has one (a local root starts at its first lookup).
-pub(crate) fn newest_context(
-    layer: usize,
-    id: &Id,
-    look_up: impl FnOnce() -> Option<Context>,
-) -> Option<Option<Context>> {
-    let newest = ENTERED
+/// Whether the newest entry on this thread is `layer`'s of span `id`, with
+/// no runtrace context attached since: then `id`'s context is the current
+/// one, and the layer can use it without the resolution's round trip.
+pub(crate) fn is_newest(layer: usize, id: &Id) -> bool {
+    ENTERED
         .try_with(|entered| {
-            let entered = entered.try_borrow().ok()?;
-            let e = entered.last()?;
-            if e.layer != layer || e.id != *id || !e.scope.nothing_attached_since() {
-                return None;
-            }
-            Some(match &e.cx {
-                Lookup::Done(Some(cx)) => Ok(Context::clone(cx)),
-                _ => Err(e.scope.id()),
+            entered.borrow().last().is_some_and(|e| {
+                e.layer == layer && e.id == *id && e.scope.nothing_attached_since()
             })
         })
-        .ok()
-        .flatten()?;
-    let scope = match newest {
-        Ok(cx) => return Some(Some(cx)),
-        Err(scope) => scope,
-    };
-    if let Some(cx) = last_found(scope) {
-        return Some(Some(cx));
-    }
-    // Looked up outside the borrow: it may start the span, whose processors
-    // may come back here.
-    let found = look_up();
-    if let Some(cx) = &found {
-        keep_found(scope, cx);
-    }
-    Some(found)
+        .unwrap_or(false)
 }
 
 /// The span that is current on this thread for `layer`: the innermost one

@@ -316,26 +316,21 @@ fn parent_context<'a, S>(
 where
     S: Subscriber + for<'b> LookupSpan<'b>,
 {
-    if !attrs.is_contextual() {
-        return context_of(&parent, Some(&layer.tracer));
-    }
-    let look_up = || context_of(&parent, Some(&layer.tracer));
-    if let Some(found) = current::newest_context(layer.key(), &parent.id(), look_up) {
-        return found;
-    }
-    // Something else may be current: a native span's context attached in the
-    // parent, or another subscriber's span entered.
-    let current = Context::current_resolving(|newer_than| {
-        current::resolve_with(newer_than, Some(layer.key()), |id| {
-            if *id == parent.id() {
-                // The usual case, the parent itself: no lookup.
-                return context_of(&parent, Some(&layer.tracer));
-            }
-            context_of(&ctx.span(id)?, Some(&layer.tracer))
-        })
-    });
-    if current.span_context().is_some() {
-        return Some(current);
+    if attrs.is_contextual() && !current::is_newest(layer.key(), &parent.id()) {
+        // Something else may be current: a native span's context attached
+        // in the parent, or another subscriber's span entered.
+        let current = Context::current_resolving(|newer_than| {
+            current::resolve_with(newer_than, Some(layer.key()), |id| {
+                if *id == parent.id() {
+                    // The usual case, the parent itself: no lookup.
+                    return context_of(&parent, Some(&layer.tracer));
+                }
+                context_of(&ctx.span(id)?, Some(&layer.tracer))
+            })
+        });
+        if current.span_context().is_some() {
+            return Some(current);
+        }
     }
     context_of(&parent, Some(&layer.tracer))
 }
