@@ -5,7 +5,7 @@
 //! yields between them, so that tasks move between workers.
 //!
 //! ```text
-//! cargo run --release -p runtrace-benches --example tokio_app [-- ROUNDS]
+//! cargo run --release -p runtrace-benches --example tokio_app [-- ROUNDS [LIB]]
 //! ```
 //!
 //! Each round serves the requests once with each library (alternating which
@@ -16,8 +16,13 @@
 //! and most of it: a third round type serves the same requests with tracing
 //! disabled (runtrace's no-op provider), and "tracing" is each library's CPU
 //! less that baseline.
+//!
+//! With `LIB` (`none`, `runtrace` or `otel`) only that library's rounds run,
+//! so that a profiler counts one library, as in
+//! `valgrind --tool=callgrind target/release/examples/tokio_app 1 runtrace`
+//! (whole-process instructions, which the machine's phase does not move).
 
-use runtrace_benches::{process_cpu, Discard};
+use runtrace_benches::{process_cpu, rounds_and_library, Discard};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -166,10 +171,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let rounds: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+    let (rounds, only) = rounds_and_library();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .build()
@@ -189,6 +191,10 @@ fn main() {
             );
             ns
         };
+        if let Some(lib) = &only {
+            run(lib);
+            continue;
+        }
         none_ns.push(run("none"));
         if round % 2 == 0 {
             rt_ns.push(run("runtrace"));
@@ -198,14 +204,16 @@ fn main() {
             rt_ns.push(run("runtrace"));
         }
     }
-    let (none, rt, otel) = (median(none_ns), median(rt_ns), median(otel_ns));
-    println!(
-        "median CPU per span: no tracing {none:.0} ns, runtrace {rt:.0} ns, opentelemetry_sdk {otel:.0} ns"
-    );
-    println!(
-        "tracing's share (less the no-tracing run): runtrace {:.0} ns, opentelemetry_sdk {:.0} ns: {:.2}",
-        rt - none,
-        otel - none,
-        black_box((rt - none) / (otel - none))
-    );
+    if only.is_none() {
+        let (none, rt, otel) = (median(none_ns), median(rt_ns), median(otel_ns));
+        println!(
+            "median CPU per span: no tracing {none:.0} ns, runtrace {rt:.0} ns, opentelemetry_sdk {otel:.0} ns"
+        );
+        println!(
+            "tracing's share (less the no-tracing run): runtrace {:.0} ns, opentelemetry_sdk {:.0} ns: {:.2}",
+            rt - none,
+            otel - none,
+            black_box((rt - none) / (otel - none))
+        );
+    }
 }

@@ -51,7 +51,7 @@
 //! counted (its threads start in the background, at most a few microseconds
 //! of which can fall in the window, alike for the three).
 
-use runtrace_benches::{process_cpu, Discard};
+use runtrace_benches::{process_cpu, rounds_and_library, Discard};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -224,18 +224,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let rounds: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .filter(|&rounds| rounds > 0)
-        .unwrap_or(5);
-    let only = std::env::args().nth(2);
-    if let Some(lib) = only
-        .as_deref()
-        .filter(|l| !["none", "runtrace", "otel"].contains(l))
-    {
-        panic!("unknown library {lib:?}: none, runtrace or otel");
-    }
+    let (rounds, only) = rounds_and_library();
     let spans = REQUESTS * SPANS_PER_REQUEST * REPEAT;
     let (mut none_ns, mut rt_ns, mut otel_ns) = (Vec::new(), Vec::new(), Vec::new());
     // The rounds in which a library exported fewer spans than it ended.

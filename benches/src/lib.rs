@@ -55,6 +55,30 @@ pub fn process_cpu() -> Duration {
     Duration::from_millis((ticks(11) + ticks(12)) * 1000 / USER_HZ)
 }
 
+/// The tokio apps' arguments: the rounds to run (the first argument; 5 if
+/// absent or not a positive number), and the one library to run them with,
+/// if a second argument names it (`none`, `runtrace` or `otel`), so that a
+/// profiler counts that library alone.
+///
+/// # Panics
+///
+/// If the second argument names another library.
+pub fn rounds_and_library() -> (usize, Option<String>) {
+    let rounds = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .filter(|&rounds| rounds > 0)
+        .unwrap_or(5);
+    let only = std::env::args().nth(2);
+    if let Some(lib) = only
+        .as_deref()
+        .filter(|l| !["none", "runtrace", "otel"].contains(l))
+    {
+        panic!("unknown library {lib:?}: none, runtrace or otel");
+    }
+    (rounds, only)
+}
+
 /// An HTTP server span's 20 attributes, as the `sampled_root_20attrs` cases
 /// set them one by one: more than most spans' recycled lists hold. Static keys
 /// and string values (numbers too, so that one table serves every library).
