@@ -531,7 +531,11 @@ impl Span {
     fn finish(&mut self, end_time_unix_nano: u64) {
         if let Some(data) = self.data.as_mut() {
             data.end_time_unix_nano = end_time_unix_nano.max(data.start_time_unix_nano);
-            self.context = Context::from_span_context(data.span_context.clone());
+            if self.context.span_context_as_given().is_none() {
+                // Not readied to be lent (an `in_span` future's span already
+                // holds this copy).
+                self.context = Context::from_span_context(data.span_context.clone());
+            }
             // The last processor takes the data from here (the batch processor
             // copies it straight into its queue). If an earlier one panics, the
             // guard still empties it, so the span ends once and nothing leaks.
