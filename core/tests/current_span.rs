@@ -285,13 +285,36 @@ fn in_span_futures_of_unsampled_and_no_op_spans() {
         || {},
     );
 
-    // A no-op provider's span (an invalid context) leaves the current one.
-    let noop = TracerProvider::noop();
+    // A span with an invalid context (a placeholder; a no-op provider's span
+    // copies the current context instead) leaves the current one.
     let outer_cx = outer.context();
     poll_to_end(
-        async { assert_eq!(Context::current(), outer_cx) }
-            .in_span(noop.tracer("n").span("noop").start()),
+        async { assert_eq!(Context::current(), outer_cx) }.in_span(runtrace::Span::default()),
+        || {},
+    );
+    // A no-op provider's span inside `outer` carries `outer`'s context.
+    let noop = TracerProvider::noop();
+    let noop_span = noop.tracer("n").span("noop").start();
+    assert_eq!(noop_span.span_context(), outer.span_context());
+    poll_to_end(
+        async { assert_eq!(Context::current(), outer_cx) }.in_span(noop_span),
         || {},
     );
     assert!(exporter.finished_spans().is_empty());
+}
+
+#[test]
+fn in_span_async_s_span_ended_by_its_closure_stays_current_in_the_future() {
+    let exporter = InMemoryExporter::default();
+    let provider = simple(&exporter);
+    let tracer = provider.tracer("t");
+    let task = tracer.in_span_async("task", |span| {
+        span.end();
+        async { tracer.span("child").start().end() }
+    });
+    poll_to_end(task, || {});
+    let spans = exporter.finished_spans();
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    let task_id = named(&spans, "task").span_context.span_id();
+    assert_eq!(named(&spans, "child").parent_span_id, task_id);
 }

@@ -306,10 +306,11 @@ extern "C" fn pushed(mut list: Vec<KeyValue>, attribute: KeyValue) -> Vec<KeyVal
 /// A span in progress. Ends when [`Span::end`] is called or when dropped.
 #[derive(Debug)]
 pub struct Span {
-    /// The context of a non-recording (or already ended) span; of a
-    /// recording one, empty, or a copy of its data's made for
-    /// [`FutureExt::in_span`](crate::FutureExt::in_span)'s polls to lend (see
-    /// [`current`]).
+    /// The context of a non-recording (or already ended) span, and of a
+    /// handle; of a recording one, empty, or a copy of its data's that a
+    /// frame lends while the span is current (see [`current`]:
+    /// [`FutureExt::in_span`](crate::FutureExt::in_span)'s polls,
+    /// [`Tracer::in_span`] and [`Tracer::in_span_async`]).
     context: Context,
     /// The data of a recording span until it ends. `Drop` ends the span, which
     /// empties the data (even if a processor panics), so there is never
@@ -532,8 +533,8 @@ impl Span {
         if let Some(data) = self.data.as_mut() {
             data.end_time_unix_nano = end_time_unix_nano.max(data.start_time_unix_nano);
             if self.context.span_context_as_given().is_none() {
-                // Not readied to be lent (an `in_span` future's span already
-                // holds this copy).
+                // Not readied to be lent (a span readied for `in_span` holds
+                // this copy already).
                 self.context = Context::from_span_context(data.span_context.clone());
             }
             // The last processor takes the data from here (the batch processor

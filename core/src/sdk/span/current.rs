@@ -105,23 +105,29 @@ impl Span {
     }
 
     /// Readies this span to be made current by [`lent_while`](Self::lent_while):
-    /// a recording span's context is copied once, here, beside its data, so
-    /// that each call of `lent_while` lends both where they lie.
+    /// a recording span's context is copied once, here, beside its data (if
+    /// it holds no copy yet), so that each call of `lent_while` lends both
+    /// where they lie.
     #[inline]
     pub(crate) fn ready_to_lend(&mut self) {
         if let Some(data) = self.data.as_ref() {
-            self.context = Context::from_span_context(data.span_context.clone());
+            if self.context.span_context_as_given().is_none() {
+                self.context = Context::from_span_context(data.span_context.clone());
+            }
         }
     }
 
-    /// Runs `f` with this span current, readied by
-    /// [`ready_to_lend`](Self::ready_to_lend): what each poll of an
-    /// [`FutureExt::in_span`](crate::FutureExt::in_span) future does. A
-    /// recording span's data is lent to the call's context frame meanwhile,
-    /// where the handles made from the frame id `f` gets, and
-    /// [`with_current_span`], record on it. A non-recording span's context is
-    /// only made current; an invalid one (a no-op provider's span) changes
-    /// nothing.
+    /// Runs `f` with this span current: what each poll of an
+    /// [`FutureExt::in_span`](crate::FutureExt::in_span) future does, and
+    /// [`Tracer::in_span`](crate::Tracer::in_span) around its closure. A
+    /// recording span readied by [`ready_to_lend`](Self::ready_to_lend) has
+    /// its data lent to the call's context frame meanwhile, where the handles
+    /// made from the frame id `f` gets, and [`with_current_span`], record on
+    /// it, whatever its context (even invalid ids, which only a custom
+    /// generator breaking its contract makes). A non-recording span's valid
+    /// context is only made current; an invalid one (a placeholder span, or
+    /// a no-op provider's outside any context) changes nothing, and `f` gets
+    /// 0.
     #[inline]
     pub(crate) fn lent_while<R>(&mut self, f: impl FnOnce(u64) -> R) -> R {
         if self.data.is_some() {
