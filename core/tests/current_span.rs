@@ -187,11 +187,20 @@ fn a_handle_carried_out_of_its_scope_records_nothing() {
     assert!(spans.iter().all(|s| s.attributes.is_empty()));
 }
 
+/// Polls `future` until it is ready, checking `between` after each pending poll.
+fn poll_to_end<F: std::future::Future>(future: F, mut between: impl FnMut()) {
+    use std::task::{Context as TaskContext, Waker};
+    let mut future = std::pin::pin!(future);
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    while future.as_mut().poll(&mut cx).is_pending() {
+        between();
+    }
+}
+
 #[test]
 fn reaches_the_span_of_an_in_span_future_at_each_poll() {
     use runtrace::FutureExt;
-    use std::future::Future;
-    use std::task::{Context as TaskContext, Poll, Waker};
+    use std::task::Poll;
 
     let exporter = InMemoryExporter::default();
     let provider = simple(&exporter);
@@ -206,13 +215,11 @@ fn reaches_the_span_of_an_in_span_future_at_each_poll() {
             Poll::Ready(())
         }
     });
-    let mut task = std::pin::pin!(work.in_span(tracer.span("task").start()));
-    let mut cx = TaskContext::from_waker(Waker::noop());
-    while task.as_mut().poll(&mut cx).is_pending() {
+    poll_to_end(work.in_span(tracer.span("task").start()), || {
         // Between polls the span is not current, and its data is back home.
         assert_eq!(with_current_span(|_| ()), None);
         assert!(exporter.finished_spans().is_empty());
-    }
+    });
     let spans = exporter.finished_spans();
     assert_eq!(spans.len(), 1);
     let keys: Vec<_> = spans[0]
@@ -221,16 +228,6 @@ fn reaches_the_span_of_an_in_span_future_at_each_poll() {
         .map(|kv| kv.key.to_string())
         .collect();
     assert_eq!(keys, ["poll.1", "poll.2", "poll.3"]);
-}
-
-/// Polls `future` until it is ready, checking `between` after each pending poll.
-fn poll_to_end<F: std::future::Future>(future: F, mut between: impl FnMut()) {
-    use std::task::{Context as TaskContext, Waker};
-    let mut future = std::pin::pin!(future);
-    let mut cx = TaskContext::from_waker(Waker::noop());
-    while future.as_mut().poll(&mut cx).is_pending() {
-        between();
-    }
 }
 
 #[test]

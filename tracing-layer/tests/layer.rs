@@ -359,9 +359,10 @@ fn native_spans_nest_in_tracing_spans_and_the_other_way_round() {
     );
 }
 
-/// Children made one after another in an entered span find its context once
-/// and reuse it; a native span made current between them, or a sibling
-/// entered in turn, still parents the children made inside it.
+/// Children made one after another in an entered span are its children; a
+/// native span made current between them, or a sibling entered in turn,
+/// parents the children made inside it, and the entered span's later
+/// children are its own again.
 #[test]
 fn children_made_in_turn_in_an_entered_span_keep_the_right_parents() {
     let spans = traced(|tracer| {

@@ -20,7 +20,7 @@ pub type WithContext<F> = Instrumented<F, Context>;
 /// A future that runs in a span and ends it; see [`FutureExt::in_span`].
 pub type InSpan<F> = Instrumented<F, SpanScope>;
 
-/// The span an [`InSpan`] future runs in, readied to be lent to each poll.
+/// The span an [`InSpan`] future runs in, lent to each poll.
 #[derive(Debug)]
 pub struct SpanScope(Span);
 
@@ -81,7 +81,7 @@ pub trait FutureExt: Future + Sized {
     /// completes, or when it is dropped unfinished.
     #[inline]
     fn in_span(self, mut span: Span) -> InSpan<Self> {
-        span.ready_to_lend();
+        span.hold_context_copy();
         Instrumented::new(self, SpanScope(span))
     }
 

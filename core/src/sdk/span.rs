@@ -345,10 +345,10 @@ impl Span {
     pub fn span_context(&self) -> &SpanContext {
         match &*self.data {
             Some(d) => &d.span_context,
-            None => match self.context.span_context_as_given() {
-                Some(context) => context,
-                None => &SpanContext::INVALID,
-            },
+            None => self
+                .context
+                .span_context_as_given()
+                .unwrap_or(&SpanContext::INVALID),
         }
     }
 
@@ -530,13 +530,11 @@ impl Span {
 
     #[inline(never)]
     fn finish(&mut self, end_time_unix_nano: u64) {
+        // Its context stays once the data is gone (a span lent by `in_span`
+        // holds the copy already).
+        self.hold_context_copy();
         if let Some(data) = self.data.as_mut() {
             data.end_time_unix_nano = end_time_unix_nano.max(data.start_time_unix_nano);
-            if self.context.span_context_as_given().is_none() {
-                // Not readied to be lent (a span readied for `in_span` holds
-                // this copy already).
-                self.context = Context::from_span_context(data.span_context.clone());
-            }
             // The last processor takes the data from here (the batch processor
             // copies it straight into its queue). If an earlier one panics, the
             // guard still empties it, so the span ends once and nothing leaks.

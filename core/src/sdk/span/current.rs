@@ -104,12 +104,11 @@ impl Span {
         }
     }
 
-    /// Readies this span to be made current by [`lent_while`](Self::lent_while):
-    /// a recording span's context is copied once, here, beside its data (if
-    /// it holds no copy yet), so that each call of `lent_while` lends both
-    /// where they lie.
+    /// Copies a recording span's context beside its data, unless it holds the
+    /// copy already: what each call of [`lent_while`](Self::lent_while) lends
+    /// with the data, where they lie, and what the span keeps once it ends.
     #[inline]
-    pub(crate) fn ready_to_lend(&mut self) {
+    pub(crate) fn hold_context_copy(&mut self) {
         if let Some(data) = self.data.as_ref() {
             if self.context.span_context_as_given().is_none() {
                 self.context = Context::from_span_context(data.span_context.clone());
@@ -120,7 +119,7 @@ impl Span {
     /// Runs `f` with this span current: what each poll of an
     /// [`FutureExt::in_span`](crate::FutureExt::in_span) future does, and
     /// [`Tracer::in_span`](crate::Tracer::in_span) around its closure. A
-    /// recording span readied by [`ready_to_lend`](Self::ready_to_lend) has
+    /// recording span holding its context's copy ([`hold_context_copy`](Self::hold_context_copy)) has
     /// its data lent to the call's context frame meanwhile, where the handles
     /// made from the frame id `f` gets, and [`with_current_span`], record on
     /// it, whatever its context (even invalid ids, which only a custom
@@ -133,7 +132,7 @@ impl Span {
         if self.data.is_some() {
             debug_assert!(
                 self.context.span_context_as_given().is_some(),
-                "a recording span is readied before it is lent"
+                "a recording span holds its context's copy before it is lent"
             );
             self.context.attached_lending(&mut self.data, f)
         } else if self.context.span_context().is_some() {
@@ -151,7 +150,7 @@ impl Span {
             let _guard = self.enter();
             return f(self);
         }
-        self.ready_to_lend();
+        self.hold_context_copy();
         let context = self.span_context().clone();
         self.lent_while(|id| f(&mut Span::handle(context, id)))
     }
