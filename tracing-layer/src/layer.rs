@@ -536,13 +536,18 @@ where
         // span's lock held.
         let (state, timings) = {
             let mut extensions = span.extensions_mut();
-            (
-                extensions.remove::<SpanState>(),
-                extensions.remove::<Timings>(),
-            )
+            let state = extensions.remove::<SpanState>();
+            // Only a timed layer inserts timings: no search for them otherwise
+            // (a layer reloaded untimed leaves them to the registry's clean-up).
+            let timings = if self.tracked_inactivity {
+                extensions.remove::<Timings>()
+            } else {
+                None
+            };
+            (state, timings)
         };
-        if let Some(mut state) = state {
-            let span = state.start(&self.tracer);
+        if let Some(state) = state {
+            let mut span = state.into_span(&self.tracer);
             if let Some(timings) = timings {
                 for kv in timings.attributes() {
                     span.set_attribute(kv.key, kv.value);

@@ -88,6 +88,16 @@ impl SpanState {
         }
     }
 
+    /// The span, taken out (a pending root started with the layer's `tracer`
+    /// first), as the span closes: a root started at its close is not written
+    /// back into a state about to be dropped.
+    pub(crate) fn into_span(self, tracer: &Tracer) -> Span {
+        match self {
+            SpanState::Pending(pending) => pending.start(tracer).0,
+            SpanState::Started { span, .. } => span,
+        }
+    }
+
     /// Applies what the `otel.*` and error fields asked for.
     pub(crate) fn apply(&mut self, conventions: Conventions) {
         if conventions.is_empty() {
