@@ -204,9 +204,10 @@ thread_local! {
     static STARTING: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Whether this thread is starting a pending root, holding its span's lock:
-/// an event or record emitted meanwhile (by a processor, or a diagnostics
-/// handler that logs through `tracing`) must not wait for that lock.
+/// Whether this thread is starting a pending root, holding its span's lock
+/// (at the root's close it holds none, but is treated the same): an event or
+/// record emitted meanwhile (by a processor, or a diagnostics handler that
+/// logs through `tracing`) must not wait for that lock.
 pub(crate) fn starting() -> bool {
     STARTING.try_with(Cell::get).unwrap_or(false)
 }
