@@ -13,6 +13,8 @@
 //! - [`pinned`]: [`Instrumented`], a future with a state acting around each
 //!   poll: the pin projection of `FutureExt`'s adapters.
 //! - [`vec`]: [`vec::push_within_capacity`], a push that never grows.
+//! - [`prefetch`]: [`prefetch::for_write`], a hint that memory another core
+//!   touched last is about to be written.
 //! - [`frames`]: [`Frames`], a thread's stack of values lent for the length
 //!   of a call, linked through the callers' stack frames: how a poll or an
 //!   `in_span` call makes its context and span current.
@@ -26,6 +28,7 @@ pub(crate) mod counted;
 pub(crate) mod frames;
 pub(crate) mod lanes;
 pub(crate) mod pinned;
+pub(crate) mod prefetch;
 pub(crate) mod queue;
 pub(crate) mod vec;
 #[cfg(not(all(loom, test)))]
