@@ -885,29 +885,32 @@ fn a_local_roots_sampler_sees_its_fields() {
 
 #[test]
 fn with_threads_records_the_creating_thread_on_roots_and_children() {
-    let (provider, exporter) = simple_provider();
-    let layer = RuntraceLayer::new(provider.tracer("test")).with_threads(true);
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    std::thread::Builder::new()
-        .name("worker-7".into())
-        .spawn(move || {
-            tracing::dispatcher::with_default(&dispatch, || {
-                let root = info_span!("root");
-                let _entered = root.enter();
-                info_span!("child").in_scope(|| {});
+    // A short name is kept inline, a long one shared: both are copied.
+    for thread_name in ["worker-7", "a-worker-whose-name-is-not-inline"] {
+        let (provider, exporter) = simple_provider();
+        let layer = RuntraceLayer::new(provider.tracer("test")).with_threads(true);
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+        std::thread::Builder::new()
+            .name(thread_name.into())
+            .spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    let root = info_span!("root");
+                    let _entered = root.enter();
+                    info_span!("child").in_scope(|| {});
+                })
             })
-        })
-        .unwrap()
-        .join()
-        .unwrap();
-    let spans = exporter.finished_spans();
-    for name in ["root", "child"] {
-        let span = named(&spans, name);
-        assert_eq!(
-            attribute(span, "thread.name").and_then(Value::as_str),
-            Some("worker-7")
-        );
-        assert!(matches!(attribute(span, "thread.id"), Some(Value::I64(id)) if *id > 0));
+            .unwrap()
+            .join()
+            .unwrap();
+        let spans = exporter.finished_spans();
+        for name in ["root", "child"] {
+            let span = named(&spans, name);
+            assert_eq!(
+                attribute(span, "thread.name").and_then(Value::as_str),
+                Some(thread_name)
+            );
+            assert!(matches!(attribute(span, "thread.id"), Some(Value::I64(id)) if *id > 0));
+        }
     }
     // Off by default.
     let spans = traced(|_| info_span!("plain").in_scope(|| {}));
