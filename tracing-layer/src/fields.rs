@@ -7,7 +7,7 @@
 //! A field named `error` or `exception` stays an attribute and also becomes
 //! an `exception` event and an error status.
 
-use runtrace::{KeyValue, SpanKind, Status, Str, Value};
+use runtrace::{InlineStr, KeyValue, SpanKind, Status, Str, Value};
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use tracing::field::{Field, Visit};
@@ -131,6 +131,12 @@ fn push_growing(list: &mut Vec<KeyValue>, kv: KeyValue) {
     list.push(kv);
 }
 
+/// Whether a field named `name` may mean more than an attribute (an `otel.*`
+/// or error field): [`SpanFields::text`] sorts those out.
+fn is_convention(name: &str) -> bool {
+    name.starts_with("otel.") || matches!(name, "error" | "exception")
+}
+
 /// Reads a span's fields: plain ones into `sink`, the conventions aside.
 pub(crate) struct SpanFields<'a> {
     pub(crate) sink: &'a mut Vec<KeyValue>,
@@ -172,7 +178,15 @@ impl Visit for SpanFields<'_> {
         push_attribute(self.sink, KeyValue::new(field.name(), value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.text(field, Str::copied(value));
+        match InlineStr::new(value) {
+            // Most text fields: plain and short. Built in their own arm,
+            // straight into the list (see `push_attribute`); through `text`,
+            // the string was staged on the stack and read back.
+            Some(inline) if !is_convention(field.name()) => {
+                push_attribute(self.sink, KeyValue::new(field.name(), Str::Inline(inline)));
+            }
+            _ => self.text(field, Str::copied(value)),
+        }
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         let text = Str::from(value.to_string());
