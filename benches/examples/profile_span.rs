@@ -26,8 +26,15 @@
 //! `--toggle-collect='profile_span::measure*'` callgrind then counts only the
 //! timed loop (not for `2threads`). Prints ns/span and the delivery counters
 //! (which count the warm-up's spans too).
+//!
+//! `paired` as the library (`profile_span paired CASE N QUEUE ROUNDS`; cases
+//! `sampled_root`, `child_explicit_parent`, `root_builder_4attrs`,
+//! `async_child`, ...) runs the case through runtrace then opentelemetry_sdk,
+//! each warmed up, round after round, and prints the median times and the
+//! median and quartiles of the rounds' ratios: the VM's phases, which last
+//! seconds, move both figures of a round alike.
 
-use runtrace_benches::{Discard, HTTP_ATTRIBUTES};
+use runtrace_benches::{quartiles, Discard, HTTP_ATTRIBUTES};
 use std::cell::RefCell;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -44,6 +51,10 @@ fn main() {
         .unwrap_or(1_000_000);
     let queue: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(65536);
     WARM.store(args.get(5).is_some_and(|a| a == "warm"), Ordering::Relaxed);
+    if lib == "paired" {
+        let rounds = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(30);
+        return paired(case, n, queue, rounds);
+    }
     let elapsed = match lib {
         "runtrace" => rt::run(case, n, queue),
         "otel" => otel::run(case, n, queue),
@@ -53,6 +64,30 @@ fn main() {
     println!(
         "{lib}/{case}: {n} spans, {:.1} ns/span",
         elapsed.as_nanos() as f64 / n as f64
+    );
+}
+
+/// The `paired` mode: `rounds` rounds of the case through runtrace, then
+/// opentelemetry_sdk, each warmed up, so that the two figures of a ratio are
+/// taken a fraction of a second apart (the VM's phases last seconds); prints
+/// the median times and the median and quartiles of the rounds' ratios.
+fn paired(case: &str, n: u64, queue: usize, rounds: usize) {
+    WARM.store(true, Ordering::Relaxed);
+    let per_span = |d: Duration| d.as_nanos() as f64 / n as f64;
+    let (mut rt, mut otel, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let r = per_span(rt::run(case, n, queue));
+        let o = per_span(otel::run(case, n, queue));
+        rt.push(r);
+        otel.push(o);
+        ratios.push(r / o);
+    }
+    let [_, rt, _] = quartiles(&mut rt);
+    let [_, otel, _] = quartiles(&mut otel);
+    let [q1, median, q3] = quartiles(&mut ratios);
+    println!(
+        "{case}: {rounds} rounds of {n}: runtrace {rt:.1} ns, otel {otel:.1} ns (medians); \
+         runtrace / otel {median:.3} (quartiles {q1:.3}-{q3:.3})"
     );
 }
 
@@ -240,8 +275,11 @@ mod rt {
 mod otel {
     use super::*;
     use opentelemetry::trace::noop::NoopTracerProvider;
-    use opentelemetry::trace::{mark_span_as_active, Span as _, Tracer as _, TracerProvider as _};
-    use opentelemetry::KeyValue;
+    use opentelemetry::trace::{
+        mark_span_as_active, Span as _, SpanKind, TraceContextExt as _, Tracer as _,
+        TracerProvider as _,
+    };
+    use opentelemetry::{Context, KeyValue};
     use opentelemetry_sdk::error::OTelSdkResult;
     use opentelemetry_sdk::trace::{
         BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
@@ -307,6 +345,41 @@ mod otel {
             "child" => {
                 let _g = mark_span_as_active(tracer.start("parent"));
                 time(n, || root(&tracer))
+            }
+            // As the span bench's `otel` cases.
+            "child_explicit_parent" => {
+                let cx = Context::new().with_span(tracer.start("parent"));
+                time(n, || {
+                    black_box(&tracer).start_with_context("span", &cx).end();
+                })
+            }
+            "root_builder_4attrs" => time(n, || {
+                let tracer = black_box(&tracer);
+                tracer
+                    .span_builder("span")
+                    .with_kind(SpanKind::Server)
+                    .with_attributes([
+                        KeyValue::new("http.route", "/v1/infer"),
+                        KeyValue::new("model", "llama-3-8b"),
+                        KeyValue::new("tokens", 512_i64),
+                        KeyValue::new("cache.hit", true),
+                    ])
+                    .start(tracer)
+                    .end();
+            }),
+            "async_child" => {
+                use opentelemetry::context::FutureExt as _;
+                use std::future::Future as _;
+                let cx = Context::new().with_span(tracer.start("parent"));
+                let mut task_cx = std::task::Context::from_waker(std::task::Waker::noop());
+                time(n, || {
+                    // The span ends when the context holding it drops, with
+                    // the future.
+                    let span = black_box(&tracer).start_with_context("span", &cx);
+                    let fut =
+                        std::pin::pin!(std::future::ready(()).with_context(cx.with_span(span)));
+                    let _ = fut.poll(&mut task_cx);
+                })
             }
             _ => panic!("unknown case {case}"),
         };

@@ -17,10 +17,24 @@
 //! flushes, so that the timed runs find the recycle pools full; the timed
 //! loop is `measure`. Prints ns/span and the delivery counters (which count
 //! the warm-up's spans too).
+//!
+//! `paired` as the fourth argument (and a round count as the fifth, default
+//! 30) compares the libraries in time, robust to the VM's slow and fast
+//! phases, which last seconds and move a criterion group's figure by up to
+//! 2x: each round runs the case `n` times through runtrace, tracing-
+//! opentelemetry and the registry alone, back to back in one process, and
+//! flushes both providers between runs (so neither batch thread works
+//! during the other's run, and neither queue overflows if `n` is at most the
+//! queue size). Prints each library's median time and the median and
+//! quartiles of the rounds' runtrace / tracing-opentelemetry ratios:
+//!
+//! ```text
+//! target/release/examples/profile_tracing span_4fields 20000 65536 paired 30
+//! ```
 
 use runtrace::{BatchConfig, TracerProvider};
 use runtrace_benches::tracing_cases::{child_span_with_event, instrumented_future, span_4fields};
-use runtrace_benches::Discard;
+use runtrace_benches::{quartiles, Discard};
 use runtrace_tracing::RuntraceLayer;
 use std::time::{Duration, Instant};
 use tracing::{info_span, Dispatch};
@@ -49,9 +63,7 @@ fn main() {
         .with_batch_exporter(Discard::default())
         .build();
     let otel_provider = otel::provider(queue);
-    // `none` as a fourth argument: the registry alone, as the bench's `none`.
-    let lib = args.get(4).map_or("runtrace", String::as_str);
-    let dispatch = match lib {
+    let dispatch = |lib: &str| match lib {
         "none" => Dispatch::new(tracing_subscriber::registry()),
         "otel" => Dispatch::new(tracing_subscriber::registry().with(otel::layer(&otel_provider))),
         _ => {
@@ -60,25 +72,84 @@ fn main() {
             Dispatch::new(tracing_subscriber::registry().with(layer))
         }
     };
-    let elapsed = tracing::dispatcher::with_default(&dispatch, || {
-        let parent = info_span!("parent");
-        let _entered = (case == "child_span_with_event").then(|| parent.enter());
-        for _ in 0..n {
-            op();
-        }
+    let flush = || {
         let _ = provider.force_flush();
         let _ = otel_provider.force_flush();
-        measure(n, op)
-    });
-    let _ = provider.force_flush();
-    let _ = otel_provider.force_flush();
-    eprintln!("{:?}", provider.stats());
-    println!(
-        "{lib}/{case}: {n} iterations, {:.1} ns each",
-        elapsed.as_nanos() as f64 / n as f64
-    );
+    };
+    // Runs the case `n` times through `dispatch` (inside an entered parent
+    // for `child_span_with_event`), untimed first if `warm`.
+    let run = |dispatch: &Dispatch, warm: bool| {
+        tracing::dispatcher::with_default(dispatch, || {
+            let parent = info_span!("parent");
+            let _entered = (case == "child_span_with_event").then(|| parent.enter());
+            if warm {
+                for _ in 0..n {
+                    op();
+                }
+                flush();
+            }
+            measure(n, op)
+        })
+    };
+    // `none` as a fourth argument: the registry alone, as the bench's `none`;
+    // `otel`: tracing-opentelemetry; `paired`: all three, round by round.
+    match args.get(4).map_or("runtrace", String::as_str) {
+        "paired" => {
+            let rounds = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(30);
+            paired(
+                case,
+                n,
+                rounds,
+                ["runtrace", "otel", "none"].map(dispatch),
+                |d| {
+                    let elapsed = run(d, false);
+                    flush();
+                    elapsed
+                },
+            );
+        }
+        lib => {
+            let elapsed = run(&dispatch(lib), true);
+            flush();
+            eprintln!("{:?}", provider.stats());
+            println!(
+                "{lib}/{case}: {n} iterations, {:.1} ns each",
+                elapsed.as_nanos() as f64 / n as f64
+            );
+        }
+    }
     let _ = provider.shutdown();
     let _ = otel_provider.shutdown();
+}
+
+/// The `paired` mode: `rounds` rounds of `run` through runtrace, otel and the
+/// registry alone (`dispatches`, in that order), after one untimed round.
+fn paired(
+    case: &str,
+    n: u64,
+    rounds: usize,
+    dispatches: [Dispatch; 3],
+    run: impl Fn(&Dispatch) -> Duration,
+) {
+    let per_span = |d: Duration| d.as_nanos() as f64 / n as f64;
+    for d in &dispatches {
+        run(d);
+    }
+    let mut times: [Vec<f64>; 3] = Default::default();
+    let mut ratios = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let round = dispatches.each_ref().map(|d| per_span(run(d)));
+        for (t, time) in times.iter_mut().zip(round) {
+            t.push(time);
+        }
+        ratios.push(round[0] / round[1]);
+    }
+    let [rt, otel, none] = times.map(|mut t| quartiles(&mut t)[1]);
+    let [q1, median, q3] = quartiles(&mut ratios);
+    println!(
+        "{case}: {rounds} rounds of {n}: runtrace {rt:.0} ns, otel {otel:.0} ns, none {none:.0} ns \
+         (medians); runtrace / otel {median:.3} (quartiles {q1:.3}-{q3:.3})"
+    );
 }
 
 /// tracing-opentelemetry over opentelemetry_sdk, as the bench's `otel`.

@@ -104,3 +104,21 @@ pub const HTTP_ATTRIBUTES: [(&str, &str); 20] = [
     ("thread.id", "7"),
     ("thread.name", "tokio-runtime-worker"),
 ];
+
+/// The first quartile, median and third quartile of `values` (sorted in
+/// place; zeros if empty).
+///
+/// ```
+/// let mut v = [5.0, 1.0, 3.0, 2.0, 4.0];
+/// assert_eq!(runtrace_benches::quartiles(&mut v), [2.0, 3.0, 4.0]);
+/// ```
+pub fn quartiles(values: &mut [f64]) -> [f64; 3] {
+    values.sort_by(f64::total_cmp);
+    let at = |q: usize| {
+        values
+            .get(values.len().saturating_sub(1) * q / 4)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    [at(1), at(2), at(3)]
+}
