@@ -134,7 +134,13 @@ fn push_growing(list: &mut Vec<KeyValue>, kv: KeyValue) {
 /// Whether a field named `name` may mean more than an attribute (an `otel.*`
 /// or error field): [`SpanFields::text`] sorts those out.
 fn is_convention(name: &str) -> bool {
-    name.starts_with("otel.") || matches!(name, "error" | "exception")
+    name.starts_with("otel.") || is_error_field(name)
+}
+
+/// Whether a field named `name` holds an error (an `exception` event and an
+/// error status besides its attribute).
+fn is_error_field(name: &str) -> bool {
+    matches!(name, "error" | "exception")
 }
 
 /// Reads a span's fields: plain ones into `sink`, the conventions aside.
@@ -155,7 +161,7 @@ impl SpanFields<'_> {
             "otel.status_code" => {}
             "otel.status_message" | "otel.status_description" => c.status_message = Some(text),
             name => {
-                if matches!(name, "error" | "exception") {
+                if is_error_field(name) {
                     c.exception = Some(text.clone());
                 }
                 push_attribute(self.sink, KeyValue::new(name, text));
@@ -235,7 +241,7 @@ impl EventFields {
         match field.name() {
             "message" => self.name = Some(text),
             name => {
-                if matches!(name, "error" | "exception") {
+                if is_error_field(name) {
                     self.exception = Some(text.clone());
                     push_attribute(
                         &mut self.attributes,
