@@ -31,11 +31,22 @@
 //! ```text
 //! target/release/examples/profile_tracing span_4fields 20000 65536 paired 30
 //! ```
+//!
+//! `floor` instead of `paired` (for `span_4fields` only) compares
+//! tracing-opentelemetry, round by round in the same way, with the least any
+//! bridge must do for that span: the registry's own span (through the
+//! registry alone) plus a native runtrace span with the same 9 attributes
+//! (the 4 fields, the code location and the thread), current while the
+//! `tracing` span is entered. No field conversion through `Visit`, no record
+//! kept per span, no deferred start: what is left of a quarter of
+//! tracing-opentelemetry's time after this floor is what a layer's own work
+//! may cost.
 
 use runtrace::{BatchConfig, TracerProvider};
 use runtrace_benches::tracing_cases::{child_span_with_event, instrumented_future, span_4fields};
 use runtrace_benches::{quartiles, Discard};
 use runtrace_tracing::RuntraceLayer;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tracing::{info_span, Dispatch};
 use tracing_subscriber::layer::SubscriberExt;
@@ -106,6 +117,40 @@ fn main() {
                     flush();
                     elapsed
                 },
+            );
+        }
+        "floor" => {
+            assert_eq!(
+                case, "span_4fields",
+                "the floor is written for span_4fields"
+            );
+            let rounds = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(30);
+            let _ = FLOOR_TRACER.set(provider.tracer("bench"));
+            let registry = dispatch("none");
+            let otel = dispatch("otel");
+            let timed = |d: &Dispatch, op: fn()| {
+                let elapsed = tracing::dispatcher::with_default(d, || measure(n, op));
+                flush();
+                elapsed.as_nanos() as f64 / n as f64
+            };
+            timed(&otel, span_4fields);
+            timed(&registry, span_4fields_floor);
+            let (mut floors, mut otels, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..rounds {
+                let (o, f) = (
+                    timed(&otel, span_4fields),
+                    timed(&registry, span_4fields_floor),
+                );
+                otels.push(o);
+                floors.push(f);
+                ratios.push(f / o);
+            }
+            let [q1, median, q3] = quartiles(&mut ratios);
+            println!(
+                "span_4fields floor: {rounds} rounds of {n}: floor {:.0} ns, otel {:.0} ns (medians); \
+                 floor / otel {median:.3} (quartiles {q1:.3}-{q3:.3})",
+                quartiles(&mut floors)[1],
+                quartiles(&mut otels)[1]
             );
         }
         lib => {
@@ -197,6 +242,40 @@ mod otel {
             .with_target(false)
             .with_tracer(provider.tracer("bench"))
     }
+}
+
+/// The tracer of the `floor` mode's native spans.
+static FLOOR_TRACER: OnceLock<runtrace::Tracer> = OnceLock::new();
+
+/// `span_4fields`' floor (see the `floor` mode): the `tracing` span through
+/// the registry alone, and a native span with the attributes the layer gives
+/// it, current while the `tracing` span is entered.
+fn span_4fields_floor() {
+    let tracer = FLOOR_TRACER.get().expect("set before the floor runs");
+    let span = info_span!(
+        "request",
+        request.id = 42_u64,
+        http.route = "/v1/infer",
+        cache.hit = true,
+        load = 0.75
+    );
+    let entered = span.enter();
+    let mut native = tracer
+        .span("request")
+        .attribute("request.id", 42_i64)
+        .attribute("http.route", "/v1/infer")
+        .attribute("cache.hit", true)
+        .attribute("load", 0.75)
+        .attribute("code.namespace", module_path!())
+        .attribute("code.filepath", file!())
+        .attribute("code.lineno", i64::from(line!()))
+        .attribute("thread.id", 1_i64)
+        .attribute("thread.name", "main")
+        .start();
+    drop(native.enter());
+    drop(entered);
+    drop(span);
+    native.end();
 }
 
 /// The timed loop, out of line so that callgrind can count it alone.
