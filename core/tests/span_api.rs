@@ -173,6 +173,43 @@ fn record_error_adds_exception_event() {
     assert_eq!(*d.status(), Status::Unset);
 }
 
+/// Without a value length limit, `set_attribute` writes straight into the
+/// span's list while it has room and is below the count limit; the first
+/// attribute (no list yet), a full list and the limit take the other path.
+/// Across all of them: every attribute in order, a repeat at the limit kept
+/// with its last value, the rest dropped and counted.
+#[test]
+fn set_attribute_keeps_order_and_limits_across_list_growth() {
+    let exporter = InMemoryExporter::default();
+    let provider = TracerProvider::builder()
+        .with_span_limits(SpanLimits {
+            max_attributes_per_span: 70,
+            ..SpanLimits::default()
+        })
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let tracer = provider.tracer("t");
+    let mut span = tracer.span("many").start();
+    for i in 0..80_i64 {
+        span.set_attribute(format!("key.{i}"), i);
+    }
+    span.set_attribute("key.3", "last");
+    span.end();
+    let spans = exporter.finished_spans();
+    let d = &spans[0];
+    assert_eq!(d.attributes.len(), 70);
+    for (i, kv) in d.attributes.iter().enumerate() {
+        assert_eq!(kv.key, format!("key.{i}").as_str());
+        let expected = if i == 3 {
+            Value::from("last")
+        } else {
+            Value::I64(i as i64)
+        };
+        assert_eq!(kv.value, expected, "attribute {i}");
+    }
+    assert_eq!(d.dropped_attributes_count, 10);
+}
+
 #[test]
 fn limits_and_dropped_counts() {
     let exporter = InMemoryExporter::default();
