@@ -12,7 +12,7 @@
 //!   the queue's slots.
 //! - [`pinned`]: [`Instrumented`], a future with a state acting around each
 //!   poll: the pin projection of `FutureExt`'s adapters.
-//! - [`vec`]: [`vec::push_within_capacity`], a push that never grows.
+//! - [`vec`]: [`vec::push_making_room`], a push whose growth is the caller's.
 //! - [`prefetch`]: [`prefetch::for_write`], a hint that memory another core
 //!   touched last is about to be written.
 //! - [`frames`]: [`Frames`], a thread's stack of values lent for the length
