@@ -267,14 +267,13 @@ impl<'t> SpanBuilder<'t> {
 /// grows (see [`with_room`]).
 const DEDUP_BEFORE_GROWING: usize = 16;
 
-/// `list` with room for another attribute (always: a caller's `unsafe`
+/// `list` with room for another attribute (always: its callers' `unsafe`
 /// relies on it): a recycled list for the first attribute, else the list
-/// grown. Attributes are pushed without looking for
-/// their key, so a full list of [`DEDUP_BEFORE_GROWING`] or more is
-/// de-duplicated first, and grows only if that left it more than half full:
-/// a span that sets one key again and again keeps a small list, and each
-/// pass is paid for by as many pushes as the list holds (constant time a
-/// push, amortised).
+/// grown. Attributes are pushed without looking for their key, so a full
+/// list of [`DEDUP_BEFORE_GROWING`] or more is de-duplicated first, and
+/// grows only if that left it more than half full: a span that sets one key
+/// again and again keeps a small list, and each pass is paid for by as many
+/// pushes as the list holds (constant time a push, amortised).
 ///
 /// The attribute itself is not passed ([`push_making_room`] writes it into
 /// the list after this returns): passed, it was built on the stack for every
