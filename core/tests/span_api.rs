@@ -174,10 +174,11 @@ fn record_error_adds_exception_event() {
 }
 
 /// Without a value length limit, `set_attribute` writes straight into the
-/// span's list while it has room and is below the count limit; the first
-/// attribute (no list yet), a full list and the limit take the other path.
-/// Across all of them: every attribute in order, a repeat at the limit kept
-/// with its last value, the rest dropped and counted.
+/// span's list below the count limit, after an out-of-line call gives the
+/// list room when it has none (the first attribute, a full list); at the
+/// limit it takes the limited path. Across all of them: every attribute in
+/// order, a repeat at the limit kept with its last value, the rest dropped
+/// and counted.
 #[test]
 fn set_attribute_keeps_order_and_limits_across_list_growth() {
     let exporter = InMemoryExporter::default();
