@@ -184,6 +184,23 @@ mod rt {
                 });
                 finish(case.name(), p, count.take());
             }
+            Case::RootEvent => {
+                let p = provider(AlwaysOn);
+                let tracer = p.tracer("bench");
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| {
+                        timed(&count, n, || {
+                            let mut span = black_box(&tracer).span("span").start();
+                            span.add_event(
+                                "cache miss",
+                                vec![runtrace::KeyValue::new("key", "user:42")],
+                            );
+                            span.end();
+                        })
+                    })
+                });
+                finish(case.name(), p, count.take());
+            }
             Case::ChildInActiveParent => {
                 let p = provider(AlwaysOn);
                 let tracer = p.tracer("bench");
@@ -377,6 +394,20 @@ mod otel {
                             for (key, value) in HTTP_ATTRIBUTES {
                                 span.set_attribute(KeyValue::new(key, value));
                             }
+                            span.end();
+                        })
+                    })
+                });
+                finish(case.name(), p, count.take());
+            }
+            Case::RootEvent => {
+                let p = provider(Sampler::AlwaysOn);
+                let tracer = p.0.tracer("bench");
+                g.bench_function(name, |b| {
+                    b.iter_custom(|n| {
+                        timed(&count, n, || {
+                            let mut span = black_box(&tracer).start("span");
+                            span.add_event("cache miss", vec![KeyValue::new("key", "user:42")]);
                             span.end();
                         })
                     })
@@ -597,11 +628,12 @@ mod ft {
                 finish(case.name(), exported, count.take());
             }
             // Measured against opentelemetry_sdk only: issue #16's shapes,
-            // and the 20-attribute span.
+            // the 20-attribute span and the event.
             Case::ChildExplicitParent
             | Case::RootBuilder4Attrs
             | Case::AsyncChild
-            | Case::SampledRoot20Attrs => {}
+            | Case::SampledRoot20Attrs
+            | Case::RootEvent => {}
         }
     }
 }
@@ -626,10 +658,12 @@ enum Case {
     /// A root with an HTTP server span's 20 attributes set one by one
     /// ([`HTTP_ATTRIBUTES`]).
     SampledRoot20Attrs,
+    /// A root with one event of one attribute, given as `vec![..]`.
+    RootEvent,
 }
 
 impl Case {
-    const ALL: [Case; 10] = [
+    const ALL: [Case; 11] = [
         Case::SampledRoot,
         Case::SampledRoot4Attrs,
         Case::ChildInActiveParent,
@@ -640,6 +674,7 @@ impl Case {
         Case::RootBuilder4Attrs,
         Case::AsyncChild,
         Case::SampledRoot20Attrs,
+        Case::RootEvent,
     ];
 
     fn name(self) -> &'static str {
@@ -654,6 +689,7 @@ impl Case {
             Case::RootBuilder4Attrs => "root_builder_4attrs",
             Case::AsyncChild => "async_child",
             Case::SampledRoot20Attrs => "sampled_root_20attrs",
+            Case::RootEvent => "root_event",
         }
     }
 }

@@ -14,6 +14,7 @@
 //! (more than a recycled list's usual capacity), and for runtrace
 //! `2threads`: sampled roots from two threads, `n / 2` each;
 //! `child_explicit_parent`, `root_builder_4attrs`, `async_child`,
+//! `root_event` (a root with one event of one attribute),
 //! `global_tracer`: `global::tracer(name)` and its drop; `async_1poll`,
 //! `async_4polls`: a root around a future polled once or four times), span count, batch
 //! queue size (default 65536, as in the benches). Under valgrind, which runs one
@@ -149,7 +150,7 @@ fn time_2threads(n: u64, op: &(impl Fn() + Sync)) -> Duration {
 mod rt {
     use super::*;
     use runtrace::sampling::{AlwaysOff, AlwaysOn, Sampler};
-    use runtrace::{BatchConfig, Tracer, TracerProvider};
+    use runtrace::{BatchConfig, KeyValue, Tracer, TracerProvider};
 
     fn provider(sampler: impl Sampler + 'static, queue: usize) -> TracerProvider {
         let config = BatchConfig::builder()
@@ -192,6 +193,11 @@ mod rt {
                 for (key, value) in HTTP_ATTRIBUTES {
                     span.set_attribute(key, value);
                 }
+                span.end();
+            }),
+            "root_event" => time(n, || {
+                let mut span = black_box(&tracer).span("span").start();
+                span.add_event("cache miss", vec![KeyValue::new("key", "user:42")]);
                 span.end();
             }),
             "child" => {
@@ -340,6 +346,11 @@ mod otel {
                 for (key, value) in HTTP_ATTRIBUTES {
                     span.set_attribute(KeyValue::new(key, value));
                 }
+                span.end();
+            }),
+            "root_event" => time(n, || {
+                let mut span = black_box(&tracer).start("span");
+                span.add_event("cache miss", vec![KeyValue::new("key", "user:42")]);
                 span.end();
             }),
             "child" => {

@@ -659,7 +659,7 @@ fn push_event_on(data: &mut SpanData, name: Str, attributes: Vec<KeyValue>, time
         return;
     }
     let (attributes, dropped) = limit_list(
-        attributes,
+        recycle::into_recycled(attributes),
         limits.max_attributes_per_event,
         limits.max_attribute_value_length,
     );
