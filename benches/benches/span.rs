@@ -136,6 +136,41 @@ mod rt {
     }
 
     #[inline(always)]
+    fn root_20attrs(tracer: &Tracer) {
+        let mut span = black_box(tracer).span("span").start();
+        for (key, value) in HTTP_ATTRIBUTES {
+            span.set_attribute(key, value);
+        }
+        span.end();
+    }
+
+    #[inline(always)]
+    fn root_event(tracer: &Tracer) {
+        let mut span = black_box(tracer).span("span").start();
+        span.add_event(
+            "cache miss",
+            vec![runtrace::KeyValue::new("key", "user:42")],
+        );
+        span.end();
+    }
+
+    /// A case whose every iteration is `op`, through a provider whose
+    /// sampler keeps every span.
+    fn bench_sampled(
+        g: &mut BenchmarkGroup<'_, WallTime>,
+        case: Case,
+        count: &Cell<u64>,
+        op: impl Fn(&Tracer),
+    ) {
+        let p = provider(AlwaysOn);
+        let tracer = p.tracer("bench");
+        g.bench_function(format!("runtrace/{}", case.name()), |b| {
+            b.iter_custom(|n| timed(count, n, || op(&tracer)))
+        });
+        finish(case.name(), p, count.take());
+    }
+
+    #[inline(always)]
     fn root_builder_4attrs(tracer: &Tracer) {
         black_box(tracer)
             .span("span")
@@ -152,55 +187,11 @@ mod rt {
         let count = Cell::new(0);
         let name = format!("runtrace/{}", case.name());
         match case {
-            Case::SampledRoot => {
-                let p = provider(AlwaysOn);
-                let tracer = p.tracer("bench");
-                g.bench_function(name, |b| {
-                    b.iter_custom(|n| timed(&count, n, || root(&tracer)))
-                });
-                finish(case.name(), p, count.take());
-            }
-            Case::SampledRoot4Attrs => {
-                let p = provider(AlwaysOn);
-                let tracer = p.tracer("bench");
-                g.bench_function(name, |b| {
-                    b.iter_custom(|n| timed(&count, n, || root_4attrs(&tracer)))
-                });
-                finish(case.name(), p, count.take());
-            }
-            Case::SampledRoot20Attrs => {
-                let p = provider(AlwaysOn);
-                let tracer = p.tracer("bench");
-                g.bench_function(name, |b| {
-                    b.iter_custom(|n| {
-                        timed(&count, n, || {
-                            let mut span = black_box(&tracer).span("span").start();
-                            for (key, value) in HTTP_ATTRIBUTES {
-                                span.set_attribute(key, value);
-                            }
-                            span.end();
-                        })
-                    })
-                });
-                finish(case.name(), p, count.take());
-            }
-            Case::RootEvent => {
-                let p = provider(AlwaysOn);
-                let tracer = p.tracer("bench");
-                g.bench_function(name, |b| {
-                    b.iter_custom(|n| {
-                        timed(&count, n, || {
-                            let mut span = black_box(&tracer).span("span").start();
-                            span.add_event(
-                                "cache miss",
-                                vec![runtrace::KeyValue::new("key", "user:42")],
-                            );
-                            span.end();
-                        })
-                    })
-                });
-                finish(case.name(), p, count.take());
-            }
+            Case::SampledRoot => bench_sampled(g, case, &count, root),
+            Case::SampledRoot4Attrs => bench_sampled(g, case, &count, root_4attrs),
+            Case::SampledRoot20Attrs => bench_sampled(g, case, &count, root_20attrs),
+            Case::RootEvent => bench_sampled(g, case, &count, root_event),
+            Case::RootBuilder4Attrs => bench_sampled(g, case, &count, root_builder_4attrs),
             Case::ChildInActiveParent => {
                 let p = provider(AlwaysOn);
                 let tracer = p.tracer("bench");
@@ -255,14 +246,6 @@ mod rt {
                 });
                 finish(case.name(), p, count.take());
             }
-            Case::RootBuilder4Attrs => {
-                let p = provider(AlwaysOn);
-                let tracer = p.tracer("bench");
-                g.bench_function(name, |b| {
-                    b.iter_custom(|n| timed(&count, n, || root_builder_4attrs(&tracer)))
-                });
-                finish(case.name(), p, count.take());
-            }
             Case::AsyncChild => {
                 let p = provider(AlwaysOn);
                 let tracer = p.tracer("bench");
@@ -293,7 +276,8 @@ mod otel {
     use opentelemetry::{Context, KeyValue};
     use opentelemetry_sdk::error::OTelSdkResult;
     use opentelemetry_sdk::trace::{
-        BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
+        BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, SpanData,
+        SpanExporter,
     };
     use std::future::Future;
 
@@ -349,6 +333,38 @@ mod otel {
     }
 
     #[inline(always)]
+    fn root_20attrs<T: opentelemetry::trace::Tracer>(tracer: &T) {
+        let mut span = black_box(tracer).start("span");
+        for (key, value) in HTTP_ATTRIBUTES {
+            span.set_attribute(KeyValue::new(key, value));
+        }
+        span.end();
+    }
+
+    #[inline(always)]
+    fn root_event<T: opentelemetry::trace::Tracer>(tracer: &T) {
+        let mut span = black_box(tracer).start("span");
+        span.add_event("cache miss", vec![KeyValue::new("key", "user:42")]);
+        span.end();
+    }
+
+    /// A case whose every iteration is `op`, through a provider whose
+    /// sampler keeps every span.
+    fn bench_sampled(
+        g: &mut BenchmarkGroup<'_, WallTime>,
+        case: Case,
+        count: &Cell<u64>,
+        op: impl Fn(&SdkTracer),
+    ) {
+        let p = provider(Sampler::AlwaysOn);
+        let tracer = p.0.tracer("bench");
+        g.bench_function(format!("otel/{}", case.name()), |b| {
+            b.iter_custom(|n| timed(count, n, || op(&tracer)))
+        });
+        finish(case.name(), p, count.take());
+    }
+
+    #[inline(always)]
     fn root_builder_4attrs<T: opentelemetry::trace::Tracer>(tracer: &T) {
         let tracer = black_box(tracer);
         tracer
@@ -368,52 +384,11 @@ mod otel {
         let count = Cell::new(0);
         let name = format!("otel/{}", case.name());
         match case {
-            Case::SampledRoot => {
-                let p = provider(Sampler::AlwaysOn);
-                let tracer = p.0.tracer("bench");
-                g.bench_function(name, |b| {
-                    b.iter_custom(|n| timed(&count, n, || root(&tracer)))
-                });
-                finish(case.name(), p, count.take());
-            }
-            Case::SampledRoot4Attrs => {
-                let p = provider(Sampler::AlwaysOn);
-                let tracer = p.0.tracer("bench");
-                g.bench_function(name, |b| {
-                    b.iter_custom(|n| timed(&count, n, || root_4attrs(&tracer)))
-                });
-                finish(case.name(), p, count.take());
-            }
-            Case::SampledRoot20Attrs => {
-                let p = provider(Sampler::AlwaysOn);
-                let tracer = p.0.tracer("bench");
-                g.bench_function(name, |b| {
-                    b.iter_custom(|n| {
-                        timed(&count, n, || {
-                            let mut span = black_box(&tracer).start("span");
-                            for (key, value) in HTTP_ATTRIBUTES {
-                                span.set_attribute(KeyValue::new(key, value));
-                            }
-                            span.end();
-                        })
-                    })
-                });
-                finish(case.name(), p, count.take());
-            }
-            Case::RootEvent => {
-                let p = provider(Sampler::AlwaysOn);
-                let tracer = p.0.tracer("bench");
-                g.bench_function(name, |b| {
-                    b.iter_custom(|n| {
-                        timed(&count, n, || {
-                            let mut span = black_box(&tracer).start("span");
-                            span.add_event("cache miss", vec![KeyValue::new("key", "user:42")]);
-                            span.end();
-                        })
-                    })
-                });
-                finish(case.name(), p, count.take());
-            }
+            Case::SampledRoot => bench_sampled(g, case, &count, root),
+            Case::SampledRoot4Attrs => bench_sampled(g, case, &count, root_4attrs),
+            Case::SampledRoot20Attrs => bench_sampled(g, case, &count, root_20attrs),
+            Case::RootEvent => bench_sampled(g, case, &count, root_event),
+            Case::RootBuilder4Attrs => bench_sampled(g, case, &count, root_builder_4attrs),
             Case::ChildInActiveParent => {
                 let p = provider(Sampler::AlwaysOn);
                 let tracer = p.0.tracer("bench");
@@ -465,14 +440,6 @@ mod otel {
                             black_box(&tracer).start_with_context("span", &cx).end()
                         })
                     })
-                });
-                finish(case.name(), p, count.take());
-            }
-            Case::RootBuilder4Attrs => {
-                let p = provider(Sampler::AlwaysOn);
-                let tracer = p.0.tracer("bench");
-                g.bench_function(name, |b| {
-                    b.iter_custom(|n| timed(&count, n, || root_builder_4attrs(&tracer)))
                 });
                 finish(case.name(), p, count.take());
             }

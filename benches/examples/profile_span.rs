@@ -35,7 +35,7 @@
 //! median and quartiles of the rounds' ratios: the VM's phases, which last
 //! seconds, move both figures of a round alike.
 
-use runtrace_benches::{quartiles, Discard, HTTP_ATTRIBUTES};
+use runtrace_benches::{paired_rounds, Discard, HTTP_ATTRIBUTES};
 use std::cell::RefCell;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -75,17 +75,12 @@ fn main() {
 fn paired(case: &str, n: u64, queue: usize, rounds: usize) {
     WARM.store(true, Ordering::Relaxed);
     let per_span = |d: Duration| d.as_nanos() as f64 / n as f64;
-    let (mut rt, mut otel, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        let r = per_span(rt::run(case, n, queue));
-        let o = per_span(otel::run(case, n, queue));
-        rt.push(r);
-        otel.push(o);
-        ratios.push(r / o);
-    }
-    let [_, rt, _] = quartiles(&mut rt);
-    let [_, otel, _] = quartiles(&mut otel);
-    let [q1, median, q3] = quartiles(&mut ratios);
+    let ([rt, otel], [q1, median, q3]) = paired_rounds(rounds, |i| {
+        per_span(match i {
+            0 => rt::run(case, n, queue),
+            _ => otel::run(case, n, queue),
+        })
+    });
     println!(
         "{case}: {rounds} rounds of {n}: runtrace {rt:.1} ns, otel {otel:.1} ns (medians); \
          runtrace / otel {median:.3} (quartiles {q1:.3}-{q3:.3})"

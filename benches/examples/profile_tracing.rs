@@ -36,15 +36,14 @@
 //! tracing-opentelemetry, round by round in the same way, with the least any
 //! bridge must do for that span: the registry's own span (through the
 //! registry alone) plus a native runtrace span with the same 9 attributes
-//! (the 4 fields, the code location and the thread), current while the
-//! `tracing` span is entered. No field conversion through `Visit`, no record
-//! kept per span, no deferred start: what is left of a quarter of
-//! tracing-opentelemetry's time after this floor is what a layer's own work
-//! may cost.
+//! (the 4 fields, the code location and the thread), current around it. No
+//! field conversion through `Visit`, no record kept per span, no deferred
+//! start: what is left of a quarter of tracing-opentelemetry's time after
+//! this floor is what a layer's own work may cost.
 
 use runtrace::{BatchConfig, TracerProvider};
 use runtrace_benches::tracing_cases::{child_span_with_event, instrumented_future, span_4fields};
-use runtrace_benches::{quartiles, Discard};
+use runtrace_benches::{paired_rounds, Discard};
 use runtrace_tracing::RuntraceLayer;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -126,31 +125,24 @@ fn main() {
             );
             let rounds = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(30);
             let _ = FLOOR_TRACER.set(provider.tracer("bench"));
-            let registry = dispatch("none");
-            let otel = dispatch("otel");
-            let timed = |d: &Dispatch, op: fn()| {
-                let elapsed = tracing::dispatcher::with_default(d, || measure(n, op));
+            let contenders: [(Dispatch, fn()); 2] = [
+                (dispatch("none"), span_4fields_floor),
+                (dispatch("otel"), span_4fields),
+            ];
+            let timed = |(d, op): &(Dispatch, fn())| {
+                let elapsed = tracing::dispatcher::with_default(d, || measure(n, *op));
                 flush();
                 elapsed.as_nanos() as f64 / n as f64
             };
-            timed(&otel, span_4fields);
-            timed(&registry, span_4fields_floor);
-            let (mut floors, mut otels, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-            for _ in 0..rounds {
-                let (o, f) = (
-                    timed(&otel, span_4fields),
-                    timed(&registry, span_4fields_floor),
-                );
-                otels.push(o);
-                floors.push(f);
-                ratios.push(f / o);
+            // One untimed round first.
+            for contender in &contenders {
+                timed(contender);
             }
-            let [q1, median, q3] = quartiles(&mut ratios);
+            let ([floor, otel], [q1, median, q3]) =
+                paired_rounds(rounds, |i| timed(&contenders[i]));
             println!(
-                "span_4fields floor: {rounds} rounds of {n}: floor {:.0} ns, otel {:.0} ns (medians); \
-                 floor / otel {median:.3} (quartiles {q1:.3}-{q3:.3})",
-                quartiles(&mut floors)[1],
-                quartiles(&mut otels)[1]
+                "span_4fields floor: {rounds} rounds of {n}: floor {floor:.0} ns, otel {otel:.0} ns \
+                 (medians); floor / otel {median:.3} (quartiles {q1:.3}-{q3:.3})"
             );
         }
         lib => {
@@ -180,17 +172,8 @@ fn paired(
     for d in &dispatches {
         run(d);
     }
-    let mut times: [Vec<f64>; 3] = Default::default();
-    let mut ratios = Vec::with_capacity(rounds);
-    for _ in 0..rounds {
-        let round = dispatches.each_ref().map(|d| per_span(run(d)));
-        for (t, time) in times.iter_mut().zip(round) {
-            t.push(time);
-        }
-        ratios.push(round[0] / round[1]);
-    }
-    let [rt, otel, none] = times.map(|mut t| quartiles(&mut t)[1]);
-    let [q1, median, q3] = quartiles(&mut ratios);
+    let ([rt, otel, none], [q1, median, q3]) =
+        paired_rounds(rounds, |i| per_span(run(&dispatches[i])));
     println!(
         "{case}: {rounds} rounds of {n}: runtrace {rt:.0} ns, otel {otel:.0} ns, none {none:.0} ns \
          (medians); runtrace / otel {median:.3} (quartiles {q1:.3}-{q3:.3})"
@@ -247,19 +230,12 @@ mod otel {
 /// The tracer of the `floor` mode's native spans.
 static FLOOR_TRACER: OnceLock<runtrace::Tracer> = OnceLock::new();
 
-/// `span_4fields`' floor (see the `floor` mode): the `tracing` span through
-/// the registry alone, and a native span with the attributes the layer gives
-/// it, current while the `tracing` span is entered.
+/// `span_4fields`' floor (see the `floor` mode): a native span with the
+/// attributes the layer gives that span, current around the case itself,
+/// which makes, enters and closes the `tracing` span (through the registry
+/// alone).
 fn span_4fields_floor() {
     let tracer = FLOOR_TRACER.get().expect("set before the floor runs");
-    let span = info_span!(
-        "request",
-        request.id = 42_u64,
-        http.route = "/v1/infer",
-        cache.hit = true,
-        load = 0.75
-    );
-    let entered = span.enter();
     let mut native = tracer
         .span("request")
         .attribute("request.id", 42_i64)
@@ -272,9 +248,9 @@ fn span_4fields_floor() {
         .attribute("thread.id", 1_i64)
         .attribute("thread.name", "main")
         .start();
-    drop(native.enter());
-    drop(entered);
-    drop(span);
+    let current = native.enter();
+    span_4fields();
+    drop(current);
     native.end();
 }
 

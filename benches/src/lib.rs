@@ -122,3 +122,38 @@ pub fn quartiles(values: &mut [f64]) -> [f64; 3] {
     };
     [at(1), at(2), at(3)]
 }
+
+/// `rounds` rounds of `N` contenders measured back to back, `run(i)` giving
+/// contender `i`'s time per span in the round: each contender's median, and
+/// the first quartile, median and third quartile of the rounds' ratios of
+/// contender 0 to contender 1. The two figures of a ratio are taken a
+/// fraction of a second apart, so the VM's slow and fast phases, which last
+/// seconds, move both alike.
+///
+/// ```
+/// let mut calls = 0;
+/// let ([a, b], ratio) = runtrace_benches::paired_rounds(3, |i| {
+///     calls += 1;
+///     [10.0, 40.0][i]
+/// });
+/// assert_eq!((a, b, calls), (10.0, 40.0, 6));
+/// assert_eq!(ratio, [0.25, 0.25, 0.25]);
+/// ```
+pub fn paired_rounds<const N: usize>(
+    rounds: usize,
+    mut run: impl FnMut(usize) -> f64,
+) -> ([f64; N], [f64; 3]) {
+    let mut times: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(rounds));
+    let mut ratios = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let round: [f64; N] = std::array::from_fn(&mut run);
+        for (time, t) in times.iter_mut().zip(round) {
+            time.push(t);
+        }
+        ratios.push(round[0] / round[1]);
+    }
+    (
+        times.map(|mut t| quartiles(&mut t)[1]),
+        quartiles(&mut ratios),
+    )
+}
