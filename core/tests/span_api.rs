@@ -433,6 +433,61 @@ fn custom_processors_see_recording_span_starts() {
     assert_eq!(starts.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
 
+/// A span's id and its parent's, as `on_start` got them.
+type StartIds = (SpanId, Option<SpanId>);
+
+/// Keeps the ids `on_start` was given.
+#[derive(Debug, Default)]
+struct RecordsStarts(std::sync::Arc<std::sync::Mutex<Vec<StartIds>>>);
+
+impl runtrace::SpanProcessor for RecordsStarts {
+    fn on_start(&self, span: &SpanContext, parent: Option<&SpanContext>) {
+        let ids = (span.span_id(), parent.map(SpanContext::span_id));
+        self.0.lock().unwrap().push(ids);
+    }
+    fn on_end(&self, _: runtrace::SpanData) {}
+    fn force_flush(&self, _: std::time::Instant) -> Result<(), runtrace::FlushError> {
+        Ok(())
+    }
+    fn shutdown(&self, _: std::time::Instant) -> Result<(), runtrace::FlushError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn custom_processors_see_each_shapes_own_context_at_start() {
+    let starts = RecordsStarts::default();
+    let seen = starts.0.clone();
+    let provider = TracerProvider::builder()
+        .with_span_processor(starts)
+        .with_batch_exporter(InMemoryExporter::default())
+        .build();
+    let tracer = provider.tracer("t");
+    let root = tracer.span("root").start();
+    let cx = Context::from_span_context(root.span_context().clone());
+    let spans = [
+        tracer.span("explicit child").parent(&cx).start(),
+        tracer
+            .span("attributed child")
+            .parent(&cx)
+            .attribute("k", 1)
+            .start(),
+        tracer.span("attributed root").attribute("k", 1).start(),
+    ];
+    let current_child = {
+        let _guard = cx.clone().attach();
+        tracer.span("child of current").start()
+    };
+    let root_id = root.span_context().span_id();
+    let expected: Vec<_> = [(&root, None)]
+        .into_iter()
+        .chain(spans.iter().zip([Some(root_id), Some(root_id), None]))
+        .chain([(&current_child, Some(root_id))])
+        .map(|(span, parent)| (span.span_context().span_id(), parent))
+        .collect();
+    assert_eq!(*seen.lock().unwrap(), expected);
+}
+
 #[test]
 fn dropped_roots_look_alike_on_every_path() {
     let provider = TracerProvider::builder()

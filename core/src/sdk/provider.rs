@@ -38,6 +38,9 @@ pub(crate) struct Pipeline {
     pub(crate) limits: SpanLimits,
     pub(super) resource: Arc<Resource>,
     pub(super) processors: Vec<Processor>,
+    /// Every processor is a batch processor, whose `on_start` only counts a
+    /// sampled span: [`Pipeline::count_started`] is then all of `on_start`.
+    pub(super) batch_only: bool,
     pub(super) is_shutdown: AtomicBool,
 }
 
@@ -61,6 +64,18 @@ impl Pipeline {
     ) -> Instrumentation {
         let runtime: Weak<dyn Any + Send + Sync> = Arc::downgrade(self) as Weak<_>;
         Instrumentation::with_runtime(scope, self.resource.clone(), self.limits, Some(runtime))
+    }
+
+    /// `on_start` of a sampled span when [`batch_only`](Self::batch_only):
+    /// the count, which needs no context, so the caller can make the span's
+    /// context after this call.
+    #[inline(always)]
+    pub(super) fn count_started(&self) {
+        for p in &self.processors {
+            if let Processor::Batch(b) = p {
+                b.count_started();
+            }
+        }
     }
 
     /// Tells the processors that a recorded span started (the batch
@@ -416,6 +431,7 @@ impl TracerProviderBuilder {
                 Stage::Batch(e) => Processor::Batch(BatchSpanProcessor::new(e, batch_config)),
             })
             .collect();
+        let batch_only = processors.iter().all(|p| matches!(p, Processor::Batch(_)));
         let ids_random = self
             .id_generator
             .as_ref()
@@ -430,6 +446,7 @@ impl TracerProviderBuilder {
                     limits: self.limits,
                     resource: Arc::new(self.resource),
                     processors,
+                    batch_only,
                     is_shutdown: AtomicBool::new(false),
                 })),
             }),
