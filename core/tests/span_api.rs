@@ -404,35 +404,6 @@ fn sampler_may_attach_contexts_while_a_child_starts() {
     assert_eq!(exporter.finished_spans().len(), 2);
 }
 
-#[derive(Debug, Default)]
-struct CountsStarts(std::sync::Arc<std::sync::atomic::AtomicUsize>);
-
-impl runtrace::SpanProcessor for CountsStarts {
-    fn on_start(&self, _: &SpanContext, _: Option<&SpanContext>) {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
-    fn on_end(&self, _: runtrace::SpanData) {}
-    fn force_flush(&self, _: std::time::Instant) -> Result<(), runtrace::FlushError> {
-        Ok(())
-    }
-    fn shutdown(&self, _: std::time::Instant) -> Result<(), runtrace::FlushError> {
-        Ok(())
-    }
-}
-
-#[test]
-fn custom_processors_see_recording_span_starts() {
-    let counter = CountsStarts::default();
-    let starts = counter.0.clone();
-    let provider = TracerProvider::builder()
-        .with_span_processor(counter)
-        .with_batch_exporter(InMemoryExporter::default())
-        .build();
-    let tracer = provider.tracer("t");
-    tracer.in_span("a", |_| tracer.span("b").start().end());
-    assert_eq!(starts.load(std::sync::atomic::Ordering::SeqCst), 2);
-}
-
 /// A span's id and its parent's, as `on_start` got them.
 type StartIds = (SpanId, Option<SpanId>);
 
@@ -452,6 +423,19 @@ impl runtrace::SpanProcessor for RecordsStarts {
     fn shutdown(&self, _: std::time::Instant) -> Result<(), runtrace::FlushError> {
         Ok(())
     }
+}
+
+#[test]
+fn custom_processors_see_recording_span_starts() {
+    let starts = RecordsStarts::default();
+    let seen = starts.0.clone();
+    let provider = TracerProvider::builder()
+        .with_span_processor(starts)
+        .with_batch_exporter(InMemoryExporter::default())
+        .build();
+    let tracer = provider.tracer("t");
+    tracer.in_span("a", |_| tracer.span("b").start().end());
+    assert_eq!(seen.lock().unwrap().len(), 2);
 }
 
 #[test]
